@@ -1,0 +1,121 @@
+import { LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import Database from 'better-sqlite3';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppModule, Infrastructure } from './app.module';
+import { SqliteIdempotencyStore } from './command-handling/idempotency';
+import { AppConfig } from './config/config';
+import { EventStore } from './event-store/event-store.port';
+import { SqliteEventStore } from './event-store/sqlite-event-store';
+import { problem } from './http/problem';
+import { sendProblem } from './http/problem.filter';
+import { createValidationPipe } from './http/validation';
+import { Clock, systemClock } from './shared/clock';
+import { isValidId } from './shared/ids';
+
+export interface CreateAppOptions {
+  clock?: Clock;
+  logLevels?: LogLevel[];
+}
+
+/** Opens the stores the configuration names: SQLite files under DATA_DIR unless URLs say otherwise. */
+export async function openInfrastructure(
+  config: AppConfig,
+  clock: Clock = systemClock,
+): Promise<Infrastructure> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const eventStore = await openEventStore(config);
+  const stateDb = new Database(join(config.dataDir, 'state.sqlite'));
+  stateDb.pragma('journal_mode = WAL');
+  stateDb.pragma('synchronous = FULL');
+  stateDb.pragma('busy_timeout = 10000');
+  return {
+    config,
+    eventStore,
+    idempotencyStore: new SqliteIdempotencyStore(stateDb),
+    clock,
+    close: async () => {
+      await eventStore.close();
+      stateDb.close();
+    },
+  };
+}
+
+async function openEventStore(config: AppConfig): Promise<EventStore> {
+  if (!config.eventStoreUrl) return new SqliteEventStore(join(config.dataDir, 'events.sqlite'));
+  // Loaded only when configured: the gRPC client is not needed by the embedded default.
+  const { KurrentDbEventStore } = await import('./event-store/kurrentdb-event-store');
+  return new KurrentDbEventStore(config.eventStoreUrl);
+}
+
+export async function createApp(
+  config: AppConfig,
+  options: CreateAppOptions = {},
+): Promise<NestFastifyApplication> {
+  const infrastructure = await openInfrastructure(config, options.clock);
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.bodyLimit,
+    // The correlation id of every event: the caller's X-Correlation-Id when it is a valid id.
+    genReqId: (request: { headers: Record<string, string | string[] | undefined> }) => {
+      const header = request.headers['x-correlation-id'];
+      return isValidId(header) ? header : randomUUID();
+    },
+    requestIdHeader: false,
+    logger: false,
+    // Ids may be 128 characters (Fastify's default stops at 100); longer ones reach IdPipe's 400.
+    routerOptions: { maxParamLength: 512 },
+    // Errors of Fastify's router, before any route runs: still problem+json.
+    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      sendProblem(
+        reply,
+        tooLong
+          ? problem(400, 'validation-failed', 'A path parameter is too long.', {
+              errors: [{ field: 'path', message: 'ids are at most 128 characters' }],
+            })
+          : problem(400, 'bad-request', 'The request URL could not be read.'),
+      );
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(infrastructure),
+    adapter,
+    { logger: options.logLevels ?? ['error', 'warn', 'log'], bufferLogs: false },
+  );
+  app.useGlobalPipes(createValidationPipe());
+  app.enableShutdownHooks();
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-correlation-id', request.id);
+    return payload;
+  });
+  setUpOpenApi(app);
+  await app.init();
+  return app;
+}
+
+function setUpOpenApi(app: NestFastifyApplication): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('MFA Service')
+      .setDescription(
+        'Decides who must use multi-factor authentication, enrolls factors, verifies logins, ' +
+          'counts licenses and keeps an auditable history. Errors are RFC 9457 problem+json ' +
+          'with a stable `type` of the form `/problems/<code>`. Commands accept an ' +
+          '`Idempotency-Key` header and answer the global log `position` of their effect.',
+      )
+      .setVersion('1')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, {
+    jsonDocumentUrl: 'openapi.json',
+    yamlDocumentUrl: 'openapi.yaml',
+  });
+}

@@ -1,0 +1,133 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Decider, DecisionContext, DomainEvent } from '../shared/decider';
+import { Clock, CLOCK } from '../shared/clock';
+import { conflict } from '../shared/domain-error';
+import { deterministicId } from '../shared/deterministic-id';
+import {
+  ActorRole,
+  DuplicateEventIdError,
+  EVENT_STORE,
+  EventStore,
+  ExpectedRevision,
+  JsonObject,
+  NewEvent,
+  RecordedEvent,
+  WrongExpectedRevisionError,
+} from '../event-store/event-store.port';
+import { CURRENT_SCHEMA_VERSION, upcasters } from '../event-store/upcasting';
+
+/** Who asks, on whose behalf, and under which ids: becomes every event's metadata. */
+export interface CommandEnvelope {
+  commandId: string;
+  firmId: string;
+  actor: { id: string; role: ActorRole };
+  correlationId: string;
+  causationId?: string;
+}
+
+export interface CommandOutcome<State> {
+  /** Global position of the last event appended, or of the stream's last event when nothing changed. */
+  position: bigint;
+  events: DomainEvent[];
+  state: State;
+}
+
+const MAX_ATTEMPTS = 8;
+
+/**
+ * Load the stream, fold it into state, decide, append with the revision we
+ * read. When another writer got there first the append is refused and we
+ * start over on the fresher state, so a rule is always checked against the
+ * state it changes. Event ids derive from the command id: a command that is
+ * retried after its events were stored appends nothing the second time.
+ */
+@Injectable()
+export class CommandHandler {
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
+
+  async handle<Command, Event extends DomainEvent, State, Context extends DecisionContext>(
+    streamId: string,
+    decider: Decider<Command, Event, State, Context>,
+    command: Command,
+    envelope: CommandEnvelope,
+    loadContext: (now: string) => Promise<Context> = (now) => Promise.resolve({ now } as Context),
+  ): Promise<CommandOutcome<State>> {
+    for (let attempt = 1; ; attempt++) {
+      const { state, expectedRevision, lastPosition } = await this.load(streamId, decider);
+      const context = await loadContext(this.clock.now().toISOString());
+      const events = decider.decide(command, state, context);
+      if (events.length === 0) return { position: lastPosition, events, state };
+      try {
+        const result = await this.store.appendToStream(
+          streamId,
+          events.map((event, index) => this.toNewEvent(event, index, streamId, envelope, context)),
+          expectedRevision,
+        );
+        return { position: result.position, events, state: events.reduce(decider.evolve, state) };
+      } catch (error) {
+        if (error instanceof DuplicateEventIdError) {
+          throw conflict(
+            'idempotency-key-in-use',
+            'This Idempotency-Key was already used by a command that changed this resource differently.',
+          );
+        }
+        if (!(error instanceof WrongExpectedRevisionError)) throw error;
+        if (attempt >= MAX_ATTEMPTS) {
+          throw conflict(
+            'concurrency-conflict',
+            'The resource kept changing while the command was decided; retry it.',
+          );
+        }
+        // Jittered back-off so that writers racing on one stream spread out.
+        await delay(Math.floor(Math.random() * 5 * attempt));
+      }
+    }
+  }
+
+  async load<Event extends DomainEvent, State>(
+    streamId: string,
+    decider: Pick<Decider<unknown, Event, State, never>, 'initialState' | 'evolve'>,
+  ): Promise<{ state: State; expectedRevision: ExpectedRevision; lastPosition: bigint }> {
+    const recorded = await this.store.readStream(streamId);
+    let state = decider.initialState();
+    for (const event of recorded) state = decider.evolve(state, asDomainEvent<Event>(event));
+    const last = recorded[recorded.length - 1];
+    return {
+      state,
+      expectedRevision: last ? last.revision : 'no_stream',
+      lastPosition: last ? last.position : 0n,
+    };
+  }
+
+  private toNewEvent(
+    event: DomainEvent,
+    index: number,
+    streamId: string,
+    envelope: CommandEnvelope,
+    context: DecisionContext,
+  ): NewEvent {
+    return {
+      type: event.type,
+      data: event.data as JsonObject,
+      metadata: {
+        eventId: deterministicId(envelope.commandId, streamId, String(index)),
+        firmId: envelope.firmId,
+        actor: envelope.actor,
+        correlationId: envelope.correlationId,
+        causationId: envelope.causationId ?? envelope.commandId,
+        commandId: envelope.commandId,
+        occurredAt: context.now,
+        schemaVersion: CURRENT_SCHEMA_VERSION,
+      },
+    };
+  }
+}
+
+export function asDomainEvent<Event extends DomainEvent>(recorded: RecordedEvent): Event {
+  const current = upcasters.upcast(recorded);
+  return { type: current.type, data: current.data } as unknown as Event;
+}

@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/**
+ * Typed configuration from the environment, validated once at start. A bad
+ * value is a ConfigError naming the variable; main.ts prints it as one line.
+ */
+export interface AppConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  jwt: { algorithm: 'HS256'; secret: Buffer } | { algorithm: 'RS256'; publicKey: string };
+  /** Wraps the per-user data keys that encrypt TOTP secrets. 32 bytes. */
+  masterKey: Buffer;
+  eventStoreUrl: string | null;
+  mongodbUrl: string | null;
+  smtpUrl: string | null;
+  mailFrom: string;
+  webauthn: { rpId: string; rpName: string; origin: string };
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number;
+  serviceName: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  config: AppConfig;
+  /** Things a developer should know at start (generated secrets). */
+  warnings: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+export const SERVICE_NAME = 'MFA Service';
+
+export function loadConfig(env: Env = process.env): LoadedConfig {
+  const warnings: string[] = [];
+  const dataDir = resolve(nonEmpty(env, 'DATA_DIR') ?? './var');
+  const config: AppConfig = {
+    port: port(env),
+    host: nonEmpty(env, 'HOST') ?? '127.0.0.1',
+    dataDir,
+    jwt: jwtConfig(env, dataDir, warnings),
+    masterKey: masterKey(env, dataDir, warnings),
+    eventStoreUrl: url(env, 'EVENTSTORE_URL', [
+      'esdb:',
+      'esdb+discover:',
+      'kurrentdb:',
+      'kurrentdb+discover:',
+      'kurrent:',
+      'kurrent+discover:',
+    ]),
+    mongodbUrl: url(env, 'MONGODB_URL', ['mongodb:', 'mongodb+srv:']),
+    smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
+    mailFrom: mailFrom(env),
+    webauthn: {
+      rpId: hostname(env, 'WEBAUTHN_RP_ID') ?? 'localhost',
+      rpName: nonEmpty(env, 'WEBAUTHN_RP_NAME') ?? SERVICE_NAME,
+      origin: url(env, 'WEBAUTHN_ORIGIN', ['http:', 'https:']) ?? 'http://localhost:3000',
+    },
+    bodyLimit: 64 * 1024,
+    serviceName: SERVICE_NAME,
+  };
+  return { config, warnings };
+}
+
+function nonEmpty(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw new ConfigError(name, 'is set but empty');
+  return value.trim();
+}
+
+function port(env: Env): number {
+  const raw = nonEmpty(env, 'PORT');
+  if (raw === undefined) return 3000;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value > 65535) {
+    throw new ConfigError('PORT', `"${raw}" is not a TCP port (0-65535)`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string, protocols: string[]): string | null {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, 'is not a valid URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(
+      name,
+      `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, not ${parsed.protocol}//`,
+    );
+  }
+  return raw;
+}
+
+function hostname(env: Env, name: string): string | undefined {
+  const raw = nonEmpty(env, name);
+  if (raw !== undefined && !/^[a-z0-9.-]+$/i.test(raw)) {
+    throw new ConfigError(name, 'must be a bare host name such as example.com');
+  }
+  return raw;
+}
+
+function mailFrom(env: Env): string {
+  const raw = nonEmpty(env, 'MAIL_FROM');
+  if (raw === undefined) return 'MFA Service <mfa@localhost>';
+  if (!/^[^\s<>@]+@[^\s<>@]+$|<[^\s<>@]+@[^\s<>@]+>$/.test(raw)) {
+    throw new ConfigError('MAIL_FROM', 'must be an email address, optionally as "Name <address>"');
+  }
+  return raw;
+}
+
+function jwtConfig(env: Env, dataDir: string, warnings: string[]): AppConfig['jwt'] {
+  const secret = env.MFA_JWT_SECRET;
+  const publicKey = env.MFA_JWT_PUBLIC_KEY;
+  if (secret !== undefined && publicKey !== undefined) {
+    throw new ConfigError(
+      'MFA_JWT_PUBLIC_KEY',
+      'set either MFA_JWT_SECRET or MFA_JWT_PUBLIC_KEY, not both',
+    );
+  }
+  if (publicKey !== undefined) {
+    if (!/-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----/.test(publicKey)) {
+      throw new ConfigError('MFA_JWT_PUBLIC_KEY', 'must be a PEM "BEGIN PUBLIC KEY" block');
+    }
+    return { algorithm: 'RS256', publicKey };
+  }
+  if (secret !== undefined) {
+    if (Buffer.byteLength(secret) < 32) {
+      throw new ConfigError('MFA_JWT_SECRET', 'must be at least 32 bytes long for HS256');
+    }
+    return { algorithm: 'HS256', secret: Buffer.from(secret) };
+  }
+  const generated = generatedSecret(dataDir, 'jwt-secret', () =>
+    randomBytes(48).toString('base64url'),
+  );
+  if (generated.created) {
+    warnings.push(
+      `MFA_JWT_SECRET is not set: generated a development secret in ${generated.file}. Set MFA_JWT_SECRET in production.`,
+    );
+  }
+  return { algorithm: 'HS256', secret: Buffer.from(generated.value) };
+}
+
+function masterKey(env: Env, dataDir: string, warnings: string[]): Buffer {
+  const raw = env.MFA_MASTER_KEY;
+  if (raw !== undefined) return decodeMasterKey(raw);
+  const generated = generatedSecret(dataDir, 'master-key', () =>
+    randomBytes(32).toString('base64'),
+  );
+  if (generated.created) {
+    warnings.push(
+      `MFA_MASTER_KEY is not set: generated a development key in ${generated.file}. Set MFA_MASTER_KEY in production and keep it apart from the data.`,
+    );
+  }
+  return decodeMasterKey(generated.value);
+}
+
+/** 32 bytes as 64 hex digits or as base64. */
+export function decodeMasterKey(raw: string): Buffer {
+  const value = raw.trim();
+  const key = /^[0-9a-f]{64}$/i.test(value)
+    ? Buffer.from(value, 'hex')
+    : /^[A-Za-z0-9+/]{43}=?$/.test(value)
+      ? Buffer.from(value, 'base64')
+      : undefined;
+  if (!key || key.length !== 32) {
+    throw new ConfigError('MFA_MASTER_KEY', 'must be 32 bytes, as 64 hex digits or as base64');
+  }
+  return key;
+}
+
+/** Development secrets live in DATA_DIR/secrets, readable by the owner only. */
+export function generatedSecret(
+  dataDir: string,
+  name: string,
+  make: () => string,
+): { value: string; file: string; created: boolean } {
+  const dir = join(dataDir, 'secrets');
+  const file = join(dir, name);
+  if (existsSync(file)) return { value: readFileSync(file, 'utf8').trim(), file, created: false };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const value = make();
+  try {
+    writeFileSync(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    // Another process started on the same DATA_DIR at the same moment and won.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return { value: readFileSync(file, 'utf8').trim(), file, created: false };
+  }
+  chmodSync(file, 0o600);
+  return { value, file, created: true };
+}

@@ -1,0 +1,154 @@
+import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { DomainError, notFound } from '../shared/domain-error';
+
+/*
+ * A user of the host application, as the host syncs it to us. We never create
+ * users on our own: the host registers, updates, deactivates and reactivates.
+ */
+
+export const USER_ROLES = [
+  'case-manager',
+  'vendor-case-manager',
+  'corp-user',
+  'foreign-national',
+] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+
+export const DEACTIVATION_REASONS = [
+  'account-disabled',
+  'portal-access-disabled',
+  'record-inactivated',
+  'deleted',
+] as const;
+export type DeactivationReason = (typeof DEACTIVATION_REASONS)[number];
+
+/** Corp users and foreign nationals always belong to a corporation; nobody else does. */
+export const rolesWithCorporation: readonly UserRole[] = ['corp-user', 'foreign-national'];
+
+export interface UserProfile {
+  role: UserRole;
+  corporationId: string | null;
+  name: string;
+  email: string;
+  organization: string | null;
+  billingContact: boolean;
+  firmAdmin: boolean;
+}
+
+export type UserCommand =
+  | { type: 'RegisterOrUpdateUser'; userId: string; profile: UserProfile }
+  | { type: 'DeactivateUser'; userId: string; reason: DeactivationReason }
+  | { type: 'ReactivateUser'; userId: string };
+
+export type UserEvent =
+  | { type: 'UserRegistered'; data: { userId: string; registeredAt: string } & UserProfile }
+  | { type: 'UserProfileUpdated'; data: { userId: string; updatedAt: string } & UserProfile }
+  | {
+      type: 'UserDeactivated';
+      data: { userId: string; reason: DeactivationReason; deactivatedAt: string };
+    }
+  | { type: 'UserReactivated'; data: { userId: string; reactivatedAt: string } };
+
+export type UserState =
+  | { status: 'unregistered' }
+  | {
+      status: 'active' | 'inactive';
+      profile: UserProfile;
+      deactivationReason: DeactivationReason | null;
+    };
+
+export const userDecider: Decider<UserCommand, UserEvent, UserState, DecisionContext> = {
+  initialState: () => ({ status: 'unregistered' }),
+
+  decide(command, state, { now }) {
+    switch (command.type) {
+      case 'RegisterOrUpdateUser': {
+        requireCorporationMatchesRole(command.profile);
+        if (state.status === 'unregistered') {
+          return [
+            {
+              type: 'UserRegistered',
+              data: { userId: command.userId, ...command.profile, registeredAt: now },
+            },
+          ];
+        }
+        if (sameProfile(state.profile, command.profile)) return [];
+        return [
+          {
+            type: 'UserProfileUpdated',
+            data: { userId: command.userId, ...command.profile, updatedAt: now },
+          },
+        ];
+      }
+
+      case 'DeactivateUser':
+        if (state.status === 'unregistered') throw unknownUser(command.userId);
+        if (state.status === 'inactive' && state.deactivationReason === command.reason) return [];
+        return [
+          {
+            type: 'UserDeactivated',
+            data: { userId: command.userId, reason: command.reason, deactivatedAt: now },
+          },
+        ];
+
+      case 'ReactivateUser':
+        if (state.status === 'unregistered') throw unknownUser(command.userId);
+        if (state.status === 'active') return [];
+        return [{ type: 'UserReactivated', data: { userId: command.userId, reactivatedAt: now } }];
+
+      default:
+        return assertNever(command);
+    }
+  },
+
+  evolve(state, event) {
+    switch (event.type) {
+      case 'UserRegistered':
+        return { status: 'active', profile: profileOf(event.data), deactivationReason: null };
+      case 'UserProfileUpdated':
+        if (state.status === 'unregistered') return state;
+        return { ...state, profile: profileOf(event.data) };
+      case 'UserDeactivated':
+        if (state.status === 'unregistered') return state;
+        return { ...state, status: 'inactive', deactivationReason: event.data.reason };
+      case 'UserReactivated':
+        if (state.status === 'unregistered') return state;
+        return { ...state, status: 'active', deactivationReason: null };
+      default:
+        return assertNever(event);
+    }
+  },
+};
+
+function requireCorporationMatchesRole(profile: UserProfile): void {
+  const needsCorporation = rolesWithCorporation.includes(profile.role);
+  if (needsCorporation && profile.corporationId === null) {
+    throw new DomainError(
+      'corporation-required',
+      `A ${profile.role} belongs to a corporation: corporationId is required.`,
+      'invalid',
+      { errors: [{ field: 'corporationId', message: `required for role ${profile.role}` }] },
+    );
+  }
+  if (!needsCorporation && profile.corporationId !== null) {
+    throw new DomainError(
+      'corporation-not-allowed',
+      `A ${profile.role} does not belong to a corporation: omit corporationId.`,
+      'invalid',
+      { errors: [{ field: 'corporationId', message: `not allowed for role ${profile.role}` }] },
+    );
+  }
+}
+
+function profileOf(data: UserProfile): UserProfile {
+  const { role, corporationId, name, email, organization, billingContact, firmAdmin } = data;
+  return { role, corporationId, name, email, organization, billingContact, firmAdmin };
+}
+
+function sameProfile(a: UserProfile, b: UserProfile): boolean {
+  return (Object.keys(a) as Array<keyof UserProfile>).every((key) => a[key] === b[key]);
+}
+
+function unknownUser(userId: string): DomainError {
+  return notFound('user-not-found', `User ${userId} is not registered in this firm.`);
+}

@@ -1,0 +1,119 @@
+/**
+ * The event store port. Two adapters implement it: SQLite (embedded default) and
+ * KurrentDB (production). Both pass test/event-store.contract.ts.
+ *
+ * Positions and revisions are bigints: KurrentDB's are 64-bit and a number would
+ * silently lose precision past 2^53.
+ */
+export type JsonValue =
+  string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export type ActorRole = 'operator' | 'superuser' | 'host' | 'user' | 'auditor' | 'system';
+
+export interface EventMetadata {
+  eventId: string;
+  firmId: string;
+  actor: { id: string; role: ActorRole };
+  correlationId: string;
+  causationId: string;
+  commandId: string;
+  /** ISO-8601 time the event was decided. */
+  occurredAt: string;
+  schemaVersion: number;
+}
+
+export interface NewEvent {
+  type: string;
+  data: JsonObject;
+  metadata: EventMetadata;
+}
+
+export interface RecordedEvent extends NewEvent {
+  streamId: string;
+  /** 0-based index of the event in its stream. */
+  revision: bigint;
+  /** Position in the global log; strictly increasing in log order. */
+  position: bigint;
+}
+
+/** `bigint` is the revision of the stream's last event (0-based). */
+export type ExpectedRevision = 'no_stream' | 'stream_exists' | 'any' | bigint;
+
+export interface AppendResult {
+  /** Revision of the last event now in the stream; pass it as the next expected revision. */
+  nextExpectedRevision: bigint;
+  /** Global position of the last event of this append. */
+  position: bigint;
+}
+
+export interface ReadStreamOptions {
+  direction?: 'forwards' | 'backwards';
+  /** Inclusive. Forwards defaults to 0, backwards to the end. */
+  fromRevision?: bigint;
+  maxCount?: number;
+}
+
+export interface ReadAllOptions {
+  /** Exclusive: events with a position greater than this. 0n is the start of the log. */
+  after?: bigint;
+  maxCount?: number;
+}
+
+export interface SubscribeOptions {
+  /** Exclusive start: the last position the subscriber has already processed. */
+  after: bigint;
+  /** Called with events in log order; the next batch waits until the promise settles. */
+  onEvents: (events: RecordedEvent[]) => Promise<void>;
+  /** Called once when the subscription stops on an error (the handler threw, or the store failed). */
+  onError?: (error: unknown) => void;
+  /** Called each time the subscription has caught up with the head of the log. */
+  onCaughtUp?: (position: bigint) => void;
+  batchSize?: number;
+}
+
+export interface StoreSubscription {
+  stop(): Promise<void>;
+}
+
+export class WrongExpectedRevisionError extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedRevision,
+    readonly actual: bigint | 'no_stream',
+  ) {
+    super(`Stream ${streamId}: expected revision ${String(expected)}, actual ${String(actual)}`);
+    this.name = 'WrongExpectedRevisionError';
+  }
+}
+
+/** The same event ids were appended again, but not as the same batch of the same stream. */
+export class DuplicateEventIdError extends Error {
+  constructor(readonly eventId: string) {
+    super(`Event id ${eventId} already exists in another append`);
+    this.name = 'DuplicateEventIdError';
+  }
+}
+
+export interface EventStore {
+  /**
+   * Appends atomically, checking the expected revision. Appending event ids that
+   * were already appended as the same batch to the same stream is a no-op that
+   * returns the first result (a retried write never duplicates).
+   */
+  appendToStream(
+    streamId: string,
+    events: NewEvent[],
+    expectedRevision: ExpectedRevision,
+  ): Promise<AppendResult>;
+  /** A stream that does not exist reads as empty. */
+  readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
+  readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** Catches up from `after`, then follows new events live, in order, until stopped. */
+  subscribeToAll(options: SubscribeOptions): StoreSubscription;
+  /** Position of the last event in the log, 0n when empty. */
+  headPosition(): Promise<bigint>;
+  close(): Promise<void>;
+}
+
+export const EVENT_STORE = Symbol('EventStore');

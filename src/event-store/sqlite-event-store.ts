@@ -1,0 +1,324 @@
+import Database from 'better-sqlite3';
+import { watch, type FSWatcher } from 'node:fs';
+import {
+  AppendResult,
+  DuplicateEventIdError,
+  EventStore,
+  ExpectedRevision,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  StoreSubscription,
+  SubscribeOptions,
+  WrongExpectedRevisionError,
+} from './event-store.port';
+import { SubscriptionLoop } from './subscription-loop';
+
+interface EventRow {
+  position: number | bigint;
+  event_id: string;
+  stream_id: string;
+  revision: number | bigint;
+  type: string;
+  data: string;
+  metadata: string;
+}
+
+interface PendingAppend {
+  streamId: string;
+  events: NewEvent[];
+  expectedRevision: ExpectedRevision;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface SqliteEventStoreOptions {
+  /** `synchronous=FULL` (the default) makes an acknowledged append survive a power cut. */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** How often a waiting subscription checks for commits made by other processes. */
+  foreignCommitCheckMs?: number;
+}
+
+/**
+ * The embedded event log: one SQLite file in WAL mode.
+ *
+ * Appends are group-committed: every append requested in the same turn of the
+ * event loop goes into one IMMEDIATE transaction, so concurrent commands share
+ * one fsync. Each append still has its own savepoint, so one wrong expected
+ * revision refuses only that append. Positions are allocated inside the write
+ * transaction, which holds SQLite's write lock from BEGIN, so position order is
+ * commit order even with two processes on the same file: a reader never sees
+ * position n+1 before n.
+ */
+export class SqliteEventStore implements EventStore {
+  private readonly db: Database.Database;
+  private readonly statements;
+  private readonly appendOne: (request: PendingAppend) => AppendResult;
+  private queue: PendingAppend[] = [];
+  private flushScheduled = false;
+  private readonly waiters = new Set<() => void>();
+  private readonly loops = new Set<SubscriptionLoop>();
+  private foreignCheck: NodeJS.Timeout | undefined;
+  private walWatcher: FSWatcher | undefined;
+  private lastDataVersion = 0;
+  private closed = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly options: SqliteEventStoreOptions = {},
+  ) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    this.db.pragma('busy_timeout = 10000');
+    this.db.defaultSafeIntegers(true);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS events (
+        position  INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id  TEXT    NOT NULL UNIQUE,
+        stream_id TEXT    NOT NULL,
+        revision  INTEGER NOT NULL,
+        type      TEXT    NOT NULL,
+        data      TEXT    NOT NULL,
+        metadata  TEXT    NOT NULL,
+        UNIQUE (stream_id, revision)
+      );
+    `);
+    this.statements = {
+      streamRevision: this.db
+        .prepare('SELECT max(revision) AS revision FROM events WHERE stream_id = ?')
+        .pluck(),
+      byEventId: this.db.prepare(
+        'SELECT position, stream_id, revision FROM events WHERE event_id = ?',
+      ),
+      insert: this.db.prepare(
+        `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      readForwards: this.db.prepare(
+        `SELECT * FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision ASC LIMIT ?`,
+      ),
+      readBackwards: this.db.prepare(
+        `SELECT * FROM events WHERE stream_id = ? AND revision <= ? ORDER BY revision DESC LIMIT ?`,
+      ),
+      readAll: this.db.prepare(`SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?`),
+      head: this.db.prepare('SELECT coalesce(max(position), 0) FROM events').pluck(),
+    };
+    // A nested better-sqlite3 transaction is a SAVEPOINT: a refused append rolls
+    // back alone and the rest of the group still commits.
+    this.appendOne = this.db.transaction((request: PendingAppend) =>
+      this.appendInTransaction(request),
+    );
+    this.lastDataVersion = Number(this.db.pragma('data_version', { simple: true }));
+  }
+
+  appendToStream(
+    streamId: string,
+    events: NewEvent[],
+    expectedRevision: ExpectedRevision,
+  ): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new Error('Event store is closed'));
+    if (events.length === 0) return Promise.reject(new Error('Nothing to append'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ streamId, events, expectedRevision, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    this.flushScheduled = false;
+    const outcomes: Array<{ result?: AppendResult; error?: unknown }> = [];
+    try {
+      this.db
+        .transaction(() => {
+          outcomes.length = 0;
+          for (const request of batch) {
+            try {
+              outcomes.push({ result: this.appendOne(request) });
+            } catch (error) {
+              if (
+                error instanceof WrongExpectedRevisionError ||
+                error instanceof DuplicateEventIdError
+              ) {
+                outcomes.push({ error });
+              } else {
+                throw error;
+              }
+            }
+          }
+        })
+        .immediate();
+    } catch (error) {
+      for (const request of batch) request.reject(error);
+      return;
+    }
+    // Only now is the group durable: answer the callers, then wake the subscribers.
+    batch.forEach((request, index) => {
+      const outcome = outcomes[index];
+      if (outcome.result) request.resolve(outcome.result);
+      else request.reject(outcome.error);
+    });
+    this.wakeWaiters();
+  }
+
+  private appendInTransaction(request: PendingAppend): AppendResult {
+    const { streamId, events, expectedRevision } = request;
+    const replay = this.findEarlierAppend(streamId, events);
+    if (replay) return replay;
+
+    const current = this.statements.streamRevision.get(streamId) as bigint | null;
+    const actual = current ?? 'no_stream';
+    const matches =
+      expectedRevision === 'any' ||
+      (expectedRevision === 'no_stream' && current === null) ||
+      (expectedRevision === 'stream_exists' && current !== null) ||
+      (typeof expectedRevision === 'bigint' && current === expectedRevision);
+    if (!matches) throw new WrongExpectedRevisionError(streamId, expectedRevision, actual);
+
+    let revision = current ?? -1n;
+    let position = 0n;
+    for (const event of events) {
+      revision += 1n;
+      const info = this.statements.insert.run(
+        event.metadata.eventId,
+        streamId,
+        revision,
+        event.type,
+        JSON.stringify(event.data),
+        JSON.stringify(event.metadata),
+      );
+      position = BigInt(info.lastInsertRowid);
+    }
+    return { nextExpectedRevision: revision, position };
+  }
+
+  /**
+   * A retried append (the same event ids, same stream, same order) answers what
+   * the first one answered. Any other reuse of an event id is refused.
+   */
+  private findEarlierAppend(streamId: string, events: NewEvent[]): AppendResult | undefined {
+    const rows = events.map(
+      (event) =>
+        this.statements.byEventId.get(event.metadata.eventId) as
+          { position: bigint; stream_id: string; revision: bigint } | undefined,
+    );
+    if (rows.every((row) => row === undefined)) return undefined;
+    const first = rows[0];
+    const sameBatch =
+      first !== undefined &&
+      rows.every(
+        (row, index) =>
+          row !== undefined &&
+          row.stream_id === streamId &&
+          row.revision === first.revision + BigInt(index),
+      );
+    if (!sameBatch) {
+      const reused = events[rows.findIndex((row) => row !== undefined)];
+      throw new DuplicateEventIdError(reused.metadata.eventId);
+    }
+    const last = rows[rows.length - 1]!;
+    return { nextExpectedRevision: last.revision, position: last.position };
+  }
+
+  readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const limit = options.maxCount ?? Number.MAX_SAFE_INTEGER;
+    const rows =
+      options.direction === 'backwards'
+        ? this.statements.readBackwards.all(
+            streamId,
+            options.fromRevision ?? BigInt(Number.MAX_SAFE_INTEGER),
+            limit,
+          )
+        : this.statements.readForwards.all(streamId, options.fromRevision ?? 0n, limit);
+    return Promise.resolve((rows as EventRow[]).map(toRecordedEvent));
+  }
+
+  readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    return Promise.resolve(this.readAllNow(options.after ?? 0n, options.maxCount ?? 1000));
+  }
+
+  private readAllNow(after: bigint, maxCount: number): RecordedEvent[] {
+    return (this.statements.readAll.all(after, maxCount) as EventRow[]).map(toRecordedEvent);
+  }
+
+  headPosition(): Promise<bigint> {
+    return Promise.resolve(BigInt(this.statements.head.get() as bigint));
+  }
+
+  subscribeToAll(options: SubscribeOptions): StoreSubscription {
+    const loop = new SubscriptionLoop(options, {
+      read: (after, max) => Promise.resolve(this.readAllNow(after, max)),
+      waitForChange: () => this.waitForChange(),
+    });
+    this.loops.add(loop);
+    void loop.start().finally(() => this.loops.delete(loop));
+    return { stop: () => loop.stop() };
+  }
+
+  /**
+   * Resolves on the next commit: immediately for commits of this process, and
+   * for other processes' commits when the WAL file changes (inotify) or, as a
+   * fallback, when SQLite's data_version moves. No busy loop reads the log.
+   */
+  private waitForChange(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.add(resolve);
+      this.watchForeignCommits();
+    });
+  }
+
+  private wakeWaiters(): void {
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  private watchForeignCommits(): void {
+    if (this.foreignCheck || this.closed) return;
+    const check = () => {
+      if (this.closed) return;
+      const version = Number(this.db.pragma('data_version', { simple: true }));
+      if (version !== this.lastDataVersion) {
+        this.lastDataVersion = version;
+        this.wakeWaiters();
+      }
+    };
+    this.foreignCheck = setInterval(check, this.options.foreignCommitCheckMs ?? 200);
+    this.foreignCheck.unref();
+    try {
+      this.walWatcher = watch(`${this.file}-wal`, { persistent: false }, () => check());
+      this.walWatcher.on('error', () => undefined);
+    } catch {
+      // No WAL file yet or no inotify: the interval still notices foreign commits.
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.loops].map((loop) => loop.stop()));
+    // Let queued appends land before the connection goes away.
+    if (this.queue.length > 0) this.flush();
+    this.closed = true;
+    clearInterval(this.foreignCheck);
+    this.walWatcher?.close();
+    this.wakeWaiters();
+    this.db.close();
+  }
+}
+
+function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    position: BigInt(row.position),
+    streamId: row.stream_id,
+    revision: BigInt(row.revision),
+    type: row.type,
+    data: JSON.parse(row.data),
+    metadata: JSON.parse(row.metadata),
+  };
+}

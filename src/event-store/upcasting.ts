@@ -1,0 +1,44 @@
+import { JsonObject, RecordedEvent } from './event-store.port';
+
+/**
+ * Events are immutable: when an event's shape changes, the old shape stays in
+ * the log and is read through an upcaster that turns version N into N+1.
+ * Readers (deciders, projections, audit) only ever see the current shape.
+ */
+export interface Upcaster {
+  type: string;
+  fromVersion: number;
+  upcast(data: JsonObject): { type?: string; data: JsonObject };
+}
+
+/** Current schema version of every event type we write. Bump it together with an upcaster. */
+export const CURRENT_SCHEMA_VERSION = 1;
+
+export class UpcasterChain {
+  private readonly byKey = new Map<string, Upcaster>();
+
+  constructor(upcasters: readonly Upcaster[]) {
+    for (const upcaster of upcasters) {
+      this.byKey.set(`${upcaster.type}@${upcaster.fromVersion}`, upcaster);
+    }
+  }
+
+  upcast(event: RecordedEvent): RecordedEvent {
+    if (this.byKey.size === 0) return event;
+    let { type, data } = event;
+    let version = event.metadata.schemaVersion;
+    for (;;) {
+      const upcaster = this.byKey.get(`${type}@${version}`);
+      if (!upcaster) break;
+      const next = upcaster.upcast(data);
+      type = next.type ?? type;
+      data = next.data;
+      version += 1;
+    }
+    if (version === event.metadata.schemaVersion) return event;
+    return { ...event, type, data, metadata: { ...event.metadata, schemaVersion: version } };
+  }
+}
+
+/** No event type has changed shape yet; the first upcaster goes here. */
+export const upcasters = new UpcasterChain([]);

@@ -1,0 +1,124 @@
+import {
+  CanActivate,
+  createParamDecorator,
+  ExecutionContext,
+  Inject,
+  Injectable,
+  SetMetadata,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import jwt from 'jsonwebtoken';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config';
+import { isValidId } from '../shared/ids';
+import { problem, ProblemException } from './problem';
+
+export const TOKEN_ROLES = ['operator', 'superuser', 'host', 'user', 'auditor'] as const;
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+
+/** The authenticated caller, from the token's claims. */
+export interface Principal {
+  id: string;
+  role: TokenRole;
+  /** When present, the token only reaches this firm. */
+  firm: string | null;
+}
+
+const PUBLIC = 'mfa:public';
+const ROLES = 'mfa:roles';
+
+/** Opt a route out of authentication (health, docs). */
+export const Public = () => SetMetadata(PUBLIC, true);
+/** The roles that may call a route. Every non-public route must say. */
+export const Roles = (...roles: TokenRole[]) => SetMetadata(ROLES, roles);
+
+export const CurrentPrincipal = createParamDecorator(
+  (_data: unknown, context: ExecutionContext) =>
+    context.switchToHttp().getRequest<FastifyRequest & { principal: Principal }>().principal,
+);
+
+const unauthorized = (detail: string) =>
+  new ProblemException(problem(401, 'unauthorized', detail), {
+    'www-authenticate': 'Bearer realm="mfa"',
+  });
+const forbidden = (detail: string) => new ProblemException(problem(403, 'forbidden', detail));
+
+/**
+ * Global guard: every route needs a valid bearer token unless marked @Public.
+ * Authorization is checked here too, in one place: the role must be one the
+ * route lists, a firm-bound token only reaches its firm, and a `user` only
+ * acts on itself. A route without @Roles is closed to everyone, so a
+ * forgotten decorator fails safe.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  private readonly verifyKey: jwt.Secret;
+  private readonly algorithms: jwt.Algorithm[];
+
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.verifyKey = config.jwt.algorithm === 'HS256' ? config.jwt.secret : config.jwt.publicKey;
+    this.algorithms = [config.jwt.algorithm];
+  }
+
+  canActivate(context: ExecutionContext): boolean {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;
+    const request = context.switchToHttp().getRequest<FastifyRequest & { principal?: Principal }>();
+    const principal = this.authenticate(request.headers.authorization);
+    request.principal = principal;
+
+    const roles = this.reflector.getAllAndOverride<TokenRole[] | undefined>(ROLES, targets) ?? [];
+    if (!roles.includes(principal.role)) {
+      throw forbidden(`The role ${principal.role} may not call this endpoint.`);
+    }
+    const params = (request.params ?? {}) as Record<string, string | undefined>;
+    if (
+      params.firmId !== undefined &&
+      principal.firm !== null &&
+      principal.firm !== params.firmId
+    ) {
+      throw forbidden('This token does not reach that firm.');
+    }
+    if (
+      principal.role === 'user' &&
+      params.userId !== undefined &&
+      params.userId !== principal.id
+    ) {
+      throw forbidden('A user may only act on itself.');
+    }
+    return true;
+  }
+
+  private authenticate(header: string | undefined): Principal {
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header ?? '');
+    if (!match) throw unauthorized('A bearer token is required.');
+    let claims: jwt.JwtPayload;
+    try {
+      const decoded = jwt.verify(match[1], this.verifyKey, {
+        algorithms: this.algorithms,
+        clockTolerance: 5,
+      });
+      if (typeof decoded === 'string') throw new Error('not a JSON payload');
+      claims = decoded;
+    } catch (error) {
+      const expired = error instanceof jwt.TokenExpiredError;
+      throw unauthorized(expired ? 'The token has expired.' : 'The token is not valid.');
+    }
+    if (typeof claims.exp !== 'number') throw unauthorized('The token must expire (exp claim).');
+    const role = claims.role as unknown;
+    if (typeof role !== 'string' || !(TOKEN_ROLES as readonly string[]).includes(role)) {
+      throw unauthorized('The token has no valid role claim.');
+    }
+    if (!isValidId(claims.sub)) throw unauthorized('The token has no valid sub claim.');
+    const firm = claims.firm as unknown;
+    if (firm !== undefined && !isValidId(firm)) throw unauthorized('The firm claim is not valid.');
+    if ((role === 'superuser' || role === 'user') && firm === undefined) {
+      throw unauthorized(`A ${role} token must name its firm.`);
+    }
+    return { id: claims.sub, role: role as TokenRole, firm: (firm as string | undefined) ?? null };
+  }
+}

@@ -1,0 +1,78 @@
+import {
+  ArgumentMetadata,
+  Injectable,
+  PipeTransform,
+  ValidationError,
+  ValidationPipe,
+} from '@nestjs/common';
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, Matches } from 'class-validator';
+import { isValidId } from '../shared/ids';
+import { FieldError, validationProblem } from './problem';
+
+/** Whitelisted, strictly typed bodies: unknown fields and wrong types are a 400 with field errors. */
+export function createValidationPipe(): ValidationPipe {
+  return new StrictValidationPipe({
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    // true would refuse the empty body classes ({}) of commands that take no input.
+    forbidUnknownValues: false,
+    transform: true,
+    transformOptions: { enableImplicitConversion: false },
+    validationError: { target: false, value: false },
+    exceptionFactory: (errors) => validationProblem(flatten(errors)),
+  });
+}
+
+/** A JSON body must be an object: `5`, `"x"` or `[]` are refused before class validation sees them. */
+class StrictValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (
+      metadata.type === 'body' &&
+      value !== undefined &&
+      (typeof value !== 'object' || value === null || Array.isArray(value))
+    ) {
+      throw validationProblem([{ field: 'body', message: 'must be a JSON object' }]);
+    }
+    return super.transform(value, metadata);
+  }
+}
+
+function flatten(errors: ValidationError[], parent = ''): FieldError[] {
+  return errors.flatMap((error) => {
+    const field = parent ? `${parent}.${error.property}` : error.property;
+    const own = Object.values(error.constraints ?? {}).map((message) => ({
+      field,
+      message: message
+        .replace(/^property (\S+) /, '')
+        .replace(new RegExp(`^${error.property} `), ''),
+    }));
+    return [...own, ...flatten(error.children ?? [], field)];
+  });
+}
+
+/** Path ids (firmId, userId, corporationId) follow the contract's id alphabet. */
+@Injectable()
+export class IdPipe implements PipeTransform<string, string> {
+  transform(value: string, metadata: ArgumentMetadata): string {
+    if (!isValidId(value)) {
+      throw validationProblem([
+        {
+          field: metadata.data ?? 'id',
+          message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : -',
+        },
+      ]);
+    }
+    return value;
+  }
+}
+
+export const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : -';
+
+/** Every GET may name the log position it needs to see (read-your-writes). */
+export class ReadQuery {
+  @ApiPropertyOptional({ description: 'Wait until the read model has processed this position.' })
+  @IsOptional()
+  @Matches(/^\d{1,20}$/, { message: 'must be a log position (digits)' })
+  minPosition?: string;
+}

@@ -1,0 +1,34 @@
+import { Logger } from '@nestjs/common';
+import { createApp } from './app';
+import { ConfigError, loadConfig } from './config/config';
+
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`Configuration error: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const { config, warnings } = loaded;
+  const logger = new Logger('Main');
+  for (const warning of warnings) logger.warn(warning);
+  const app = await createApp(config);
+  await app.listen(config.port, config.host);
+  const url = `http://${config.host}:${config.port}`;
+  logger.log(
+    `MFA service listening on ${url} (events: ${config.eventStoreUrl ? 'KurrentDB' : `SQLite in ${config.dataDir}`}); API docs at ${url}/docs`,
+  );
+  if (config.jwt.algorithm === 'HS256') {
+    logger.log('Mint a development token with: npm run token -- --role superuser --firm acme');
+  }
+}
+
+main().catch((error: unknown) => {
+  // One line, no stack: the cause is in the message (a port in use, an unreadable data folder).
+  process.stderr.write(`Start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,33 @@
+/**
+ * An aggregate is a decider: plain functions over plain data. `decide` gets
+ * everything it needs as arguments (the time and any outside facts come in the
+ * context), so it can be specified with given/when/then and no framework.
+ */
+export interface DomainEvent<Type extends string = string, Data extends object = object> {
+  type: Type;
+  data: Data;
+}
+
+export interface Decider<Command, Event extends DomainEvent, State, Context = DecisionContext> {
+  initialState: () => State;
+  /** Returns the events the command causes; an empty list means "nothing to change". Throws DomainError to refuse. */
+  decide: (command: Command, state: State, context: Context) => Event[];
+  evolve: (state: State, event: Event) => State;
+}
+
+export interface DecisionContext {
+  /** ISO-8601 time of the decision, from the injected clock. */
+  now: string;
+}
+
+export function fold<Event extends DomainEvent, State>(
+  decider: Pick<Decider<unknown, Event, State, never>, 'initialState' | 'evolve'>,
+  events: readonly Event[],
+): State {
+  return events.reduce(decider.evolve, decider.initialState());
+}
+
+/** Makes a `switch` over a union fail to compile when a new member is not handled. */
+export function assertNever(value: never): never {
+  throw new Error(`Unhandled variant: ${JSON.stringify(value)}`);
+}

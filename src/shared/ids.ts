@@ -1,0 +1,24 @@
+/**
+ * Identifiers come from the host application and are opaque to us, but they end
+ * up in stream names, file names of exports and log lines, so the contract pins
+ * them to a small alphabet. `/` is deliberately outside it: stream names use it
+ * to join a firm id and an entity id without ambiguity.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function isValidId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}
+
+/** Stream names follow `category-id`; the firm id is part of every one of them. */
+export const streams = {
+  subscription: (firmId: string) => `subscription-${firmId}`,
+  enablement: (firmId: string) => `enablement-${firmId}`,
+  user: (firmId: string, userId: string) => `user-${firmId}/${userId}`,
+  corporation: (firmId: string, corporationId: string) => `corporation-${firmId}/${corporationId}`,
+};
+
+export function categoryOf(streamId: string): string {
+  const dash = streamId.indexOf('-');
+  return dash === -1 ? streamId : streamId.slice(0, dash);
+}

@@ -1,0 +1,181 @@
+import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { conflict } from '../shared/domain-error';
+
+/*
+ * The firm's MFA subscription: its status, its plan, the contracted license
+ * count, and the seats taken against it. Seats live in this stream so that
+ * "seats in use never exceed the license count" (invariant S1) is checked and
+ * changed in one append with an expected revision: two confirmations racing
+ * for the last seat cannot both win.
+ */
+
+export type SubscriptionStatus = 'none' | 'requested' | 'active' | 'cancelled';
+
+export type SubscriptionCommand =
+  | { type: 'RequestSubscription'; plan: string | null }
+  | { type: 'ActivateSubscription'; plan: string; licenseCount: number }
+  | { type: 'ChangeLicenseCount'; licenseCount: number; force: boolean }
+  | { type: 'CancelSubscription' }
+  | { type: 'AssignSeat'; userId: string }
+  | { type: 'ReleaseSeat'; userId: string; reason: string };
+
+export type SubscriptionEvent =
+  | { type: 'SubscriptionRequested'; data: { plan: string | null; requestedAt: string } }
+  | {
+      type: 'SubscriptionActivated';
+      data: { plan: string; licenseCount: number; activatedAt: string };
+    }
+  | {
+      type: 'LicenseCountChanged';
+      data: {
+        licenseCount: number;
+        previousLicenseCount: number;
+        seatsInUse: number;
+        forced: boolean;
+        changedAt: string;
+      };
+    }
+  | { type: 'SubscriptionCancelled'; data: { cancelledAt: string } }
+  | { type: 'SeatAssigned'; data: { userId: string; assignedAt: string } }
+  | { type: 'SeatReleased'; data: { userId: string; reason: string; releasedAt: string } };
+
+export interface SubscriptionState {
+  status: SubscriptionStatus;
+  plan: string | null;
+  licenseCount: number;
+  /** Users holding a seat. Kept while cancelled: a re-activation restores them. */
+  seatHolders: ReadonlySet<string>;
+}
+
+export const subscriptionDecider: Decider<
+  SubscriptionCommand,
+  SubscriptionEvent,
+  SubscriptionState,
+  DecisionContext
+> = {
+  initialState: () => ({ status: 'none', plan: null, licenseCount: 0, seatHolders: new Set() }),
+
+  decide(command, state, { now }) {
+    switch (command.type) {
+      case 'RequestSubscription':
+        if (state.status === 'active') {
+          throw conflict('subscription-already-active', 'The MFA subscription is already active.');
+        }
+        if (state.status === 'requested' && state.plan === command.plan) return [];
+        return [{ type: 'SubscriptionRequested', data: { plan: command.plan, requestedAt: now } }];
+
+      case 'ActivateSubscription':
+        if (state.status === 'none') {
+          throw conflict(
+            'subscription-not-requested',
+            'A firm admin must request the MFA subscription before it can be activated.',
+          );
+        }
+        if (state.status === 'active') {
+          if (state.plan === command.plan && state.licenseCount === command.licenseCount) return [];
+          throw conflict(
+            'subscription-already-active',
+            'The MFA subscription is already active; change the license count instead.',
+          );
+        }
+        requireCountCoversSeats(command.licenseCount, state.seatHolders.size);
+        return [
+          {
+            type: 'SubscriptionActivated',
+            data: { plan: command.plan, licenseCount: command.licenseCount, activatedAt: now },
+          },
+        ];
+
+      case 'ChangeLicenseCount':
+        requireActive(state);
+        if (command.licenseCount === state.licenseCount) return [];
+        if (!command.force) requireCountCoversSeats(command.licenseCount, state.seatHolders.size);
+        return [
+          {
+            type: 'LicenseCountChanged',
+            data: {
+              licenseCount: command.licenseCount,
+              previousLicenseCount: state.licenseCount,
+              seatsInUse: state.seatHolders.size,
+              forced: command.licenseCount < state.seatHolders.size,
+              changedAt: now,
+            },
+          },
+        ];
+
+      case 'CancelSubscription':
+        if (state.status === 'cancelled') return [];
+        if (state.status === 'none') {
+          throw conflict('subscription-not-active', 'There is no MFA subscription to cancel.');
+        }
+        return [{ type: 'SubscriptionCancelled', data: { cancelledAt: now } }];
+
+      case 'AssignSeat':
+        if (state.seatHolders.has(command.userId)) return [];
+        requireActive(state);
+        // A forced lower count can leave usage above it: no seat until usage falls below.
+        if (state.seatHolders.size >= state.licenseCount) {
+          throw conflict('license-exhausted', 'All MFA licenses of the firm are in use.', {
+            licenseCount: state.licenseCount,
+            seatsInUse: state.seatHolders.size,
+          });
+        }
+        return [{ type: 'SeatAssigned', data: { userId: command.userId, assignedAt: now } }];
+
+      case 'ReleaseSeat':
+        if (!state.seatHolders.has(command.userId)) return [];
+        return [
+          {
+            type: 'SeatReleased',
+            data: { userId: command.userId, reason: command.reason, releasedAt: now },
+          },
+        ];
+
+      default:
+        return assertNever(command);
+    }
+  },
+
+  evolve(state, event) {
+    switch (event.type) {
+      case 'SubscriptionRequested':
+        return { ...state, status: 'requested', plan: event.data.plan };
+      case 'SubscriptionActivated':
+        return {
+          ...state,
+          status: 'active',
+          plan: event.data.plan,
+          licenseCount: event.data.licenseCount,
+        };
+      case 'LicenseCountChanged':
+        return { ...state, licenseCount: event.data.licenseCount };
+      case 'SubscriptionCancelled':
+        return { ...state, status: 'cancelled' };
+      case 'SeatAssigned':
+        return { ...state, seatHolders: new Set(state.seatHolders).add(event.data.userId) };
+      case 'SeatReleased': {
+        const seatHolders = new Set(state.seatHolders);
+        seatHolders.delete(event.data.userId);
+        return { ...state, seatHolders };
+      }
+      default:
+        return assertNever(event);
+    }
+  },
+};
+
+function requireActive(state: SubscriptionState): void {
+  if (state.status !== 'active') {
+    throw conflict('subscription-not-active', 'The MFA subscription of this firm is not active.');
+  }
+}
+
+function requireCountCoversSeats(licenseCount: number, seatsInUse: number): void {
+  if (licenseCount < seatsInUse) {
+    throw conflict(
+      'license-below-usage',
+      `The license count ${licenseCount} is below the ${seatsInUse} seats in use; pass force to lower it anyway.`,
+      { licenseCount, seatsInUse },
+    );
+  }
+}

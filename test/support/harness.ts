@@ -1,0 +1,169 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import jwt from 'jsonwebtoken';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../../src/app';
+import { AppConfig, loadConfig } from '../../src/config/config';
+import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
+import type { RecordedEvent } from '../../src/event-store/event-store.port';
+import type { Clock } from '../../src/shared/clock';
+import type { TokenRole } from '../../src/http/auth';
+
+export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
+export const TEST_MASTER_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
+
+export function tempDir(prefix = 'mfa-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function testConfig(dataDir: string, env: Record<string, string> = {}): AppConfig {
+  return loadConfig({
+    DATA_DIR: dataDir,
+    MFA_JWT_SECRET: TEST_JWT_SECRET,
+    MFA_MASTER_KEY: TEST_MASTER_KEY,
+    PORT: '0',
+    ...env,
+  }).config;
+}
+
+export interface TokenOptions {
+  firm?: string;
+  sub?: string;
+  expiresIn?: number;
+  secret?: string;
+  claims?: Record<string, unknown>;
+}
+
+export function token(role: TokenRole | string, options: TokenOptions = {}): string {
+  const claims: Record<string, unknown> = { role, ...options.claims };
+  if (options.firm !== undefined) claims.firm = options.firm;
+  return jwt.sign(claims, options.secret ?? TEST_JWT_SECRET, {
+    algorithm: 'HS256',
+    subject: options.sub ?? `test-${role}`,
+    expiresIn: options.expiresIn ?? 300,
+  });
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface RequestOptions {
+  token?: string;
+  body?: unknown;
+  /** Sent as is, instead of JSON-encoding `body`. */
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+/** A small HTTP client for the running service: real sockets, real parsing. */
+export class Api {
+  constructor(readonly baseUrl: string) {}
+
+  async request<T = any>(
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    let body: string | undefined = options.rawBody;
+    if (body === undefined && options.body !== undefined) body = JSON.stringify(options.body);
+    if (
+      body !== undefined &&
+      !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')
+    ) {
+      headers['content-type'] = 'application/json';
+    }
+    const response = await fetch(`${this.baseUrl}${path}`, { method, headers, body });
+    const text = await response.text();
+    let parsed: unknown = text;
+    if (/json/.test(response.headers.get('content-type') ?? '') && text.length > 0) {
+      parsed = JSON.parse(text);
+    }
+    return { status: response.status, headers: response.headers, body: parsed as T, text };
+  }
+
+  get<T = any>(path: string, token?: string) {
+    return this.request<T>('GET', path, { token });
+  }
+  post<T = any>(
+    path: string,
+    token: string | undefined,
+    body: unknown = {},
+    headers?: Record<string, string>,
+  ) {
+    return this.request<T>('POST', path, { token, body, headers });
+  }
+  put<T = any>(
+    path: string,
+    token: string | undefined,
+    body: unknown,
+    headers?: Record<string, string>,
+  ) {
+    return this.request<T>('PUT', path, { token, body, headers });
+  }
+  delete<T = any>(path: string, token?: string) {
+    return this.request<T>('DELETE', path, { token });
+  }
+}
+
+export interface RunningService {
+  api: Api;
+  app: NestFastifyApplication;
+  dataDir: string;
+  config: AppConfig;
+  stop(): Promise<void>;
+  /** Every event in the log, read straight from the SQLite file. */
+  events(): Promise<RecordedEvent[]>;
+}
+
+export async function startService(
+  options: { dataDir?: string; clock?: Clock; env?: Record<string, string> } = {},
+): Promise<RunningService> {
+  const ownsDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? tempDir();
+  const config = testConfig(dataDir, options.env);
+  const app = await createApp(config, { clock: options.clock, logLevels: ['error'] });
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  const api = new Api(`http://127.0.0.1:${address.port}`);
+  let stopped = false;
+  return {
+    api,
+    app,
+    dataDir,
+    config,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await app.close();
+      if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+    events: () => readLog(dataDir),
+  };
+}
+
+export async function readLog(dataDir: string): Promise<RecordedEvent[]> {
+  const store = new SqliteEventStore(join(dataDir, 'events.sqlite'));
+  try {
+    return await store.readAll({ after: 0n, maxCount: 1_000_000 });
+  } finally {
+    await store.close();
+  }
+}
+
+/** A clock that only moves when the test says so. */
+export class TestClock implements Clock {
+  constructor(private current = new Date('2026-01-15T09:00:00.000Z')) {}
+  now(): Date {
+    return new Date(this.current);
+  }
+  advance(ms: number): void {
+    this.current = new Date(this.current.getTime() + ms);
+  }
+}
