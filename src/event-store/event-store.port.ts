@@ -1,6 +1,6 @@
 /**
  * The event store port. Two adapters implement it: SQLite (embedded default) and
- * KurrentDB (production). Both pass test/event-store.contract.ts.
+ * KurrentDB (production). Both pass test/event-store/event-store.contract.ts.
  *
  * Positions and revisions are bigints: KurrentDB's are 64-bit and a number would
  * silently lose precision past 2^53.

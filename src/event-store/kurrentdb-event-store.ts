@@ -1,0 +1,293 @@
+/**
+ * The production event log: KurrentDB (EventStoreDB) through its official client.
+ *
+ * Mapping decisions:
+ * - The port's global `position` is the event's commit position. For every write
+ *   the server makes today (implicit transactions) each event has its own log
+ *   position and commit == prepare, so the commit position alone is unique and
+ *   strictly increasing in $all order; it is what a checkpoint needs to resume.
+ *   To resume from it we pass `{ commit: p, prepare: p }` and drop events whose
+ *   commit position is <= p, which makes "after" exclusive whatever the server's
+ *   own inclusiveness is.
+ * - System events (type or stream starting with '$': stream metadata, link
+ *   events, server bookkeeping) are not part of the port's log and are skipped.
+ * - The KurrentDB event id is `metadata.eventId`, so the server's own idempotent
+ *   append check applies: re-sending the same ids with the same expected revision
+ *   returns the first write's result. With 'any' the server's check is best
+ *   effort, and ids reused in a different batch or stream are not detected
+ *   (this adapter never raises DuplicateEventIdError).
+ * - Revisions and positions are converted with BigInt(): depending on the code
+ *   path (gRPC or the native bridge) the client hands back numbers or bigints.
+ */
+import {
+  ANY,
+  BACKWARDS,
+  END,
+  FORWARDS,
+  KurrentDBClient,
+  NO_STREAM,
+  NotFoundError,
+  START,
+  STREAM_EXISTS,
+  StreamNotFoundError,
+  WrongExpectedVersionError,
+  excludeSystemEvents,
+  jsonEvent,
+  type AllStreamResolvedEvent,
+  type AllStreamSubscription,
+  type AppendStreamState,
+  type ReadPosition,
+  type ResolvedEvent,
+} from '@kurrent/kurrentdb-client';
+import {
+  AppendResult,
+  EventMetadata,
+  EventStore,
+  ExpectedRevision,
+  JsonObject,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  StoreSubscription,
+  SubscribeOptions,
+  WrongExpectedRevisionError,
+} from './event-store.port';
+
+type Numeric = number | bigint;
+
+export class KurrentDbEventStore implements EventStore {
+  private readonly client: KurrentDBClient;
+  private readonly subscriptions = new Set<StoreSubscription>();
+  private closed = false;
+
+  constructor(connectionString: string) {
+    this.client = KurrentDBClient.connectionString(connectionString);
+  }
+
+  static connect(connectionString: string): KurrentDbEventStore {
+    return new KurrentDbEventStore(connectionString);
+  }
+
+  async appendToStream(
+    streamId: string,
+    events: NewEvent[],
+    expectedRevision: ExpectedRevision,
+  ): Promise<AppendResult> {
+    if (this.closed) throw new Error('Event store is closed');
+    if (events.length === 0) throw new Error('Nothing to append');
+    let result;
+    try {
+      result = await this.client.appendToStream(
+        streamId,
+        events.map((event) =>
+          jsonEvent({
+            id: event.metadata.eventId,
+            type: event.type,
+            data: event.data,
+            metadata: { ...event.metadata },
+          }),
+        ),
+        { streamState: toStreamState(expectedRevision) },
+      );
+    } catch (error) {
+      if (error instanceof WrongExpectedVersionError) {
+        throw new WrongExpectedRevisionError(
+          streamId,
+          expectedRevision,
+          error.actualState === NO_STREAM ? 'no_stream' : BigInt(error.actualState),
+        );
+      }
+      throw error;
+    }
+    if (!result.success) {
+      // Only with `throwOnAppendFailure=false` in the connection string.
+      const last = await this.lastEvent(streamId);
+      throw new WrongExpectedRevisionError(
+        streamId,
+        expectedRevision,
+        last?.revision ?? 'no_stream',
+      );
+    }
+    const nextExpectedRevision = BigInt(result.nextExpectedRevision);
+    let position = result.position ? BigInt(result.position.commit) : undefined;
+    if (events.length > 1 || position === undefined) {
+      // The server answers a multi-event write with the position of the write,
+      // not of its last event; the port promises the last event's position.
+      const last = await this.lastEvent(streamId, nextExpectedRevision);
+      position = last?.position ?? position;
+    }
+    if (position === undefined) throw new Error(`KurrentDB returned no position for ${streamId}`);
+    return { nextExpectedRevision, position };
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const events: RecordedEvent[] = [];
+    try {
+      for await (const resolved of this.client.readStream(streamId, {
+        direction: backwards ? BACKWARDS : FORWARDS,
+        fromRevision: options.fromRevision ?? (backwards ? END : START),
+        ...(options.maxCount === undefined ? {} : { maxCount: options.maxCount }),
+      })) {
+        const event = toRecordedEvent(resolved);
+        if (event) events.push(event);
+      }
+    } catch (error) {
+      if (error instanceof StreamNotFoundError || error instanceof NotFoundError) return [];
+      throw error;
+    }
+    return events;
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const after = options.after ?? 0n;
+    const maxCount = options.maxCount ?? 1000;
+    const events: RecordedEvent[] = [];
+    if (maxCount <= 0) return events;
+    // Unfiltered, with the limit applied here: a server-side maxCount would count
+    // the skipped system events and could return an empty page before the head.
+    for await (const resolved of this.client.readAll({
+      direction: FORWARDS,
+      fromPosition: fromPosition(after),
+    })) {
+      const event = toRecordedEvent(resolved);
+      if (!event || isSystemEvent(event) || event.position <= after) continue;
+      events.push(event);
+      if (events.length >= maxCount) break;
+    }
+    return events;
+  }
+
+  async headPosition(): Promise<bigint> {
+    for await (const resolved of this.client.readAll({ direction: BACKWARDS, fromPosition: END })) {
+      const event = toRecordedEvent(resolved);
+      if (event && !isSystemEvent(event)) return event.position;
+    }
+    return 0n;
+  }
+
+  subscribeToAll(options: SubscribeOptions): StoreSubscription {
+    const subscription = this.client.subscribeToAll({
+      fromPosition: fromPosition(options.after),
+      filter: excludeSystemEvents(),
+    });
+    // Errors reach the loop through the iterator; this keeps a late one (after
+    // the loop has ended) from becoming an uncaught 'error' event.
+    subscription.on('error', () => undefined);
+    let stopped = false;
+    let position = options.after;
+    let busy = false;
+    // The server's "caught up" is emitted ahead of the events still buffered in
+    // the stream; it is reported once those have been handled.
+    let pendingBeforeCaughtUp: number | undefined;
+    const reportCaughtUp = () => {
+      pendingBeforeCaughtUp = undefined;
+      if (!stopped) options.onCaughtUp?.(position);
+    };
+    subscription.on('caughtUp', () => {
+      pendingBeforeCaughtUp = subscription.readableLength;
+      if (!busy && pendingBeforeCaughtUp === 0) reportCaughtUp();
+    });
+
+    const done = (async () => {
+      try {
+        for await (const resolved of subscription) {
+          if (stopped) break;
+          busy = true;
+          if (pendingBeforeCaughtUp) pendingBeforeCaughtUp -= 1;
+          const event = toRecordedEvent(resolved);
+          if (event && !isSystemEvent(event) && event.position > position) {
+            await options.onEvents([event]);
+            position = event.position;
+          }
+          busy = false;
+          if (pendingBeforeCaughtUp === 0) reportCaughtUp();
+        }
+      } catch (error) {
+        if (!stopped) options.onError?.(error);
+      } finally {
+        await unsubscribe(subscription);
+      }
+    })();
+
+    const handle: StoreSubscription = {
+      stop: async () => {
+        stopped = true;
+        await unsubscribe(subscription);
+        subscription.destroy();
+        await done;
+        this.subscriptions.delete(handle);
+      },
+    };
+    this.subscriptions.add(handle);
+    return handle;
+  }
+
+  /** The stream's last event, or the event at `revision`; undefined if there is none. */
+  private async lastEvent(streamId: string, revision?: bigint): Promise<RecordedEvent | undefined> {
+    const [event] = await this.readStream(streamId, {
+      direction: 'backwards',
+      ...(revision === undefined ? {} : { fromRevision: revision }),
+      maxCount: 1,
+    });
+    return event;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.stop()));
+    await this.client.dispose();
+  }
+}
+
+function toStreamState(expected: ExpectedRevision): AppendStreamState {
+  switch (expected) {
+    case 'no_stream':
+      return NO_STREAM;
+    case 'stream_exists':
+      return STREAM_EXISTS;
+    case 'any':
+      return ANY;
+    default:
+      return expected;
+  }
+}
+
+function fromPosition(after: bigint): ReadPosition {
+  return after === 0n ? START : { commit: after, prepare: after };
+}
+
+function isSystemEvent(event: RecordedEvent): boolean {
+  return event.type.startsWith('$') || event.streamId.startsWith('$');
+}
+
+function toRecordedEvent(
+  resolved: ResolvedEvent | AllStreamResolvedEvent,
+): RecordedEvent | undefined {
+  const event = resolved.event;
+  if (!event) return undefined;
+  const commit: Numeric | undefined = event.position?.commit ?? resolved.commitPosition;
+  if (commit === undefined) {
+    throw new Error(
+      `KurrentDB returned no position for ${event.streamId}@${String(event.revision)}`,
+    );
+  }
+  return {
+    streamId: event.streamId,
+    revision: BigInt(event.revision as Numeric),
+    position: BigInt(commit),
+    type: event.type,
+    data: event.data as JsonObject,
+    metadata: event.metadata as unknown as EventMetadata,
+  };
+}
+
+async function unsubscribe(subscription: AllStreamSubscription): Promise<void> {
+  try {
+    await subscription.unsubscribe();
+  } catch {
+    // The stream never opened or is already gone.
+  }
+}

@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto';
+import {
+  EventStore,
+  NewEvent,
+  RecordedEvent,
+  WrongExpectedRevisionError,
+} from '../../src/event-store/event-store.port';
+
+/**
+ * The behaviour every event store adapter must have. Each adapter's spec
+ * calls this with a factory; streams get unique names so that a shared
+ * server (KurrentDB) can run the suite repeatedly.
+ */
+export interface StoreUnderTest {
+  store: EventStore;
+  dispose(): Promise<void>;
+}
+
+export function eventStoreContract(name: string, open: () => Promise<StoreUnderTest>): void {
+  describe(`${name} event store contract`, () => {
+    let subject: StoreUnderTest;
+    let store: EventStore;
+    let prefix: string;
+
+    beforeEach(async () => {
+      subject = await open();
+      store = subject.store;
+      prefix = `contract${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    });
+    afterEach(() => subject.dispose());
+
+    const stream = (name: string) => `${prefix}-${name}`;
+
+    it('appends to a new stream and reads it back with data and metadata intact', async () => {
+      const events = [event('UserRegistered', { name: 'Zoë Ångström', tags: ['a', { b: null }] })];
+      const result = await store.appendToStream(stream('a'), events, 'no_stream');
+      expect(result.nextExpectedRevision).toBe(0n);
+      expect(result.position).toBeGreaterThan(0n);
+
+      const [read] = await store.readStream(stream('a'));
+      expect(read).toMatchObject({
+        streamId: stream('a'),
+        revision: 0n,
+        position: result.position,
+        type: 'UserRegistered',
+        data: events[0].data,
+        metadata: events[0].metadata,
+      });
+    });
+
+    it('checks the expected revision: exact, no_stream, stream_exists and any', async () => {
+      await expect(
+        store.appendToStream(stream('b'), [event('A')], 'stream_exists'),
+      ).rejects.toThrow(WrongExpectedRevisionError);
+      await store.appendToStream(stream('b'), [event('A'), event('B')], 'no_stream');
+      await expect(
+        store.appendToStream(stream('b'), [event('C')], 'no_stream'),
+      ).rejects.toMatchObject({
+        name: 'WrongExpectedRevisionError',
+        streamId: stream('b'),
+        actual: 1n,
+      });
+      await expect(store.appendToStream(stream('b'), [event('C')], 0n)).rejects.toMatchObject({
+        actual: 1n,
+      });
+      expect((await store.appendToStream(stream('b'), [event('C')], 1n)).nextExpectedRevision).toBe(
+        2n,
+      );
+      expect(
+        (await store.appendToStream(stream('b'), [event('D')], 'stream_exists'))
+          .nextExpectedRevision,
+      ).toBe(3n);
+      expect(
+        (await store.appendToStream(stream('b'), [event('E')], 'any')).nextExpectedRevision,
+      ).toBe(4n);
+      expect((await store.readStream(stream('b'))).map((e) => e.type)).toEqual([
+        'A',
+        'B',
+        'C',
+        'D',
+        'E',
+      ]);
+    });
+
+    it('a refused append writes nothing', async () => {
+      await store.appendToStream(stream('c'), [event('A')], 'no_stream');
+      await expect(store.appendToStream(stream('c'), [event('B'), event('C')], 5n)).rejects.toThrow(
+        WrongExpectedRevisionError,
+      );
+      expect(await store.readStream(stream('c'))).toHaveLength(1);
+    });
+
+    it('appending the same event ids again is a no-op that answers the first result', async () => {
+      const batch = [event('A'), event('B')];
+      const first = await store.appendToStream(stream('d'), batch, 'no_stream');
+      const again = await store.appendToStream(stream('d'), batch, 'no_stream');
+      expect(again).toEqual(first);
+      expect(await store.readStream(stream('d'))).toHaveLength(2);
+      const all = await readEverything(store, first.position - 2n);
+      expect(all.filter((e) => e.streamId === stream('d'))).toHaveLength(2);
+    });
+
+    it('reads a stream forwards and backwards, from a revision, with a limit', async () => {
+      await store.appendToStream(
+        stream('e'),
+        ['A', 'B', 'C', 'D'].map((t) => event(t)),
+        'no_stream',
+      );
+      const types = (events: RecordedEvent[]) => events.map((e) => e.type);
+      expect(types(await store.readStream(stream('e'), { fromRevision: 1n, maxCount: 2 }))).toEqual(
+        ['B', 'C'],
+      );
+      expect(
+        types(await store.readStream(stream('e'), { direction: 'backwards', maxCount: 2 })),
+      ).toEqual(['D', 'C']);
+      expect(
+        types(await store.readStream(stream('e'), { direction: 'backwards', fromRevision: 1n })),
+      ).toEqual(['B', 'A']);
+      expect(await store.readStream(stream('never-written'))).toEqual([]);
+    });
+
+    it('reads the global log after a position, in order, across streams', async () => {
+      const start = await store.headPosition();
+      await store.appendToStream(stream('f1'), [event('A')], 'no_stream');
+      await store.appendToStream(stream('f2'), [event('B'), event('C')], 'no_stream');
+      await store.appendToStream(stream('f1'), [event('D')], 0n);
+      const mine = (await readEverything(store, start)).filter((e) =>
+        e.streamId.startsWith(prefix),
+      );
+      expect(mine.map((e) => e.type)).toEqual(['A', 'B', 'C', 'D']);
+      for (let i = 1; i < mine.length; i++)
+        expect(mine[i].position).toBeGreaterThan(mine[i - 1].position);
+      const afterSecond = await store.readAll({ after: mine[1].position, maxCount: 1 });
+      expect(afterSecond.map((e) => e.type)).toEqual(['C']);
+      expect(await store.headPosition()).toBe(mine[3].position);
+    });
+
+    it('of many concurrent appends at the same expected revision exactly one wins', async () => {
+      await store.appendToStream(stream('g'), [event('Start')], 'no_stream');
+      const attempts = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          store.appendToStream(stream('g'), [event(`Try${i}`)], 0n),
+        ),
+      );
+      const won = attempts.filter((a) => a.status === 'fulfilled');
+      const lost = attempts.filter((a) => a.status === 'rejected');
+      expect(won).toHaveLength(1);
+      for (const a of lost)
+        expect((a as PromiseRejectedResult).reason).toBeInstanceOf(WrongExpectedRevisionError);
+      expect(await store.readStream(stream('g'))).toHaveLength(2);
+    });
+
+    it('a subscription catches up from a position, then follows live appends in order', async () => {
+      await store.appendToStream(stream('h'), [event('Before')], 'no_stream');
+      const from = await store.headPosition();
+      await store.appendToStream(stream('h'), [event('CatchUp1'), event('CatchUp2')], 0n);
+
+      const seen: RecordedEvent[] = [];
+      let caughtUp!: () => void;
+      const caughtUpOnce = new Promise<void>((resolve) => (caughtUp = resolve));
+      let arrived!: () => void;
+      const allArrived = new Promise<void>((resolve) => (arrived = resolve));
+      const subscription = store.subscribeToAll({
+        after: from,
+        onEvents: async (events) => {
+          seen.push(...events.filter((e) => e.streamId.startsWith(prefix)));
+          if (seen.length === 4) arrived();
+        },
+        onCaughtUp: () => caughtUp(),
+      });
+      await caughtUpOnce;
+      await store.appendToStream(stream('h'), [event('Live1')], 2n);
+      await store.appendToStream(stream('h2'), [event('Live2')], 'no_stream');
+      await allArrived;
+      await subscription.stop();
+      expect(seen.map((e) => e.type)).toEqual(['CatchUp1', 'CatchUp2', 'Live1', 'Live2']);
+    });
+
+    it('a subscription whose handler throws stops and reports the error', async () => {
+      await store.appendToStream(stream('i'), [event('Poison')], 'no_stream');
+      const from = (await store.headPosition()) - 1n;
+      const failure = new Promise<unknown>((resolve) => {
+        store.subscribeToAll({
+          after: from,
+          onEvents: async (events) => {
+            if (events.some((e) => e.streamId === stream('i'))) throw new Error('handler failed');
+          },
+          onError: resolve,
+        });
+      });
+      expect(await failure).toEqual(new Error('handler failed'));
+    });
+  });
+}
+
+export function event(type: string, data: Record<string, unknown> = {}): NewEvent {
+  return {
+    type,
+    data: data as NewEvent['data'],
+    metadata: {
+      eventId: randomUUID(),
+      firmId: 'contract-firm',
+      actor: { id: 'tester', role: 'system' },
+      correlationId: randomUUID(),
+      causationId: randomUUID(),
+      commandId: randomUUID(),
+      occurredAt: new Date().toISOString(),
+      schemaVersion: 1,
+    },
+  };
+}
+
+async function readEverything(store: EventStore, after: bigint): Promise<RecordedEvent[]> {
+  const all: RecordedEvent[] = [];
+  for (;;) {
+    const batch = await store.readAll({ after, maxCount: 500 });
+    if (batch.length === 0) return all;
+    all.push(...batch);
+    after = batch[batch.length - 1].position;
+  }
+}
