@@ -85,11 +85,14 @@ export async function createApp(
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(infrastructure),
     adapter,
-    { logger: options.logLevels ?? ['error', 'warn', 'log'], bufferLogs: false },
+    // Nest's own parsers would add form bodies; only JSON is a command body here.
+    { logger: options.logLevels ?? ['error', 'warn', 'log'], bufferLogs: false, bodyParser: false },
   );
   app.useGlobalPipes(createValidationPipe());
   app.enableShutdownHooks();
   const fastify = app.getHttpAdapter().getInstance();
+  // Fastify parses text/plain by default; anything but JSON is a 415.
+  fastify.removeContentTypeParser('text/plain');
   fastify.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-correlation-id', request.id);
     return payload;

@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { createApp } from './app';
 import { ConfigError, loadConfig } from './config/config';
 
 async function main(): Promise<void> {
@@ -16,9 +15,11 @@ async function main(): Promise<void> {
   const { config, warnings } = loaded;
   const logger = new Logger('Main');
   for (const warning of warnings) logger.warn(warning);
+  // Loaded after the configuration is known good, so a bad value fails fast.
+  const { createApp } = await import('./app');
   const app = await createApp(config);
   await app.listen(config.port, config.host);
-  const url = `http://${config.host}:${config.port}`;
+  const url = (await app.getUrl()).replace('[::1]', 'localhost');
   logger.log(
     `MFA service listening on ${url} (events: ${config.eventStoreUrl ? 'KurrentDB' : `SQLite in ${config.dataDir}`}); API docs at ${url}/docs`,
   );

@@ -15,7 +15,7 @@ import {
   RecordedEvent,
   WrongExpectedRevisionError,
 } from '../event-store/event-store.port';
-import { CURRENT_SCHEMA_VERSION, upcasters } from '../event-store/upcasting';
+import { currentSchemaVersion, upcasters } from '../event-store/upcasting';
 
 /** Who asks, on whose behalf, and under which ids: becomes every event's metadata. */
 export interface CommandEnvelope {
@@ -121,7 +121,7 @@ export class CommandHandler {
         causationId: envelope.causationId ?? envelope.commandId,
         commandId: envelope.commandId,
         occurredAt: context.now,
-        schemaVersion: CURRENT_SCHEMA_VERSION,
+        schemaVersion: currentSchemaVersion(event.type),
       },
     };
   }

@@ -115,7 +115,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const request = context.switchToHttp().getRequest<CommandRequest>();
     const header = request.headers['idempotency-key'];
-    if (request.method === 'GET' || request.method === 'HEAD' || header === undefined) {
+    // Only authenticated commands: the key is scoped to the caller.
+    if (
+      request.method === 'GET' ||
+      request.method === 'HEAD' ||
+      header === undefined ||
+      !request.principal
+    ) {
       return next.handle();
     }
     const key = Array.isArray(header) ? header[0] : header;

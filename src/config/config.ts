@@ -150,11 +150,9 @@ function jwtConfig(env: Env, dataDir: string, warnings: string[]): AppConfig['jw
   const generated = generatedSecret(dataDir, 'jwt-secret', () =>
     randomBytes(48).toString('base64url'),
   );
-  if (generated.created) {
-    warnings.push(
-      `MFA_JWT_SECRET is not set: generated a development secret in ${generated.file}. Set MFA_JWT_SECRET in production.`,
-    );
-  }
+  warnings.push(
+    `MFA_JWT_SECRET is not set: using the development secret ${generated.created ? 'generated now in' : 'kept in'} ${generated.file}. Set MFA_JWT_SECRET in production.`,
+  );
   return { algorithm: 'HS256', secret: Buffer.from(generated.value) };
 }
 
@@ -164,11 +162,9 @@ function masterKey(env: Env, dataDir: string, warnings: string[]): Buffer {
   const generated = generatedSecret(dataDir, 'master-key', () =>
     randomBytes(32).toString('base64'),
   );
-  if (generated.created) {
-    warnings.push(
-      `MFA_MASTER_KEY is not set: generated a development key in ${generated.file}. Set MFA_MASTER_KEY in production and keep it apart from the data.`,
-    );
-  }
+  warnings.push(
+    `MFA_MASTER_KEY is not set: using the development key ${generated.created ? 'generated now in' : 'kept in'} ${generated.file}. Set MFA_MASTER_KEY in production and keep it apart from the data.`,
+  );
   return decodeMasterKey(generated.value);
 }
 

@@ -28,7 +28,7 @@ import {
 } from './user.decider';
 
 /** Printable text without control characters, trimmed. */
-const TEXT = /^[^\p{Cc}\p{Cs}]*\S[^\p{Cc}\p{Cs}]*$/u;
+const TEXT = /^(?=[^\p{Cc}\p{Cs}]*[^\s\p{Cc}\p{Cs}])[^\p{Cc}\p{Cs}]+$/u;
 
 export class UserBody {
   @ApiProperty({ enum: USER_ROLES })
