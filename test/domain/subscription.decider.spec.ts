@@ -1,0 +1,405 @@
+import fc from 'fast-check';
+import { fold } from '../../src/shared/decider';
+import { DomainError } from '../../src/shared/domain-error';
+import {
+  SubscriptionCommand,
+  subscriptionDecider,
+  SubscriptionEvent,
+} from '../../src/subscription/subscription.decider';
+import { deciderSpec } from '../support/decider-spec';
+
+const now = '2026-01-15T09:00:00.000Z';
+const spec = deciderSpec(subscriptionDecider, { now });
+
+// Commands, in the words of DESIGN.md.
+const request = (plan: string | null = 'standard'): SubscriptionCommand => ({
+  type: 'RequestSubscription',
+  plan,
+});
+const activate = (licenseCount: number, plan = 'standard'): SubscriptionCommand => ({
+  type: 'ActivateSubscription',
+  plan,
+  licenseCount,
+});
+const changeLicenseCount = (licenseCount: number, force = false): SubscriptionCommand => ({
+  type: 'ChangeLicenseCount',
+  licenseCount,
+  force,
+});
+const cancel: SubscriptionCommand = { type: 'CancelSubscription' };
+const assignSeat = (userId: string): SubscriptionCommand => ({ type: 'AssignSeat', userId });
+const releaseSeat = (userId: string, reason = 'enrollment-reset'): SubscriptionCommand => ({
+  type: 'ReleaseSeat',
+  userId,
+  reason,
+});
+
+// Facts.
+const requested = (plan: string | null = 'standard'): SubscriptionEvent => ({
+  type: 'SubscriptionRequested',
+  data: { plan, requestedAt: now },
+});
+const activated = (licenseCount: number, plan = 'standard'): SubscriptionEvent => ({
+  type: 'SubscriptionActivated',
+  data: { plan, licenseCount, activatedAt: now },
+});
+const licenseCountChanged = (
+  previousLicenseCount: number,
+  licenseCount: number,
+  seatsInUse: number,
+  forced = false,
+): SubscriptionEvent => ({
+  type: 'LicenseCountChanged',
+  data: { licenseCount, previousLicenseCount, seatsInUse, forced, changedAt: now },
+});
+const cancelled: SubscriptionEvent = { type: 'SubscriptionCancelled', data: { cancelledAt: now } };
+const seatAssigned = (userId: string): SubscriptionEvent => ({
+  type: 'SeatAssigned',
+  data: { userId, assignedAt: now },
+});
+const seatReleased = (userId: string, reason = 'enrollment-reset'): SubscriptionEvent => ({
+  type: 'SeatReleased',
+  data: { userId, reason, releasedAt: now },
+});
+
+// Histories.
+const active = (licenseCount: number, ...seatHolders: string[]): SubscriptionEvent[] => [
+  requested(),
+  activated(licenseCount),
+  ...seatHolders.map(seatAssigned),
+];
+const notActive: Array<[string, SubscriptionEvent[]]> = [
+  ['never requested', []],
+  ['requested, not yet activated', [requested()]],
+  ['cancelled', [...active(3), cancelled]],
+];
+
+describe('Subscription', () => {
+  describe('a firm admin requests the MFA subscription', () => {
+    it('a first request is recorded with its plan', () => {
+      spec
+        .given([])
+        .when(request('standard'))
+        .then([requested('standard')]);
+    });
+
+    it('the plan may be left for the operator to choose', () => {
+      spec
+        .given([])
+        .when(request(null))
+        .then([requested(null)]);
+    });
+
+    it('requesting again with the same plan changes nothing', () => {
+      spec
+        .given([requested('standard')])
+        .when(request('standard'))
+        .then([]);
+    });
+
+    it('requesting again with another plan records the new plan', () => {
+      spec
+        .given([requested('standard')])
+        .when(request('premium'))
+        .then([requested('premium')]);
+    });
+
+    it('an active subscription cannot be requested again', () => {
+      spec.given(active(5)).when(request()).thenThrows('subscription-already-active', 'conflict');
+    });
+
+    it('after a cancellation, the subscription can be requested again', () => {
+      spec
+        .given([...active(5), cancelled])
+        .when(request())
+        .then([requested()]);
+    });
+  });
+
+  describe('an operator activates the subscription with a plan and a license count', () => {
+    it('a subscription never requested cannot be activated', () => {
+      spec.given([]).when(activate(5)).thenThrows('subscription-not-requested', 'conflict');
+    });
+
+    it("a requested subscription becomes active with the operator's plan and license count", () => {
+      spec
+        .given([requested('standard')])
+        .when(activate(10, 'premium'))
+        .then([activated(10, 'premium')]);
+    });
+
+    it('activating again with the same plan and license count changes nothing', () => {
+      spec.given(active(5)).when(activate(5)).then([]);
+    });
+
+    it.each([
+      ['another license count', activate(6, 'standard')],
+      ['another plan', activate(5, 'premium')],
+    ])(
+      'activating an active subscription again with %s is refused: the license count is changed instead',
+      (_, command) => {
+        spec.given(active(5)).when(command).thenThrows('subscription-already-active', 'conflict');
+      },
+    );
+
+    describe('re-activation after a cancellation restores the dormant seats', () => {
+      const cancelledWithTwoSeats = [...active(5, 'ann', 'bob'), cancelled];
+
+      it('a cancelled subscription is re-activated', () => {
+        spec
+          .given(cancelledWithTwoSeats)
+          .when(activate(3))
+          .then([activated(3)]);
+      });
+
+      it('the users who held a seat before the cancellation hold it again', () => {
+        const reactivated = [...cancelledWithTwoSeats, activated(3)];
+        spec.given(reactivated).when(assignSeat('ann')).then([]);
+        spec
+          .given(reactivated)
+          .when(releaseSeat('bob'))
+          .then([seatReleased('bob')]);
+      });
+
+      it('the dormant seats count against the new license count', () => {
+        spec
+          .given([...cancelledWithTwoSeats, activated(2)])
+          .when(assignSeat('cid'))
+          .thenThrows('license-exhausted');
+      });
+
+      it('re-activation with exactly as many licenses as dormant seats is allowed', () => {
+        spec
+          .given(cancelledWithTwoSeats)
+          .when(activate(2))
+          .then([activated(2)]);
+      });
+
+      it('re-activation with fewer licenses than dormant seats is refused', () => {
+        const error = spec
+          .given(cancelledWithTwoSeats)
+          .when(activate(1))
+          .thenThrows('license-below-usage', 'conflict');
+        expect(error.extensions).toEqual({ licenseCount: 1, seatsInUse: 2 });
+      });
+    });
+  });
+
+  describe('an operator changes the license count', () => {
+    it.each(notActive)(
+      'the license count cannot be changed when the subscription is %s',
+      (_, history) => {
+        spec
+          .given(history)
+          .when(changeLicenseCount(10))
+          .thenThrows('subscription-not-active', 'conflict');
+      },
+    );
+
+    it('setting the current license count changes nothing, forced or not', () => {
+      spec.given(active(5, 'ann')).when(changeLicenseCount(5)).then([]);
+      spec.given(active(5, 'ann')).when(changeLicenseCount(5, true)).then([]);
+    });
+
+    it('raising the count is recorded with the previous count and the seats in use', () => {
+      spec
+        .given(active(5, 'ann', 'bob'))
+        .when(changeLicenseCount(8))
+        .then([licenseCountChanged(5, 8, 2)]);
+    });
+
+    it('lowering the count while it still covers the seats in use is allowed', () => {
+      spec
+        .given(active(5, 'ann', 'bob'))
+        .when(changeLicenseCount(3))
+        .then([licenseCountChanged(5, 3, 2)]);
+    });
+
+    it('lowering the count to exactly the seats in use is allowed', () => {
+      spec
+        .given(active(5, 'ann', 'bob'))
+        .when(changeLicenseCount(2))
+        .then([licenseCountChanged(5, 2, 2)]);
+    });
+
+    it('lowering the license count below the seats in use is refused unless forced', () => {
+      const error = spec
+        .given(active(5, 'ann', 'bob', 'cid'))
+        .when(changeLicenseCount(2))
+        .thenThrows('license-below-usage', 'conflict');
+      expect(error.extensions).toEqual({ licenseCount: 2, seatsInUse: 3 });
+    });
+
+    it('a forced lowering below the seats in use is allowed and recorded as forced', () => {
+      spec
+        .given(active(5, 'ann', 'bob', 'cid'))
+        .when(changeLicenseCount(1, true))
+        .then([licenseCountChanged(5, 1, 3, true)]);
+    });
+
+    it('"forced" records a count below usage, not the flag: a forced change that covers usage is a plain change', () => {
+      spec
+        .given(active(5, 'ann', 'bob'))
+        .when(changeLicenseCount(4, true))
+        .then([licenseCountChanged(5, 4, 2, false)]);
+    });
+  });
+
+  describe('an operator cancels the subscription', () => {
+    it('an active subscription is cancelled (its seats stay, dormant)', () => {
+      spec.given(active(5, 'ann')).when(cancel).then([cancelled]);
+    });
+
+    it('a pending request can be cancelled', () => {
+      spec.given([requested()]).when(cancel).then([cancelled]);
+    });
+
+    it('cancelling a cancelled subscription changes nothing', () => {
+      spec
+        .given([...active(5), cancelled])
+        .when(cancel)
+        .then([]);
+    });
+
+    it('without a subscription there is nothing to cancel', () => {
+      spec.given([]).when(cancel).thenThrows('subscription-not-active', 'conflict');
+    });
+  });
+
+  describe('a user takes a seat at the first confirmed factor', () => {
+    it('a seat is assigned while a license is free', () => {
+      spec
+        .given(active(2, 'ann'))
+        .when(assignSeat('bob'))
+        .then([seatAssigned('bob')]);
+    });
+
+    it.each(notActive)('no seat is given when the subscription is %s', (_, history) => {
+      spec.given(history).when(assignSeat('ann')).thenThrows('subscription-not-active', 'conflict');
+    });
+
+    it('when every license is in use, no seat is given', () => {
+      const error = spec
+        .given(active(2, 'ann', 'bob'))
+        .when(assignSeat('cid'))
+        .thenThrows('license-exhausted', 'conflict');
+      expect(error.extensions).toEqual({ licenseCount: 2, seatsInUse: 2 });
+    });
+
+    it('a user who already holds a seat keeps it: assigning it again changes nothing, even with every license in use', () => {
+      spec
+        .given(active(2, 'ann', 'bob'))
+        .when(assignSeat('ann'))
+        .then([]);
+    });
+
+    it('a seat kept dormant by a cancellation is not assigned twice', () => {
+      spec
+        .given([...active(2, 'ann'), cancelled])
+        .when(assignSeat('ann'))
+        .then([]);
+    });
+
+    it('a license freed by a reset can be taken by another user', () => {
+      spec
+        .given([...active(2, 'ann', 'bob'), seatReleased('ann')])
+        .when(assignSeat('cid'))
+        .then([seatAssigned('cid')]);
+    });
+
+    describe('after a forced lowering below usage, no new seat is given until usage falls below the count', () => {
+      const forcedToOne = [...active(3, 'ann', 'bob', 'cid'), licenseCountChanged(3, 1, 3, true)];
+
+      it('usage above the count: refused', () => {
+        spec.given(forcedToOne).when(assignSeat('dan')).thenThrows('license-exhausted');
+        spec
+          .given([...forcedToOne, seatReleased('ann')])
+          .when(assignSeat('dan'))
+          .thenThrows('license-exhausted');
+      });
+
+      it('usage equal to the count: still refused', () => {
+        spec
+          .given([...forcedToOne, seatReleased('ann'), seatReleased('bob')])
+          .when(assignSeat('dan'))
+          .thenThrows('license-exhausted');
+      });
+
+      it('usage below the count: a seat is given again', () => {
+        spec
+          .given([...forcedToOne, seatReleased('ann'), seatReleased('bob'), seatReleased('cid')])
+          .when(assignSeat('dan'))
+          .then([seatAssigned('dan')]);
+      });
+    });
+  });
+
+  describe('a reset or a deactivation frees the seat', () => {
+    it('the seat is released with its reason', () => {
+      spec
+        .given(active(2, 'ann'))
+        .when(releaseSeat('ann', 'user-deactivated'))
+        .then([seatReleased('ann', 'user-deactivated')]);
+    });
+
+    it('releasing a seat the user does not hold changes nothing', () => {
+      spec.given(active(2, 'ann')).when(releaseSeat('bob')).then([]);
+      spec
+        .given([...active(2, 'ann'), seatReleased('ann')])
+        .when(releaseSeat('ann'))
+        .then([]);
+    });
+
+    it('a dormant seat is freed even while the subscription is cancelled', () => {
+      spec
+        .given([...active(2, 'ann'), cancelled])
+        .when(releaseSeat('ann', 'user-deactivated'))
+        .then([seatReleased('ann', 'user-deactivated')]);
+    });
+  });
+
+  describe('invariant S1: seats in use never exceed the license count', () => {
+    const users = ['ann', 'bob', 'cid', 'dan', 'eve', 'fay'];
+    const anyCommand: fc.Arbitrary<SubscriptionCommand> = fc.oneof(
+      fc.constantFrom(...users).map(assignSeat),
+      fc.constantFrom(...users).map((userId) => releaseSeat(userId)),
+      fc
+        .record({ licenseCount: fc.integer({ min: 0, max: 7 }), force: fc.boolean() })
+        .map(({ licenseCount, force }) => changeLicenseCount(licenseCount, force)),
+    );
+
+    it('holds for any sequence of seat assignments, releases and license changes, except after a forced lowering, where seats never grow', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 5 }),
+          fc.array(anyCommand, { maxLength: 60 }),
+          (initialLicenseCount, commands) => {
+            const history = active(initialLicenseCount);
+            let lastForced = false;
+            for (const command of commands) {
+              const before = fold(subscriptionDecider, history);
+              let events: SubscriptionEvent[];
+              try {
+                events = subscriptionDecider.decide(command, before, { now });
+              } catch (error: unknown) {
+                if (error instanceof DomainError) continue; // a refusal changes nothing
+                throw error;
+              }
+              history.push(...events);
+              for (const event of events) {
+                if (event.type === 'LicenseCountChanged') lastForced = event.data.forced;
+              }
+              const after = fold(subscriptionDecider, history);
+              const seatsInUse = after.seatHolders.size;
+              if (seatsInUse > after.licenseCount) {
+                expect(lastForced).toBe(true);
+                expect(seatsInUse).toBeLessThanOrEqual(before.seatHolders.size);
+              }
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+  });
+});
