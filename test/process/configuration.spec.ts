@@ -1,0 +1,106 @@
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Api, tempDir } from '../support/harness';
+import { BUILT_MAIN, requireBuild, ROOT, run } from '../support/processes';
+
+/** API.md "Configuration": zero setup works; a bad value stops the start with one clear line. */
+describe('configuration at start', () => {
+  let dir: string;
+  beforeAll(() => requireBuild());
+  beforeEach(() => (dir = tempDir('mfa-config-')));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const start = (env: Record<string, string>) =>
+    run(process.execPath, [BUILT_MAIN], {
+      PATH: process.env.PATH,
+      DATA_DIR: dir,
+      PORT: '0',
+      NO_COLOR: '1',
+      ...env,
+    });
+
+  it.each([
+    ['PORT', 'eighty', /^Configuration error: PORT: /],
+    ['PORT', '70000', /^Configuration error: PORT: /],
+    ['MFA_MASTER_KEY', 'too-short', /^Configuration error: MFA_MASTER_KEY: must be 32 bytes/],
+    ['MFA_JWT_SECRET', 'short', /^Configuration error: MFA_JWT_SECRET: must be at least 32 bytes/],
+    ['MFA_JWT_PUBLIC_KEY', 'not a pem', /^Configuration error: MFA_JWT_PUBLIC_KEY: /],
+    ['EVENTSTORE_URL', 'not a url', /^Configuration error: EVENTSTORE_URL: is not a valid URL/],
+    [
+      'EVENTSTORE_URL',
+      'http://localhost:2113',
+      /^Configuration error: EVENTSTORE_URL: must start with/,
+    ],
+    ['MONGODB_URL', 'postgres://x', /^Configuration error: MONGODB_URL: /],
+    ['SMTP_URL', '::', /^Configuration error: SMTP_URL: /],
+    ['MAIL_FROM', 'nobody', /^Configuration error: MAIL_FROM: /],
+    ['WEBAUTHN_ORIGIN', 'ftp://x', /^Configuration error: WEBAUTHN_ORIGIN: /],
+    ['WEBAUTHN_RP_ID', 'http://localhost', /^Configuration error: WEBAUTHN_RP_ID: /],
+    ['HOST', '   ', /^Configuration error: HOST: is set but empty/],
+  ])('%s=%j stops the start with one line naming it', async (variable, value, message) => {
+    const result = await start({ [variable]: value });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).not.toMatch(/\n\s+at .+:\d+/);
+  });
+
+  it('with no configuration at all, starts on generated development secrets and says so', async () => {
+    const result = await startZeroConfig(dir);
+    expect(result.warnings).toMatch(
+      /MFA_JWT_SECRET is not set: using the development secret generated now/,
+    );
+    expect(result.warnings).toMatch(/MFA_MASTER_KEY is not set/);
+    for (const name of ['jwt-secret', 'master-key']) {
+      const file = join(dir, 'secrets', name);
+      expect(existsSync(file)).toBe(true);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    }
+    // The token CLI signs with that same secret, and the service accepts its token.
+    const minted = await run(
+      process.execPath,
+      [join(ROOT, 'dist/src/cli/token.js'), '--role', 'operator'],
+      {
+        PATH: process.env.PATH,
+        DATA_DIR: dir,
+      },
+    );
+    expect(minted.code).toBe(0);
+    const api = new Api(result.url);
+    const res = await api.get('/v1/firms/acme/mfa/subscription', minted.stdout.trim());
+    expect(res.status).toBe(200);
+    expect(readFileSync(join(dir, 'secrets', 'jwt-secret'), 'utf8')).not.toContain(
+      minted.stdout.trim(),
+    );
+    await result.stop();
+  });
+});
+
+async function startZeroConfig(dir: string) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [BUILT_MAIN], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, DATA_DIR: dir, PORT: '0', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) resolve(match[1]);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    url,
+    warnings: output,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
