@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages the test suite uses, installed only when missing. None are
+# needed yet by the foundation; the enrollment tests add oathtool and chromium.
+set -euo pipefail
+packages=()
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing Debian packages: ${missing[*]} (run as root, or install them: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "Installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
