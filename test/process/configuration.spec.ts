@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Api, tempDir } from '../support/harness';
-import { BUILT_MAIN, requireBuild, ROOT, run } from '../support/processes';
+import { BUILT_MAIN, requireBuild, ROOT, run, spawnService } from '../support/processes';
 
 /** API.md "Configuration": zero setup works; a bad value stops the start with one clear line. */
 describe('configuration at start', () => {
@@ -46,11 +46,11 @@ describe('configuration at start', () => {
   });
 
   it('with no configuration at all, starts on generated development secrets and says so', async () => {
-    const result = await startZeroConfig(dir);
-    expect(result.warnings).toMatch(
+    const result = await spawnService(dir, {}, { withSecrets: false });
+    expect(result.output()).toMatch(
       /MFA_JWT_SECRET is not set: using the development secret generated now/,
     );
-    expect(result.warnings).toMatch(/MFA_MASTER_KEY is not set/);
+    expect(result.output()).toMatch(/MFA_MASTER_KEY is not set/);
     for (const name of ['jwt-secret', 'master-key']) {
       const file = join(dir, 'secrets', name);
       expect(existsSync(file)).toBe(true);
@@ -75,32 +75,3 @@ describe('configuration at start', () => {
     await result.stop();
   });
 });
-
-async function startZeroConfig(dir: string) {
-  const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [BUILT_MAIN], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, DATA_DIR: dir, PORT: '0', NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) resolve(match[1]);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  return {
-    url,
-    warnings: output,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}

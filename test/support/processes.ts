@@ -22,10 +22,14 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `node dist/src/main.js` on a free port and waits for its "listening" line. */
+/**
+ * Starts `node dist/src/main.js` on a free port and waits for its "listening"
+ * line. It gets the test secrets unless `withSecrets` is false (the zero-setup start).
+ */
 export async function spawnService(
   dataDir: string,
   env: Record<string, string> = {},
+  { withSecrets = true } = {},
 ): Promise<ServiceProcess> {
   requireBuild();
   const child = spawn(process.execPath, [BUILT_MAIN], {
@@ -34,8 +38,7 @@ export async function spawnService(
       PATH: process.env.PATH ?? '',
       DATA_DIR: dataDir,
       PORT: '0',
-      MFA_JWT_SECRET: TEST_JWT_SECRET,
-      MFA_MASTER_KEY: TEST_MASTER_KEY,
+      ...(withSecrets ? { MFA_JWT_SECRET: TEST_JWT_SECRET, MFA_MASTER_KEY: TEST_MASTER_KEY } : {}),
       NO_COLOR: '1',
       ...env,
     },
