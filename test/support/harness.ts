@@ -17,10 +17,14 @@ export function tempDir(prefix = 'mfa-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export function testConfig(dataDir: string, env: Record<string, string> = {}): AppConfig {
+export function testConfig(
+  dataDir: string,
+  env: Record<string, string> = {},
+  { withoutSecret = false } = {},
+): AppConfig {
   return loadConfig({
     DATA_DIR: dataDir,
-    MFA_JWT_SECRET: TEST_JWT_SECRET,
+    ...(withoutSecret ? {} : { MFA_JWT_SECRET: TEST_JWT_SECRET }),
     MFA_MASTER_KEY: TEST_MASTER_KEY,
     PORT: '0',
     ...env,
@@ -123,11 +127,17 @@ export interface RunningService {
 }
 
 export async function startService(
-  options: { dataDir?: string; clock?: Clock; env?: Record<string, string> } = {},
+  options: {
+    dataDir?: string;
+    clock?: Clock;
+    env?: Record<string, string>;
+    /** Leave MFA_JWT_SECRET unset (to configure MFA_JWT_PUBLIC_KEY instead). */
+    withoutSecret?: boolean;
+  } = {},
 ): Promise<RunningService> {
   const ownsDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? tempDir();
-  const config = testConfig(dataDir, options.env);
+  const config = testConfig(dataDir, options.env, { withoutSecret: options.withoutSecret });
   const app = await createApp(config, { clock: options.clock, logLevels: ['error'] });
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
