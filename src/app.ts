@@ -89,7 +89,6 @@ export async function createApp(
     { logger: options.logLevels ?? ['error', 'warn', 'log'], bufferLogs: false, bodyParser: false },
   );
   app.useGlobalPipes(createValidationPipe());
-  app.enableShutdownHooks();
   const fastify = app.getHttpAdapter().getInstance();
   // Fastify parses text/plain by default; anything but JSON is a 415.
   fastify.removeContentTypeParser('text/plain');

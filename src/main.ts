@@ -18,6 +18,8 @@ async function main(): Promise<void> {
   // Loaded after the configuration is known good, so a bad value fails fast.
   const { createApp } = await import('./app');
   const app = await createApp(config);
+  // SIGTERM/SIGINT close the HTTP server, then the stores (queued appends land first).
+  app.enableShutdownHooks();
   await app.listen(config.port, config.host);
   const url = (await app.getUrl()).replace('[::1]', 'localhost');
   logger.log(
