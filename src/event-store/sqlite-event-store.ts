@@ -133,6 +133,8 @@ export class SqliteEventStore implements EventStore {
     const batch = this.queue;
     this.queue = [];
     this.flushScheduled = false;
+    // close() may have flushed this group already; the scheduled turn then finds nothing.
+    if (batch.length === 0 || this.closed) return;
     const outcomes: Array<{ result?: AppendResult; error?: unknown }> = [];
     try {
       this.db

@@ -73,6 +73,17 @@ describe('SQLite event store specifics', () => {
     await second.close();
   });
 
+  it('close() lands the appends still queued for the next group commit', async () => {
+    const file = join(dir, 'events.sqlite');
+    const store = new SqliteEventStore(file);
+    const pending = store.appendToStream('s-queued', [event('A')], 'no_stream');
+    await store.close();
+    await expect(pending).resolves.toMatchObject({ nextExpectedRevision: 0n });
+    const reopened = new SqliteEventStore(file);
+    expect(await reopened.readStream('s-queued')).toHaveLength(1);
+    await reopened.close();
+  });
+
   it('wakes a subscription on a commit made through another connection', async () => {
     const file = join(dir, 'events.sqlite');
     const reader = new SqliteEventStore(file);
