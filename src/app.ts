@@ -1,7 +1,6 @@
 import { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import Database from 'better-sqlite3';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
@@ -14,6 +13,7 @@ import { EventStore } from './event-store/event-store.port';
 import { SqliteEventStore } from './event-store/sqlite-event-store';
 import { problem } from './http/problem';
 import { sendProblem } from './http/problem.filter';
+import { setUpOpenApi } from './http/openapi';
 import { createValidationPipe } from './http/validation';
 import { Clock, systemClock } from './shared/clock';
 import { isValidId } from './shared/ids';
@@ -99,25 +99,4 @@ export async function createApp(
   setUpOpenApi(app);
   await app.init();
   return app;
-}
-
-function setUpOpenApi(app: NestFastifyApplication): void {
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('MFA Service')
-      .setDescription(
-        'Decides who must use multi-factor authentication, enrolls factors, verifies logins, ' +
-          'counts licenses and keeps an auditable history. Errors are RFC 9457 problem+json ' +
-          'with a stable `type` of the form `/problems/<code>`. Commands accept an ' +
-          '`Idempotency-Key` header and answer the global log `position` of their effect.',
-      )
-      .setVersion('1')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document, {
-    jsonDocumentUrl: 'openapi.json',
-    yamlDocumentUrl: 'openapi.yaml',
-  });
 }

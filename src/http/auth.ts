@@ -1,4 +1,5 @@
 import {
+  applyDecorators,
   CanActivate,
   createParamDecorator,
   ExecutionContext,
@@ -7,6 +8,7 @@ import {
   SetMetadata,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { ApiExtension } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import jwt from 'jsonwebtoken';
 import { APP_CONFIG } from '../config/config.module';
@@ -31,7 +33,8 @@ const ROLES = 'mfa:roles';
 /** Opt a route out of authentication (health, docs). */
 export const Public = () => SetMetadata(PUBLIC, true);
 /** The roles that may call a route. Every non-public route must say. */
-export const Roles = (...roles: TokenRole[]) => SetMetadata(ROLES, roles);
+export const Roles = (...roles: TokenRole[]) =>
+  applyDecorators(SetMetadata(ROLES, roles), ApiExtension('x-roles', roles));
 
 export const CurrentPrincipal = createParamDecorator(
   (_data: unknown, context: ExecutionContext) =>

@@ -129,6 +129,14 @@ describe('Commands over HTTP', () => {
         '/v1/firms/{firmId}/users/{userId}',
       ]),
     );
+    const changeLicenses = spec.body.paths['/v1/firms/{firmId}/mfa/licenses'].put;
+    expect(changeLicenses.description).toContain('Roles: `operator`');
+    expect(Object.keys(changeLicenses.responses)).toEqual(
+      expect.arrayContaining(['200', '400', '401', '403', '409']),
+    );
+    expect(changeLicenses.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['firmId', 'Idempotency-Key']),
+    );
     const ui = await service.api.get('/docs');
     expect(ui.status).toBe(200);
     expect(ui.text).toContain('swagger');

@@ -1,0 +1,117 @@
+import type { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { ID_PATTERN } from '../shared/ids';
+import { PROBLEM_CONTENT_TYPE } from './problem';
+
+type Operation = {
+  description?: string;
+  parameters?: Array<Record<string, unknown>>;
+  responses: Record<string, unknown>;
+  'x-roles'?: string[];
+};
+
+const problemRef = { $ref: '#/components/schemas/Problem' };
+const problemResponse = (description: string) => ({
+  description,
+  content: { [PROBLEM_CONTENT_TYPE]: { schema: problemRef } },
+});
+
+/**
+ * Serves the OpenAPI description at /openapi.json (and /openapi.yaml) and its
+ * UI at /docs. The conventions every operation shares (roles, problem
+ * answers, Idempotency-Key, id formats) are written into each operation here,
+ * once, rather than repeated on every route.
+ */
+export function setUpOpenApi(app: INestApplication): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('MFA Service')
+      .setDescription(
+        'Decides who must use multi-factor authentication, enrolls factors, verifies logins, ' +
+          'counts licenses and keeps an auditable history.\n\n' +
+          'Errors are RFC 9457 `application/problem+json` with a stable `type` of the form ' +
+          '`/problems/<code>`. Commands answer the global log `position` of their effect, accept ' +
+          'an `Idempotency-Key` header (the first answer is replayed for 24 h) and an ' +
+          '`X-Correlation-Id` that every resulting event carries. Reads accept `minPosition`.',
+      )
+      .setVersion('1')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+      .build(),
+  );
+  describeConventions(document);
+  SwaggerModule.setup('docs', app, document, {
+    jsonDocumentUrl: 'openapi.json',
+    yamlDocumentUrl: 'openapi.yaml',
+  });
+}
+
+function describeConventions(document: OpenAPIObject): void {
+  document.components = document.components ?? {};
+  document.components.schemas = {
+    ...document.components.schemas,
+    Problem: {
+      type: 'object',
+      required: ['type', 'title', 'status', 'detail'],
+      properties: {
+        type: { type: 'string', example: '/problems/subscription-not-active' },
+        title: { type: 'string', example: 'Conflict' },
+        status: { type: 'integer', example: 409 },
+        detail: { type: 'string' },
+        errors: {
+          type: 'array',
+          description: 'Field-level errors of a 400 `validation-failed`.',
+          items: {
+            type: 'object',
+            properties: { field: { type: 'string' }, message: { type: 'string' } },
+          },
+        },
+      },
+    },
+  };
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const [method, value] of Object.entries(item)) {
+      if (!['get', 'put', 'post', 'delete'].includes(method)) continue;
+      const operation = value as Operation;
+      for (const parameter of operation.parameters ?? []) {
+        if (parameter.in === 'path') {
+          parameter.schema = { type: 'string', pattern: ID_PATTERN.source, maxLength: 128 };
+        }
+      }
+      if (operation['x-roles']) {
+        const roles = operation['x-roles'].map((role) => `\`${role}\``).join(', ');
+        operation.description = `${operation.description ?? ''}\n\nRoles: ${roles}.`.trim();
+        operation.responses['401'] = problemResponse('No valid bearer token.');
+        operation.responses['403'] = problemResponse('Wrong role, another firm, or another user.');
+        operation.responses['400'] = problemResponse(
+          'Invalid input (`validation-failed` lists the fields).',
+        );
+      }
+      if (method !== 'get' && path.startsWith('/v1/')) {
+        operation.parameters = [
+          ...(operation.parameters ?? []),
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            description: 'Makes a retry a no-op that answers the first answer (24 h).',
+            schema: { type: 'string', maxLength: 255 },
+          },
+          {
+            name: 'X-Correlation-Id',
+            in: 'header',
+            required: false,
+            description: 'Carried by every event the command causes.',
+            schema: { type: 'string', pattern: ID_PATTERN.source },
+          },
+        ];
+        operation.responses['409'] = problemResponse(
+          'A rule refused the command (see `type`); nothing was appended.',
+        );
+        operation.responses['422'] = problemResponse(
+          'The Idempotency-Key was used for another request.',
+        );
+      }
+    }
+  }
+}
