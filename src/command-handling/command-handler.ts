@@ -44,6 +44,8 @@ const MAX_ATTEMPTS = 8;
  */
 @Injectable()
 export class CommandHandler {
+  private readonly streamQueues = new Map<string, Promise<void>>();
+
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(CLOCK) private readonly clock: Clock,
@@ -55,6 +57,23 @@ export class CommandHandler {
     command: Command,
     envelope: CommandEnvelope,
     loadContext: (now: string) => Promise<Context> = (now) => Promise.resolve({ now } as Context),
+  ): Promise<CommandOutcome<State>> {
+    return this.oneAtATime(streamId, () =>
+      this.decideAndAppend(streamId, decider, command, envelope, loadContext),
+    );
+  }
+
+  private async decideAndAppend<
+    Command,
+    Event extends DomainEvent,
+    State,
+    Context extends DecisionContext,
+  >(
+    streamId: string,
+    decider: Decider<Command, Event, State, Context>,
+    command: Command,
+    envelope: CommandEnvelope,
+    loadContext: (now: string) => Promise<Context>,
   ): Promise<CommandOutcome<State>> {
     for (let attempt = 1; ; attempt++) {
       const { state, expectedRevision, lastPosition } = await this.load(streamId, decider);
@@ -85,6 +104,27 @@ export class CommandHandler {
         // Jittered back-off so that writers racing on one stream spread out.
         await delay(Math.floor(Math.random() * 5 * attempt));
       }
+    }
+  }
+
+  /**
+   * Commands on one stream run one after another inside this process: a hot
+   * stream (a firm's seats, say) would otherwise make every racer but one
+   * lose its append and retry, and a crowd of racers could exhaust the retries.
+   * Other processes are still kept out by the expected revision.
+   */
+  private async oneAtATime<T>(streamId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.streamQueues.get(streamId) ?? Promise.resolve();
+    const current = previous.then(work);
+    const settled = current.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.streamQueues.set(streamId, settled);
+    try {
+      return await current;
+    } finally {
+      if (this.streamQueues.get(streamId) === settled) this.streamQueues.delete(streamId);
     }
   }
 

@@ -85,6 +85,21 @@ describe('Commands over HTTP', () => {
     });
   });
 
+  it('concurrent commands on one stream are all decided on fresh state: each lands once, in order', async () => {
+    const writes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        service.api.put('/v1/firms/acme/users/contended', host, user(`Name ${i}`)),
+      ),
+    );
+    for (const res of writes) expect(res.status).toBe(200);
+    const events = (await service.events()).filter((e) => e.streamId === 'user-acme/contended');
+    // The first write registers; every other one changed the name, so each is an update.
+    expect(events).toHaveLength(50);
+    expect(events.map((e) => e.revision)).toEqual(events.map((_, i) => BigInt(i)));
+    expect(new Set(events.map((e) => e.data.name)).size).toBe(50);
+    expect(new Set(writes.map((res) => res.body.position)).size).toBe(50);
+  });
+
   it('every event carries its metadata: ids, firm, actor, correlation and causation, time, version', async () => {
     const res = await service.api.request('POST', '/v1/firms/meta/mfa/subscription/request', {
       token: token('superuser', { firm: 'meta', sub: 'admin-9' }),
