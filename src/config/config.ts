@@ -71,6 +71,18 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     bodyLimit: 64 * 1024,
     serviceName: SERVICE_NAME,
   };
+  // Accepted and validated now so deployments can set them, but not used yet:
+  // say so rather than let an operator believe they took effect.
+  if (config.mongodbUrl) {
+    warnings.push(
+      'MONGODB_URL is set but not used yet: idempotency keys stay in DATA_DIR/state.sqlite until the read-model store lands.',
+    );
+  }
+  if (config.smtpUrl) {
+    warnings.push(
+      'SMTP_URL is set but no email is sent yet: notifications arrive with the process managers.',
+    );
+  }
   return { config, warnings };
 }
 
