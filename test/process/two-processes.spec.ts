@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
-import { tempDir } from '../support/harness';
-import { requireBuild, ROOT } from '../support/processes';
+import { Api, readLog, tempDir, token } from '../support/harness';
+import { requireBuild, ROOT, spawnService } from '../support/processes';
 
 /**
  * Two processes on the same SQLite files append to one stream, each at the
@@ -79,5 +79,44 @@ describe('two processes appending to the same stream', () => {
         Array.from({ length: perWorker }, (_, i) => i),
       );
     }
+  });
+});
+
+/** Two service instances on one DATA_DIR, as two replicas of the embedded deployment would run. */
+describe('two service processes on the same data folder', () => {
+  let dir: string;
+  beforeEach(() => (dir = tempDir('mfa-two-svc-')));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('commands sent to both land once each, decided on fresh state', async () => {
+    const services = [await spawnService(dir), await spawnService(dir)];
+    const apis = services.map((s) => new Api(s.url));
+    const host = token('host');
+    try {
+      const writes = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          apis[i % 2].put('/v1/firms/acme/users/shared', host, {
+            role: 'case-manager',
+            name: `Name ${i}`,
+            email: 'shared@firm.example',
+          }),
+        ),
+      );
+      for (const res of writes) expect(res.status).toBe(200);
+      // An idempotent retry sent to the other instance answers the first answer.
+      const key = { 'idempotency-key': 'cross-instance' };
+      const body = { role: 'case-manager', name: 'Keyed', email: 'keyed@firm.example' };
+      const first = await apis[0].put('/v1/firms/acme/users/keyed', host, body, key);
+      const retry = await apis[1].put('/v1/firms/acme/users/keyed', host, body, key);
+      expect(retry.body).toEqual(first.body);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    } finally {
+      await Promise.all(services.map((s) => s.stop()));
+    }
+    const log = await readLog(dir);
+    const shared = log.filter((e) => e.streamId === 'user-acme/shared');
+    expect(shared).toHaveLength(40);
+    expect(shared.map((e) => e.revision)).toEqual(shared.map((_, i) => BigInt(i)));
+    expect(log.filter((e) => e.streamId === 'user-acme/keyed')).toHaveLength(1);
   });
 });
