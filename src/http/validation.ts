@@ -51,6 +51,8 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
   });
 }
 
+export const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : -';
+
 /** Path ids (firmId, userId, corporationId) follow the contract's id alphabet. */
 @Injectable()
 export class IdPipe implements PipeTransform<string, string> {
@@ -59,15 +61,13 @@ export class IdPipe implements PipeTransform<string, string> {
       throw validationProblem([
         {
           field: metadata.data ?? 'id',
-          message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : -',
+          message: ID_MESSAGE,
         },
       ]);
     }
     return value;
   }
 }
-
-export const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : -';
 
 /** Every GET may name the log position it needs to see (read-your-writes). */
 export class ReadQuery {
