@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the test suite uses, installed only when missing. None are
-# needed yet by the foundation; the enrollment tests add oathtool and chromium.
+# Debian packages the test suite uses, installed only when missing:
+# oathtool is the independent TOTP oracle, chromium the real WebAuthn client.
 set -euo pipefail
-packages=()
+packages=(oathtool chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
