@@ -1,36 +1,51 @@
-import { DynamicModule, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
-import { CommandHandler } from './command-handling/command-handler';
+import {
+  DynamicModule,
+  Inject,
+  Module,
+  OnApplicationShutdown,
+} from "@nestjs/common";
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from "@nestjs/core";
+import { CommandHandler } from "./command-handling/command-handler";
 import {
   IDEMPOTENCY_STORE,
   IdempotencyInterceptor,
   IdempotencyStore,
-} from './command-handling/idempotency';
-import { AppConfig } from './config/config';
-import { ConfigModule } from './config/config.module';
-import { DirectoryController } from './directory/directory.controller';
-import { EnablementController } from './enablement/enablement.controller';
-import { EVENT_STORE, EventStore } from './event-store/event-store.port';
-import { AuthGuard } from './http/auth';
-import { HealthController } from './http/health.controller';
-import { ProblemFilter } from './http/problem.filter';
-import { Clock, CLOCK } from './shared/clock';
-import { SubscriptionController } from './subscription/subscription.controller';
+} from "./command-handling/idempotency";
+import { AppConfig } from "./config/config";
+import { ConfigModule } from "./config/config.module";
+import { KEY_STORE, KeyStore } from "./crypto/key-store.port";
+import { DirectoryController } from "./directory/directory.controller";
+import { EnrollmentController } from "./enrollment/enrollment.controller";
+import { EnrollmentService } from "./enrollment/enrollment.service";
+import { SeatKeeper } from "./enrollment/seat-keeper";
+import { UserFacts } from "./enrollment/user-facts";
+import { EnablementController } from "./enablement/enablement.controller";
+import { EVENT_STORE, EventStore } from "./event-store/event-store.port";
+import { AuthGuard } from "./http/auth";
+import { HealthController } from "./http/health.controller";
+import { ProblemFilter } from "./http/problem.filter";
+import { LoginController } from "./login/login.controller";
+import { LoginService } from "./login/login.service";
+import { Clock, CLOCK } from "./shared/clock";
+import { SubscriptionController } from "./subscription/subscription.controller";
 
 /** What the application runs on; built by app.ts from the configuration (or by a test). */
 export interface Infrastructure {
   config: AppConfig;
   eventStore: EventStore;
   idempotencyStore: IdempotencyStore;
+  keyStore: KeyStore;
   clock: Clock;
   /** Closes what the infrastructure opened (the stores), once the app is down. */
   close: () => Promise<void>;
 }
 
-const INFRASTRUCTURE = Symbol('Infrastructure');
+const INFRASTRUCTURE = Symbol("Infrastructure");
 
 class InfrastructureLifecycle implements OnApplicationShutdown {
-  constructor(@Inject(INFRASTRUCTURE) private readonly infrastructure: Infrastructure) {}
+  constructor(
+    @Inject(INFRASTRUCTURE) private readonly infrastructure: Infrastructure,
+  ) {}
 
   async onApplicationShutdown(): Promise<void> {
     await this.infrastructure.close();
@@ -48,14 +63,24 @@ export class AppModule {
         SubscriptionController,
         EnablementController,
         DirectoryController,
+        EnrollmentController,
+        LoginController,
       ],
       providers: [
         { provide: INFRASTRUCTURE, useValue: infrastructure },
         { provide: EVENT_STORE, useValue: infrastructure.eventStore },
-        { provide: IDEMPOTENCY_STORE, useValue: infrastructure.idempotencyStore },
+        {
+          provide: IDEMPOTENCY_STORE,
+          useValue: infrastructure.idempotencyStore,
+        },
         { provide: CLOCK, useValue: infrastructure.clock },
+        { provide: KEY_STORE, useValue: infrastructure.keyStore },
         InfrastructureLifecycle,
         CommandHandler,
+        UserFacts,
+        SeatKeeper,
+        EnrollmentService,
+        LoginService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },

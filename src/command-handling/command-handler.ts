@@ -34,6 +34,20 @@ export interface CommandOutcome<State> {
 }
 
 const MAX_ATTEMPTS = 8;
+/** Folded states kept in memory, most recently used first out last. */
+const MAX_CACHED_STREAMS = 20_000;
+
+type Folding<Event extends DomainEvent, State> = Pick<
+  Decider<unknown, Event, State, never>,
+  'initialState' | 'evolve' | 'stateIsInLastEvent'
+>;
+
+interface CachedState {
+  decider: object;
+  state: unknown;
+  revision: bigint;
+  position: bigint;
+}
 
 /**
  * Load the stream, fold it into state, decide, append with the revision we
@@ -45,6 +59,12 @@ const MAX_ATTEMPTS = 8;
 @Injectable()
 export class CommandHandler {
   private readonly streamQueues = new Map<string, Promise<void>>();
+  /**
+   * The last folded state of recently used streams. A load reads only the
+   * events after the cached revision (another process may have appended), so
+   * a long stream is folded once, not at every command.
+   */
+  private readonly folded = new Map<string, CachedState>();
 
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
@@ -86,7 +106,9 @@ export class CommandHandler {
           events.map((event, index) => this.toNewEvent(event, index, streamId, envelope, context)),
           expectedRevision,
         );
-        return { position: result.position, events, state: events.reduce(decider.evolve, state) };
+        const next = events.reduce(decider.evolve, state);
+        this.remember(streamId, decider, next, result.nextExpectedRevision, result.position);
+        return { position: result.position, events, state: next };
       } catch (error) {
         if (error instanceof DuplicateEventIdError) {
           throw conflict(
@@ -128,19 +150,54 @@ export class CommandHandler {
     }
   }
 
+  /** The stream's current state: its cached state brought up to date, or a fold from the start. */
   async load<Event extends DomainEvent, State>(
     streamId: string,
-    decider: Pick<Decider<unknown, Event, State, never>, 'initialState' | 'evolve'>,
+    decider: Folding<Event, State>,
   ): Promise<{ state: State; expectedRevision: ExpectedRevision; lastPosition: bigint }> {
-    const recorded = await this.store.readStream(streamId);
-    let state = decider.initialState();
+    if (decider.stateIsInLastEvent) {
+      // Each event carries the state it leaves: one event is the whole state.
+      const [last] = await this.store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+      if (!last)
+        return { state: decider.initialState(), expectedRevision: 'no_stream', lastPosition: 0n };
+      return {
+        state: decider.evolve(decider.initialState(), asDomainEvent<Event>(last)),
+        expectedRevision: last.revision,
+        lastPosition: last.position,
+      };
+    }
+    const cached = this.folded.get(streamId);
+    const from = cached?.decider === decider ? cached : undefined;
+    const recorded = await this.store.readStream(
+      streamId,
+      from ? { fromRevision: from.revision + 1n } : {},
+    );
+    let state = from ? (from.state as State) : decider.initialState();
     for (const event of recorded) state = decider.evolve(state, asDomainEvent<Event>(event));
     const last = recorded[recorded.length - 1];
+    const revision = last ? last.revision : from?.revision;
+    const position = last ? last.position : (from?.position ?? 0n);
+    if (revision !== undefined) this.remember(streamId, decider, state, revision, position);
     return {
       state,
-      expectedRevision: last ? last.revision : 'no_stream',
-      lastPosition: last ? last.position : 0n,
+      expectedRevision: revision ?? 'no_stream',
+      lastPosition: position,
     };
+  }
+
+  private remember(
+    streamId: string,
+    decider: object,
+    state: unknown,
+    revision: bigint,
+    position: bigint,
+  ): void {
+    if ((decider as Folding<DomainEvent, unknown>).stateIsInLastEvent) return;
+    this.folded.delete(streamId);
+    this.folded.set(streamId, { decider, state, revision, position });
+    if (this.folded.size > MAX_CACHED_STREAMS) {
+      this.folded.delete(this.folded.keys().next().value as string);
+    }
   }
 
   private toNewEvent(

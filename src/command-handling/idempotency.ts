@@ -1,4 +1,12 @@
-import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor } from '@nestjs/common';
+import {
+  CallHandler,
+  ExecutionContext,
+  Inject,
+  Injectable,
+  NestInterceptor,
+  SetMetadata,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
 import { createHash } from 'node:crypto';
 import { catchError, from, mergeMap, Observable, tap, throwError } from 'rxjs';
@@ -98,6 +106,15 @@ export class StoredResponse extends Error {
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
+const SECRET_ANSWER = 'mfa:secret-answer';
+/**
+ * The answer carries a secret (a TOTP enrollment's otpauth URI): it is never
+ * stored. A retry with the same key runs the command again under the same
+ * command id, and the command, idempotent by that id, answers what it
+ * answered the first time.
+ */
+export const SecretAnswer = () => SetMetadata(SECRET_ANSWER, true);
+
 /**
  * `Idempotency-Key` on a command: the first answer (success or refusal) is
  * kept for 24 h and a retry gets it again without running the command. The
@@ -110,7 +127,10 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 export class IdempotencyInterceptor implements NestInterceptor {
   private readonly inFlight = new Set<string>();
 
-  constructor(@Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore) {}
+  constructor(
+    @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
+    private readonly reflector: Reflector,
+  ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const request = context.switchToHttp().getRequest<CommandRequest>();
@@ -144,6 +164,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const status =
       (Reflect.getMetadata(HTTP_CODE_METADATA, context.getHandler()) as number | undefined) ??
       (request.method === 'POST' ? 201 : 200);
+
+    if (this.reflector.get<boolean>(SECRET_ANSWER, context.getHandler())) {
+      request.commandId = deterministicId('command', scope);
+      return next.handle();
+    }
 
     return from(this.store.get(scope)).pipe(
       mergeMap((stored) => {

@@ -13,9 +13,10 @@ import {
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
 import { Envelope } from '../http/command-envelope';
-import { ID_MESSAGE, IdPipe } from '../http/validation';
+import { ID_MESSAGE, IdPipe, TEXT } from '../http/validation';
 import { ID_PATTERN, streams } from '../shared/ids';
 import { EmptyBody } from '../subscription/subscription.controller';
+import { SeatKeeper } from '../enrollment/seat-keeper';
 import { corporationDecider } from './corporation.decider';
 import {
   DEACTIVATION_REASONS,
@@ -26,9 +27,6 @@ import {
   UserRole,
   UserState,
 } from './user.decider';
-
-/** Printable text without control characters, trimmed. */
-const TEXT = /^(?=[^\p{Cc}\p{Cs}]*[^\s\p{Cc}\p{Cs}])[^\p{Cc}\p{Cs}]+$/u;
 
 export class UserBody {
   @ApiProperty({ enum: USER_ROLES })
@@ -89,7 +87,12 @@ export class CorporationBody {
 
 function userView(userId: string, state: UserState) {
   if (state.status === 'unregistered') return { userId, status: state.status };
-  return { userId, status: state.status, ...state.profile };
+  return {
+    userId,
+    status: state.status,
+    ...state.profile,
+    enrolled: state.mfa.factors.size > 0,
+  };
 }
 
 @ApiTags('Directory')
@@ -97,7 +100,10 @@ function userView(userId: string, state: UserState) {
 @Roles('host')
 @Controller('v1/firms/:firmId')
 export class DirectoryController {
-  constructor(private readonly commands: CommandHandler) {}
+  constructor(
+    private readonly commands: CommandHandler,
+    private readonly seats: SeatKeeper,
+  ) {}
 
   @Put('users/:userId')
   @HttpCode(200)
@@ -183,6 +189,12 @@ export class DirectoryController {
       command,
       envelope,
     );
-    return { position: String(outcome.position), ...userView(userId, outcome.state) };
+    let position = outcome.position;
+    if (outcome.events.some((event) => event.type === 'EnrollmentReset')) {
+      // Recycling: the deactivated user's seat goes back to the firm.
+      const released = await this.seats.afterReset(firmId, userId, envelope);
+      if (released > position) position = released;
+    }
+    return { position: String(position), ...userView(userId, outcome.state) };
   }
 }

@@ -1,9 +1,21 @@
 import { assertNever, Decider, DecisionContext } from '../shared/decider';
 import { DomainError, notFound } from '../shared/domain-error';
+import {
+  decideMfa,
+  evolveMfa,
+  initialMfaState,
+  isMfaEvent,
+  MfaCommand,
+  MfaEvent,
+  MfaState,
+  resetEvent,
+} from '../enrollment/mfa';
 
 /*
  * A user of the host application, as the host syncs it to us. We never create
  * users on our own: the host registers, updates, deactivates and reactivates.
+ * The user's MFA factors live in the same stream (src/enrollment/mfa.ts), so
+ * that deactivating a user resets its enrollment in the same append.
  */
 
 export const USER_ROLES = [
@@ -35,12 +47,14 @@ export interface UserProfile {
   firmAdmin: boolean;
 }
 
-export type UserCommand =
+export type DirectoryCommand =
   | { type: 'RegisterOrUpdateUser'; userId: string; profile: UserProfile }
   | { type: 'DeactivateUser'; userId: string; reason: DeactivationReason }
   | { type: 'ReactivateUser'; userId: string };
 
-export type UserEvent =
+export type UserCommand = DirectoryCommand | MfaCommand;
+
+export type DirectoryEvent =
   | { type: 'UserRegistered'; data: { userId: string; registeredAt: string } & UserProfile }
   | { type: 'UserProfileUpdated'; data: { userId: string; updatedAt: string } & UserProfile }
   | {
@@ -49,13 +63,16 @@ export type UserEvent =
     }
   | { type: 'UserReactivated'; data: { userId: string; reactivatedAt: string } };
 
-export type UserState =
-  | { status: 'unregistered' }
-  | {
-      status: 'active' | 'inactive';
-      profile: UserProfile;
-      deactivationReason: DeactivationReason | null;
-    };
+export type UserEvent = DirectoryEvent | MfaEvent;
+
+export type RegisteredUser = {
+  status: 'active' | 'inactive';
+  profile: UserProfile;
+  deactivationReason: DeactivationReason | null;
+  mfa: MfaState;
+};
+
+export type UserState = { status: 'unregistered' } | RegisteredUser;
 
 export const userDecider: Decider<UserCommand, UserEvent, UserState, DecisionContext> = {
   initialState: () => ({ status: 'unregistered' }),
@@ -81,15 +98,23 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState, DecisionCon
         ];
       }
 
-      case 'DeactivateUser':
+      case 'DeactivateUser': {
         if (state.status === 'unregistered') throw unknownUser(command.userId);
         if (state.status === 'inactive' && state.deactivationReason === command.reason) return [];
+        const { mfa } = state;
+        // Recycling: a deactivated user's enrollment is reset, which frees its seat.
+        const reset =
+          mfa.factors.size > 0 || mfa.pending.size > 0
+            ? [resetEvent(command.userId, command.reason, 'deactivation', mfa, now)]
+            : [];
         return [
           {
             type: 'UserDeactivated',
             data: { userId: command.userId, reason: command.reason, deactivatedAt: now },
           },
+          ...reset,
         ];
+      }
 
       case 'ReactivateUser':
         if (state.status === 'unregistered') throw unknownUser(command.userId);
@@ -97,14 +122,25 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState, DecisionCon
         return [{ type: 'UserReactivated', data: { userId: command.userId, reactivatedAt: now } }];
 
       default:
-        return assertNever(command);
+        if (state.status === 'unregistered') throw unknownUser(command.userId);
+        return decideMfa(command, state.mfa, state.status === 'active', now);
     }
   },
 
   evolve(state, event) {
+    if (isMfaEvent(event)) {
+      return state.status === 'unregistered'
+        ? state
+        : { ...state, mfa: evolveMfa(state.mfa, event) };
+    }
     switch (event.type) {
       case 'UserRegistered':
-        return { status: 'active', profile: profileOf(event.data), deactivationReason: null };
+        return {
+          status: 'active',
+          profile: profileOf(event.data),
+          deactivationReason: null,
+          mfa: initialMfaState(),
+        };
       case 'UserProfileUpdated':
         if (state.status === 'unregistered') return state;
         return { ...state, profile: profileOf(event.data) };

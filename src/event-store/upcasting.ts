@@ -16,7 +16,10 @@ export interface Upcaster {
  * listed is at version 1. Raise a type's version together with the upcaster
  * that reads its previous version.
  */
-const currentVersions: Readonly<Record<string, number>> = {};
+const currentVersions: Readonly<Record<string, number>> = {
+  SeatAssigned: 2,
+  SeatReleased: 2,
+};
 
 export function currentSchemaVersion(type: string): number {
   return currentVersions[type] ?? 1;
@@ -48,5 +51,20 @@ export class UpcasterChain {
   }
 }
 
-/** No event type has changed shape yet; the first upcaster goes here. */
-export const upcasters = new UpcasterChain([]);
+/**
+ * Version 2 of the seat events names the enrollment generation the seat is
+ * for (docs/decisions/0006). Seats of version 1 predate generations: they
+ * belong to generation 0, the one every user starts in.
+ */
+export const upcasters = new UpcasterChain([
+  {
+    type: 'SeatAssigned',
+    fromVersion: 1,
+    upcast: (data) => ({ data: { generation: 0, enrollmentId: null, ...data } }),
+  },
+  {
+    type: 'SeatReleased',
+    fromVersion: 1,
+    upcast: (data) => ({ data: { generation: 0, ...data } }),
+  },
+]);

@@ -59,7 +59,7 @@ export function toProblem(
     return { body: exception.problem, headers: exception.headers };
   }
   if (exception instanceof DomainError) {
-    return { body: problemFromDomainError(exception), headers: {} };
+    return { body: problemFromDomainError(exception), headers: retryAfter(exception) };
   }
   if (exception instanceof HttpException) {
     // Nest's own (unknown route) and Fastify's (body parsing, limits, media
@@ -101,4 +101,10 @@ function httpProblem(status: number, message: string): Problem {
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** A refusal that lifts with time (a lockout) says when to come back. */
+function retryAfter(error: DomainError): Record<string, string> {
+  const { retryAfterSeconds } = error.extensions;
+  return typeof retryAfterSeconds === 'number' ? { 'retry-after': String(retryAfterSeconds) } : {};
 }

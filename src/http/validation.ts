@@ -51,6 +51,10 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
   });
 }
 
+/** Printable text without control characters, not blank. */
+export const TEXT = /^(?=[^\p{Cc}\p{Cs}]*[^\s\p{Cc}\p{Cs}])[^\p{Cc}\p{Cs}]+$/u;
+export const TEXT_MESSAGE = 'must be non-blank text without control characters';
+
 export const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : -';
 
 /** Path ids (firmId, userId, corporationId) follow the contract's id alphabet. */

@@ -13,6 +13,12 @@ export interface Decider<Command, Event extends DomainEvent, State, Context = De
   /** Returns the events the command causes; an empty list means "nothing to change". Throws DomainError to refuse. */
   decide: (command: Command, state: State, context: Context) => Event[];
   evolve: (state: State, event: Event) => State;
+  /**
+   * Every event of the stream carries the whole state it leaves behind, so the
+   * state is the stream's last event alone (a stream that must stay fast to
+   * decide however long it grows).
+   */
+  stateIsInLastEvent?: boolean;
 }
 
 export interface DecisionContext {

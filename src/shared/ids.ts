@@ -15,6 +15,8 @@ export const streams = {
   subscription: (firmId: string) => `subscription-${firmId}`,
   enablement: (firmId: string) => `enablement-${firmId}`,
   user: (firmId: string, userId: string) => `user-${firmId}/${userId}`,
+  /** A user's login verifications; apart from the factors so that logins never slow down commands. */
+  verification: (firmId: string, userId: string) => `verification-${firmId}/${userId}`,
   corporation: (firmId: string, corporationId: string) => `corporation-${firmId}/${corporationId}`,
 };
 

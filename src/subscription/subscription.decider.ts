@@ -16,8 +16,14 @@ export type SubscriptionCommand =
   | { type: 'ActivateSubscription'; plan: string; licenseCount: number }
   | { type: 'ChangeLicenseCount'; licenseCount: number; force: boolean }
   | { type: 'CancelSubscription' }
-  | { type: 'AssignSeat'; userId: string }
-  | { type: 'ReleaseSeat'; userId: string; reason: string };
+  /**
+   * Taken by a confirmation, for the user's current enrollment generation. A
+   * user still holding the seat of an older generation (a reset whose release
+   * has not landed yet) moves it to the new one: the count does not change.
+   */
+  | { type: 'AssignSeat'; userId: string; generation: number; enrollmentId: string | null }
+  /** Frees the user's seat if it belongs to a generation below `belowGeneration`. */
+  | { type: 'ReleaseSeat'; userId: string; reason: string; belowGeneration: number };
 
 export type SubscriptionEvent =
   | { type: 'SubscriptionRequested'; data: { plan: string | null; requestedAt: string } }
@@ -36,15 +42,33 @@ export type SubscriptionEvent =
       };
     }
   | { type: 'SubscriptionCancelled'; data: { cancelledAt: string } }
-  | { type: 'SeatAssigned'; data: { userId: string; assignedAt: string } }
-  | { type: 'SeatReleased'; data: { userId: string; reason: string; releasedAt: string } };
+  | {
+      type: 'SeatAssigned';
+      data: {
+        userId: string;
+        assignedAt: string;
+        /** The user's enrollment generation the seat is for (0 in events before version 2). */
+        generation: number;
+        /** The enrollment whose confirmation took the seat; null before version 2. */
+        enrollmentId: string | null;
+      };
+    }
+  | {
+      type: 'SeatReleased';
+      data: { userId: string; reason: string; releasedAt: string; generation: number };
+    };
 
 export interface SubscriptionState {
   status: SubscriptionStatus;
   plan: string | null;
   licenseCount: number;
-  /** Users holding a seat. Kept while cancelled: a re-activation restores them. */
-  seatHolders: ReadonlySet<string>;
+  /** Users holding a seat, with the enrollment generation and enrollment it is for. Kept while cancelled: a re-activation restores them. */
+  seatHolders: ReadonlyMap<string, Seat>;
+}
+
+export interface Seat {
+  generation: number;
+  enrollmentId: string | null;
 }
 
 export const subscriptionDecider: Decider<
@@ -53,7 +77,7 @@ export const subscriptionDecider: Decider<
   SubscriptionState,
   DecisionContext
 > = {
-  initialState: () => ({ status: 'none', plan: null, licenseCount: 0, seatHolders: new Set() }),
+  initialState: () => ({ status: 'none', plan: null, licenseCount: 0, seatHolders: new Map() }),
 
   decide(command, state, { now }) {
     switch (command.type) {
@@ -110,26 +134,46 @@ export const subscriptionDecider: Decider<
         }
         return [{ type: 'SubscriptionCancelled', data: { cancelledAt: now } }];
 
-      case 'AssignSeat':
-        if (state.seatHolders.has(command.userId)) return [];
+      case 'AssignSeat': {
+        const held = state.seatHolders.get(command.userId);
+        if (held && held.generation >= command.generation) return [];
         requireActive(state);
         // A forced lower count can leave usage above it: no seat until usage falls below.
-        if (state.seatHolders.size >= state.licenseCount) {
-          throw conflict('license-exhausted', 'All MFA licenses of the firm are in use.', {
-            licenseCount: state.licenseCount,
-            seatsInUse: state.seatHolders.size,
-          });
+        if (!held && state.seatHolders.size >= state.licenseCount) {
+          throw conflict(
+            'license-exhausted',
+            'All MFA licenses of the firm are in use; the user may log in without MFA until a seat is free.',
+            { licenseCount: state.licenseCount, seatsInUse: state.seatHolders.size },
+          );
         }
-        return [{ type: 'SeatAssigned', data: { userId: command.userId, assignedAt: now } }];
+        return [
+          {
+            type: 'SeatAssigned',
+            data: {
+              userId: command.userId,
+              assignedAt: now,
+              generation: command.generation,
+              enrollmentId: command.enrollmentId,
+            },
+          },
+        ];
+      }
 
-      case 'ReleaseSeat':
-        if (!state.seatHolders.has(command.userId)) return [];
+      case 'ReleaseSeat': {
+        const held = state.seatHolders.get(command.userId);
+        if (!held || held.generation >= command.belowGeneration) return [];
         return [
           {
             type: 'SeatReleased',
-            data: { userId: command.userId, reason: command.reason, releasedAt: now },
+            data: {
+              userId: command.userId,
+              reason: command.reason,
+              releasedAt: now,
+              generation: held.generation,
+            },
           },
         ];
+      }
 
       default:
         return assertNever(command);
@@ -152,9 +196,15 @@ export const subscriptionDecider: Decider<
       case 'SubscriptionCancelled':
         return { ...state, status: 'cancelled' };
       case 'SeatAssigned':
-        return { ...state, seatHolders: new Set(state.seatHolders).add(event.data.userId) };
+        return {
+          ...state,
+          seatHolders: new Map(state.seatHolders).set(event.data.userId, {
+            generation: event.data.generation,
+            enrollmentId: event.data.enrollmentId,
+          }),
+        };
       case 'SeatReleased': {
-        const seatHolders = new Set(state.seatHolders);
+        const seatHolders = new Map(state.seatHolders);
         seatHolders.delete(event.data.userId);
         return { ...state, seatHolders };
       }

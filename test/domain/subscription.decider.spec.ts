@@ -27,12 +27,17 @@ const changeLicenseCount = (licenseCount: number, force = false): SubscriptionCo
   force,
 });
 const cancel: SubscriptionCommand = { type: 'CancelSubscription' };
-const assignSeat = (userId: string): SubscriptionCommand => ({ type: 'AssignSeat', userId });
-const releaseSeat = (userId: string, reason = 'enrollment-reset'): SubscriptionCommand => ({
-  type: 'ReleaseSeat',
+const assignSeat = (userId: string, generation = 0): SubscriptionCommand => ({
+  type: 'AssignSeat',
   userId,
-  reason,
+  generation,
+  enrollmentId: `enr-${userId}-${generation}`,
 });
+const releaseSeat = (
+  userId: string,
+  reason = 'enrollment-reset',
+  belowGeneration = 1,
+): SubscriptionCommand => ({ type: 'ReleaseSeat', userId, reason, belowGeneration });
 
 // Facts.
 const requested = (plan: string | null = 'standard'): SubscriptionEvent => ({
@@ -53,20 +58,24 @@ const licenseCountChanged = (
   data: { licenseCount, previousLicenseCount, seatsInUse, forced, changedAt: now },
 });
 const cancelled: SubscriptionEvent = { type: 'SubscriptionCancelled', data: { cancelledAt: now } };
-const seatAssigned = (userId: string): SubscriptionEvent => ({
+const seatAssigned = (userId: string, generation = 0): SubscriptionEvent => ({
   type: 'SeatAssigned',
-  data: { userId, assignedAt: now },
+  data: { userId, assignedAt: now, generation, enrollmentId: `enr-${userId}-${generation}` },
 });
-const seatReleased = (userId: string, reason = 'enrollment-reset'): SubscriptionEvent => ({
+const seatReleased = (
+  userId: string,
+  reason = 'enrollment-reset',
+  generation = 0,
+): SubscriptionEvent => ({
   type: 'SeatReleased',
-  data: { userId, reason, releasedAt: now },
+  data: { userId, reason, releasedAt: now, generation },
 });
 
 // Histories.
 const active = (licenseCount: number, ...seatHolders: string[]): SubscriptionEvent[] => [
   requested(),
   activated(licenseCount),
-  ...seatHolders.map(seatAssigned),
+  ...seatHolders.map((userId) => seatAssigned(userId)),
 ];
 const notActive: Array<[string, SubscriptionEvent[]]> = [
   ['never requested', []],
@@ -266,6 +275,26 @@ describe('Subscription', () => {
     });
   });
 
+  describe('seats follow the enrollment generation', () => {
+    it('a user confirming again in the same generation keeps its one seat', () => {
+      spec.given(active(1, 'ann')).when(assignSeat('ann')).then([]);
+    });
+
+    it('a seat of an older generation moves to the new one without taking a license, even when none is free', () => {
+      spec
+        .given(active(1, 'ann'))
+        .when(assignSeat('ann', 1))
+        .then([seatAssigned('ann', 1)]);
+    });
+
+    it('a late assignment for an older generation changes nothing', () => {
+      spec
+        .given([...active(2, 'ann'), seatAssigned('ann', 2)])
+        .when(assignSeat('ann', 1))
+        .then([]);
+    });
+  });
+
   describe('a user takes a seat at the first confirmed factor', () => {
     it('a seat is assigned while a license is free', () => {
       spec
@@ -350,6 +379,17 @@ describe('Subscription', () => {
         .then([]);
     });
 
+    it('a release names the generation it ends: a seat already moved to a newer generation stays', () => {
+      spec
+        .given([...active(2, 'ann'), seatAssigned('ann', 1)])
+        .when(releaseSeat('ann', 'enrollment-reset', 1))
+        .then([]);
+      spec
+        .given([...active(2, 'ann'), seatAssigned('ann', 1)])
+        .when(releaseSeat('ann', 'enrollment-reset', 2))
+        .then([seatReleased('ann', 'enrollment-reset', 1)]);
+    });
+
     it('a dormant seat is freed even while the subscription is cancelled', () => {
       spec
         .given([...active(2, 'ann'), cancelled])
@@ -361,7 +401,7 @@ describe('Subscription', () => {
   describe('invariant S1: seats in use never exceed the license count', () => {
     const users = ['ann', 'bob', 'cid', 'dan', 'eve', 'fay'];
     const anyCommand: fc.Arbitrary<SubscriptionCommand> = fc.oneof(
-      fc.constantFrom(...users).map(assignSeat),
+      fc.constantFrom(...users).map((userId) => assignSeat(userId)),
       fc.constantFrom(...users).map((userId) => releaseSeat(userId)),
       fc
         .record({ licenseCount: fc.integer({ min: 0, max: 7 }), force: fc.boolean() })

@@ -1,0 +1,30 @@
+/**
+ * Per-user data keys, kept outside the event log and wrapped by MFA_MASTER_KEY.
+ *
+ * A user's TOTP secrets are sealed with the user's data key of the current
+ * enrollment generation. A reset moves the user to the next generation and
+ * destroys the keys of the earlier ones: the sealed secrets in old events stay
+ * in the log, replayable, but nobody can open them again (crypto-shredding).
+ *
+ * Two adapters: SQLite (embedded default, `keys.sqlite` in DATA_DIR) and MongoDB
+ * (collection `data_keys`). Both pass test/crypto/key-store.contract.ts.
+ */
+export interface DataKey {
+  keyId: string;
+  key: Buffer;
+}
+
+export interface KeyStore {
+  /**
+   * The user's data key for this generation, created on first use. Two
+   * processes asking at once get the same key.
+   */
+  dataKeyFor(firmId: string, userId: string, generation: number): Promise<DataKey>;
+  /** The key, or undefined once it was destroyed. */
+  dataKey(keyId: string): Promise<Buffer | undefined>;
+  /** Destroys the user's keys of every generation below `generation`; returns how many went. */
+  destroyKeysBelow(firmId: string, userId: string, generation: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const KEY_STORE = Symbol('KeyStore');

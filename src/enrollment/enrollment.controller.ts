@@ -1,0 +1,165 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiOperation,
+  ApiProperty,
+  ApiPropertyOptional,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { RegistrationResponseJSON } from '@simplewebauthn/server';
+import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { CommandEnvelope } from '../command-handling/command-handler';
+import { SecretAnswer } from '../command-handling/idempotency';
+import { Roles } from '../http/auth';
+import { Envelope } from '../http/command-envelope';
+import { IdPipe, ReadQuery, TEXT, TEXT_MESSAGE } from '../http/validation';
+import { LoginService } from '../login/login.service';
+import { EnrollmentService } from './enrollment.service';
+import { RegistrationResponseBody } from './webauthn.dto';
+
+export class LabelBody {
+  @ApiPropertyOptional({ maxLength: 100, description: 'How the user names the device or key.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  @Matches(TEXT, { message: TEXT_MESSAGE })
+  label?: string;
+}
+
+export class CodeBody {
+  @ApiProperty({
+    example: '123456',
+    description: 'The 6-digit code the app shows (spaces allowed).',
+  })
+  @IsString()
+  @MaxLength(20)
+  @Matches(/^\s*\d{3}\s?\d{3}\s*$/, { message: 'must be the 6-digit code' })
+  code!: string;
+}
+
+export class ResetBody {
+  @ApiProperty({ maxLength: 500, example: 'Lost phone' })
+  @IsString()
+  @MaxLength(500)
+  @Matches(TEXT, { message: TEXT_MESSAGE })
+  reason!: string;
+}
+
+export const digitsOf = (code: string) => code.replace(/\s/g, '');
+
+@ApiTags('Enrollment')
+@ApiBearerAuth()
+@Controller('v1/firms/:firmId/users/:userId/mfa')
+export class EnrollmentController {
+  constructor(
+    private readonly enrollment: EnrollmentService,
+    private readonly login: LoginService,
+  ) {}
+
+  @Post('totp/enrollment')
+  @Roles('user', 'host')
+  @HttpCode(201)
+  @SecretAnswer()
+  @ApiOperation({
+    summary: 'Start a TOTP enrollment',
+    description:
+      'Answers the otpauth URI and its QR code (SHA-1, 6 digits, 30 s), valid 10 minutes. 409 mfa-not-enabled, 409 license-exhausted. The answer holds the secret: it is never stored for Idempotency-Key replays; a retry with the same key answers the same enrollment again.',
+  })
+  startTotp(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Body() body: LabelBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.enrollment.startTotp(firmId, userId, body.label?.trim(), envelope);
+  }
+
+  @Post('totp/enrollment/:enrollmentId/confirm')
+  @Roles('user', 'host')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Confirm a TOTP enrollment with a code from the app',
+    description: 'Takes a seat on the first factor. 400 invalid-code, 409 license-exhausted.',
+  })
+  confirmTotp(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Param('enrollmentId', IdPipe) enrollmentId: string,
+    @Body() body: CodeBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.enrollment.confirmTotp(firmId, userId, enrollmentId, digitsOf(body.code), envelope);
+  }
+
+  @Post('webauthn/registration/options')
+  @Roles('user', 'host')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Options to register a security key',
+    description:
+      "PublicKeyCredentialCreationOptionsJSON with a fresh challenge (valid 10 minutes, usable once); the user's keys are excluded. Also carries position and enrollmentId.",
+  })
+  registrationOptions(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Body() body: LabelBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.enrollment.webAuthnRegistrationOptions(
+      firmId,
+      userId,
+      body.label?.trim(),
+      envelope,
+    );
+  }
+
+  @Post('webauthn/registration/verify')
+  @Roles('user', 'host')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: "Verify the browser's registration and confirm the security key",
+    description:
+      'Takes a seat on the first factor. 409 license-exhausted, 409 challenge-not-pending.',
+  })
+  registrationVerify(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Body() body: RegistrationResponseBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.enrollment.webAuthnRegistrationVerify(
+      firmId,
+      userId,
+      body as unknown as RegistrationResponseJSON,
+      envelope,
+    );
+  }
+
+  @Post('reset')
+  @Roles('superuser')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: "Reset the user's enrollment",
+    description:
+      'Every factor stops working at once, the seat is freed and the key that sealed the TOTP secrets is destroyed.',
+  })
+  reset(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Body() body: ResetBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.enrollment.reset(firmId, userId, body.reason.trim(), envelope);
+  }
+
+  @Get('factors')
+  @Roles('user', 'host')
+  @ApiOperation({ summary: "The user's confirmed factors" })
+  async factors(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Query() _query: ReadQuery,
+  ) {
+    return this.enrollment.factors(firmId, userId, await this.login.lastUsed(firmId, userId));
+  }
+}

@@ -1,0 +1,85 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import { CommandEnvelope } from '../command-handling/command-handler';
+import { CodeBody, digitsOf } from '../enrollment/enrollment.controller';
+import { AuthenticationResponseBody } from '../enrollment/webauthn.dto';
+import { Roles } from '../http/auth';
+import { Envelope } from '../http/command-envelope';
+import { IdPipe, ReadQuery } from '../http/validation';
+import { EmptyBody } from '../subscription/subscription.controller';
+import { LoginService } from './login.service';
+
+@ApiTags('Login')
+@ApiBearerAuth()
+@Roles('host', 'user')
+@Controller('v1/firms/:firmId/users/:userId/mfa')
+export class LoginController {
+  constructor(private readonly login: LoginService) {}
+
+  @Get('login-requirement')
+  @ApiOperation({
+    summary: 'What the user must do at login: verify, enroll, bypass or off',
+    description: 'An unknown or inactive user gets off, not 404.',
+  })
+  requirement(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Query() _query: ReadQuery,
+  ) {
+    return this.login.requirement(firmId, userId);
+  }
+
+  @Post('totp/verify')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Verify a TOTP code at login',
+    description:
+      'The current 30 s step or one either side; a step already accepted is refused. 401 { verified: false, attemptsLeft }; five failures in a row lock TOTP for 15 minutes (423 with Retry-After).',
+  })
+  verifyTotp(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Body() body: CodeBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.login.verifyTotp(firmId, userId, digitsOf(body.code), envelope);
+  }
+
+  @Post('webauthn/authentication/options')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Options to log in with a security key',
+    description:
+      'PublicKeyCredentialRequestOptionsJSON with a fresh challenge, valid 5 minutes and usable once.',
+  })
+  authenticationOptions(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Body() _body: EmptyBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.login.webAuthnAuthenticationOptions(firmId, userId, envelope);
+  }
+
+  @Post('webauthn/authentication/verify')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: "Verify the browser's assertion",
+    description:
+      'Checks origin, RP ID, the challenge (once) and the signature counter; a key registered to another user is refused. 401 { verified: false }.',
+  })
+  authenticationVerify(
+    @Param('firmId', IdPipe) firmId: string,
+    @Param('userId', IdPipe) userId: string,
+    @Body() body: AuthenticationResponseBody,
+    @Envelope() envelope: CommandEnvelope,
+  ) {
+    return this.login.webAuthnAuthenticationVerify(
+      firmId,
+      userId,
+      body as unknown as AuthenticationResponseJSON,
+      envelope,
+    );
+  }
+}

@@ -1,0 +1,233 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  generateAuthenticationOptions,
+  verifyAuthenticationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+} from '@simplewebauthn/server';
+import { randomBytes } from 'node:crypto';
+import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
+import { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import {
+  challengeOf,
+  credentialsOf,
+  EnrollmentService,
+  matchTotp,
+  registered,
+} from '../enrollment/enrollment.service';
+import type { Factor } from '../enrollment/mfa';
+import { UserFacts } from '../enrollment/user-facts';
+import { Clock, CLOCK } from '../shared/clock';
+import { conflict, DomainError } from '../shared/domain-error';
+import { streams } from '../shared/ids';
+import {
+  currentState,
+  MAX_CONSECUTIVE_FAILURES,
+  verificationDecider,
+  VerificationState,
+  WebAuthnOutcome,
+} from '../verification/verification.decider';
+import { LoginRequirement, loginRequirement } from './login-decision';
+
+const CHALLENGE_TTL_MS = 5 * 60 * 1000;
+
+/**
+ * Login (DESIGN §4): the decision, and the verification of a second factor.
+ * Everything here reads a bounded amount of state: the user's stream and the
+ * firm's two streams from the folded-state cache, the verification stream by
+ * its last event. A user's thousandth login costs what its first did.
+ */
+@Injectable()
+export class LoginService {
+  constructor(
+    private readonly commands: CommandHandler,
+    private readonly facts: UserFacts,
+    private readonly enrollment: EnrollmentService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
+
+  async requirement(firmId: string, userId: string): Promise<LoginRequirement> {
+    const { user, subscription, enablement } = await this.facts.of(firmId, userId);
+    return loginRequirement(user, subscription, enablement);
+  }
+
+  /** When each of the user's factors last verified a login. */
+  async lastUsed(firmId: string, userId: string): Promise<Record<string, string>> {
+    const user = registered(await this.facts.of(firmId, userId), userId);
+    return (await this.verificationState(firmId, userId, user.mfa.generation)).lastUsed;
+  }
+
+  /** The user's verification state as of now (its generation, an expired lock lifted). */
+  async verificationState(firmId: string, userId: string, generation: number) {
+    const { state } = await this.commands.load(
+      streams.verification(firmId, userId),
+      verificationDecider,
+    );
+    return currentState(state, generation, this.clock.now().toISOString());
+  }
+
+  async verifyTotp(
+    firmId: string,
+    userId: string,
+    code: string,
+    envelope: CommandEnvelope,
+  ): Promise<{ verified: true; position: string }> {
+    const user = registered(await this.facts.of(firmId, userId), userId);
+    const factors = [...user.mfa.factors.values()].filter((factor) => factor.factorType === 'totp');
+    if (factors.length === 0) {
+      throw conflict('factor-not-enrolled', 'The user has no confirmed authenticator app.');
+    }
+    const now = this.clock.now();
+    let match: { factorId: string; timeStep: number } | null = null;
+    for (const factor of factors) {
+      if (!factor.secret) continue;
+      const secret = (
+        await this.enrollment.openSecret(firmId, userId, factor.enrollmentId, factor.secret)
+      ).toString('utf8');
+      const timeStep = matchTotp(secret, code, now);
+      if (timeStep !== null) {
+        match = { factorId: factor.factorId, timeStep };
+        break;
+      }
+    }
+    const outcome = await this.commands.handle(
+      streams.verification(firmId, userId),
+      verificationDecider,
+      { type: 'RecordTotpAttempt', match },
+      envelope,
+      (decidedAt) => Promise.resolve({ now: decidedAt, generation: user.mfa.generation }),
+    );
+    const [first] = outcome.events;
+    if (first?.type === 'TotpVerificationSucceeded') {
+      return { verified: true, position: String(outcome.position) };
+    }
+    const state = outcome.state;
+    const replayed =
+      first?.type === 'TotpVerificationFailed' &&
+      (first.data as { reason: string }).reason === 'replayed-code';
+    const detail = replayed
+      ? 'This code was already used; wait for the next one.'
+      : 'The code is not valid.';
+    throw new DomainError(
+      replayed ? 'code-already-used' : 'invalid-code',
+      state.lockedUntil
+        ? `${detail} Too many failures in a row: TOTP verification is locked until ${state.lockedUntil}.`
+        : detail,
+      'unauthorized',
+      {
+        verified: false,
+        attemptsLeft: Math.max(MAX_CONSECUTIVE_FAILURES - state.consecutiveFailures, 0),
+        ...(state.lockedUntil ? { lockedUntil: state.lockedUntil } : {}),
+        position: String(outcome.position),
+      },
+    );
+  }
+
+  async webAuthnAuthenticationOptions(
+    firmId: string,
+    userId: string,
+    envelope: CommandEnvelope,
+  ): Promise<PublicKeyCredentialRequestOptionsJSON & { position: string }> {
+    const user = registered(await this.facts.of(firmId, userId), userId);
+    const credentials = credentialsOf(user.mfa.factors.values());
+    if (credentials.length === 0) {
+      throw conflict('factor-not-enrolled', 'The user has no registered security key.');
+    }
+    const options = await generateAuthenticationOptions({
+      rpID: this.config.webauthn.rpId,
+      challenge: randomBytes(32),
+      timeout: CHALLENGE_TTL_MS,
+      userVerification: 'preferred',
+      allowCredentials: credentials.map((credential) => ({
+        id: credential.credentialId,
+        transports: credential.transports as never,
+      })),
+    });
+    const outcome = await this.commands.handle(
+      streams.verification(firmId, userId),
+      verificationDecider,
+      {
+        type: 'IssueWebAuthnChallenge',
+        challenge: options.challenge,
+        expiresAt: new Date(this.clock.now().getTime() + CHALLENGE_TTL_MS).toISOString(),
+      },
+      envelope,
+      (decidedAt) => Promise.resolve({ now: decidedAt, generation: user.mfa.generation }),
+    );
+    return { ...options, position: String(outcome.position) };
+  }
+
+  async webAuthnAuthenticationVerify(
+    firmId: string,
+    userId: string,
+    response: AuthenticationResponseJSON,
+    envelope: CommandEnvelope,
+  ): Promise<{ verified: true; position: string }> {
+    const challenge = challengeOf(response.response.clientDataJSON);
+    const user = registered(await this.facts.of(firmId, userId), userId);
+    const factor = [...user.mfa.factors.values()].find(
+      (candidate) => candidate.credential?.credentialId === response.id,
+    );
+    const state = await this.verificationState(firmId, userId, user.mfa.generation);
+    const outcome = await this.check(response, challenge, factor, state);
+    const recorded = await this.commands.handle(
+      streams.verification(firmId, userId),
+      verificationDecider,
+      { type: 'RecordWebAuthnAttempt', challenge, outcome },
+      envelope,
+      (decidedAt) => Promise.resolve({ now: decidedAt, generation: user.mfa.generation }),
+    );
+    const [event] = recorded.events;
+    if (event?.type === 'WebAuthnVerificationSucceeded') {
+      return { verified: true, position: String(recorded.position) };
+    }
+    const reason = event ? (event.data as { reason: string }).reason : 'not-verified';
+    throw new DomainError(
+      'webauthn-not-verified',
+      `The security key's assertion was refused (${reason}).`,
+      'unauthorized',
+      { verified: false, reason, position: String(recorded.position) },
+    );
+  }
+
+  private async check(
+    response: AuthenticationResponseJSON,
+    challenge: string,
+    factor: Factor | undefined,
+    state: VerificationState,
+  ): Promise<WebAuthnOutcome> {
+    const credentialId = typeof response.id === 'string' ? response.id : null;
+    // A key registered to someone else (or to nobody) proves nothing for this user.
+    const credential = factor?.credential;
+    if (!factor || !credential) {
+      return { verified: false, reason: 'credential-not-registered-for-user', credentialId };
+    }
+    try {
+      const result = await verifyAuthenticationResponse({
+        response,
+        expectedChallenge: challenge,
+        expectedOrigin: this.config.webauthn.origin,
+        expectedRPID: this.config.webauthn.rpId,
+        requireUserVerification: false,
+        credential: {
+          id: credential.credentialId,
+          publicKey: Buffer.from(credential.publicKey, 'base64url'),
+          counter: state.counters[credential.credentialId] ?? credential.counter,
+          transports: credential.transports as never,
+        },
+      });
+      if (!result.verified) return { verified: false, reason: 'signature-invalid', credentialId };
+      return {
+        verified: true,
+        factorId: factor.factorId,
+        credentialId: credential.credentialId,
+        counter: result.authenticationInfo.newCounter,
+      };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : 'invalid assertion';
+      return { verified: false, reason: message.slice(0, 200), credentialId };
+    }
+  }
+}
