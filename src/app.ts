@@ -1,27 +1,26 @@
-import { LogLevel } from "@nestjs/common";
-import { NestFactory } from "@nestjs/core";
-import {
-  FastifyAdapter,
-  NestFastifyApplication,
-} from "@nestjs/platform-fastify";
-import Database from "better-sqlite3";
-import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { AppModule, Infrastructure } from "./app.module";
-import { SqliteIdempotencyStore } from "./command-handling/idempotency";
-import { KeyStore } from "./crypto/key-store.port";
-import { SqliteKeyStore } from "./crypto/sqlite-key-store";
-import { AppConfig } from "./config/config";
-import { EventStore } from "./event-store/event-store.port";
-import { SqliteEventStore } from "./event-store/sqlite-event-store";
-import { problem } from "./http/problem";
-import { sendProblem } from "./http/problem.filter";
-import { setUpOpenApi } from "./http/openapi";
-import { createValidationPipe } from "./http/validation";
-import { Clock, systemClock } from "./shared/clock";
-import { isValidId } from "./shared/ids";
+import { LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import Database from 'better-sqlite3';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppModule, Infrastructure } from './app.module';
+import { SqliteIdempotencyStore } from './command-handling/idempotency';
+import { KeyStore } from './crypto/key-store.port';
+import { SqliteKeyStore } from './crypto/sqlite-key-store';
+import { AppConfig } from './config/config';
+import { EventStore } from './event-store/event-store.port';
+import { SqliteEventStore } from './event-store/sqlite-event-store';
+import { ReadModelStore } from './read-model/read-model-store.port';
+import { SqliteReadModelStore } from './read-model/sqlite-read-model-store';
+import { problem } from './http/problem';
+import { sendProblem } from './http/problem.filter';
+import { setUpOpenApi } from './http/openapi';
+import { createValidationPipe } from './http/validation';
+import { Clock, systemClock } from './shared/clock';
+import { isValidId } from './shared/ids';
 
 export interface CreateAppOptions {
   clock?: Clock;
@@ -35,19 +34,22 @@ export async function openInfrastructure(
 ): Promise<Infrastructure> {
   mkdirSync(config.dataDir, { recursive: true });
   const eventStore = await openEventStore(config);
+  const readModelStore = await openReadModelStore(config);
   const keyStore = await openKeyStore(config);
-  const stateDb = new Database(join(config.dataDir, "state.sqlite"));
-  stateDb.pragma("journal_mode = WAL");
-  stateDb.pragma("synchronous = FULL");
-  stateDb.pragma("busy_timeout = 10000");
+  const stateDb = new Database(join(config.dataDir, 'state.sqlite'));
+  stateDb.pragma('journal_mode = WAL');
+  stateDb.pragma('synchronous = FULL');
+  stateDb.pragma('busy_timeout = 10000');
   return {
     config,
     eventStore,
+    readModelStore,
     idempotencyStore: new SqliteIdempotencyStore(stateDb),
     keyStore,
     clock,
     close: async () => {
       await eventStore.close();
+      await readModelStore.close();
       await keyStore.close();
       stateDb.close();
     },
@@ -55,24 +57,28 @@ export async function openInfrastructure(
 }
 
 async function openEventStore(config: AppConfig): Promise<EventStore> {
-  if (!config.eventStoreUrl)
-    return new SqliteEventStore(join(config.dataDir, "events.sqlite"));
+  if (!config.eventStoreUrl) return new SqliteEventStore(join(config.dataDir, 'events.sqlite'));
   // Loaded only when configured: the gRPC client is not needed by the embedded default.
-  const { KurrentDbEventStore } =
-    await import("./event-store/kurrentdb-event-store");
+  const { KurrentDbEventStore } = await import('./event-store/kurrentdb-event-store');
   return new KurrentDbEventStore(config.eventStoreUrl);
 }
 
 /** The keys that seal TOTP secrets: a SQLite file of their own, or MongoDB with the read models. */
 async function openKeyStore(config: AppConfig): Promise<KeyStore> {
   if (!config.mongodbUrl) {
-    return new SqliteKeyStore(
-      join(config.dataDir, "keys.sqlite"),
-      config.masterKey,
-    );
+    return new SqliteKeyStore(join(config.dataDir, 'keys.sqlite'), config.masterKey);
   }
-  const { MongoKeyStore } = await import("./crypto/mongo-key-store");
+  const { MongoKeyStore } = await import('./crypto/mongo-key-store');
   return MongoKeyStore.connect(config.mongodbUrl, config.masterKey);
+}
+
+/** Read models and checkpoints: readmodels.sqlite in DATA_DIR, or MongoDB when MONGODB_URL is set. */
+export async function openReadModelStore(config: AppConfig): Promise<ReadModelStore> {
+  if (!config.mongodbUrl)
+    return new SqliteReadModelStore(join(config.dataDir, 'readmodels.sqlite'));
+  // Loaded only when configured, like the KurrentDB client.
+  const { MongoReadModelStore } = await import('./read-model/mongodb-read-model-store');
+  return MongoReadModelStore.connect(config.mongodbUrl);
 }
 
 export async function createApp(
@@ -83,10 +89,8 @@ export async function createApp(
   const adapter = new FastifyAdapter({
     bodyLimit: config.bodyLimit,
     // The correlation id of every event: the caller's X-Correlation-Id when it is a valid id.
-    genReqId: (request: {
-      headers: Record<string, string | string[] | undefined>;
-    }) => {
-      const header = request.headers["x-correlation-id"];
+    genReqId: (request: { headers: Record<string, string | string[] | undefined> }) => {
+      const header = request.headers['x-correlation-id'];
       return isValidId(header) ? header : randomUUID();
     },
     requestIdHeader: false,
@@ -94,21 +98,15 @@ export async function createApp(
     // Ids may be 128 characters (Fastify's default stops at 100); longer ones reach IdPipe's 400.
     routerOptions: { maxParamLength: 512 },
     // Errors of Fastify's router, before any route runs: still problem+json.
-    frameworkErrors: (
-      error: FastifyError,
-      _request: FastifyRequest,
-      reply: FastifyReply,
-    ) => {
-      const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
+    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
       sendProblem(
         reply,
         tooLong
-          ? problem(400, "validation-failed", "A path parameter is too long.", {
-              errors: [
-                { field: "path", message: "ids are at most 128 characters" },
-              ],
+          ? problem(400, 'validation-failed', 'A path parameter is too long.', {
+              errors: [{ field: 'path', message: 'ids are at most 128 characters' }],
             })
-          : problem(400, "bad-request", "The request URL could not be read."),
+          : problem(400, 'bad-request', 'The request URL could not be read.'),
       );
     },
   });
@@ -117,7 +115,7 @@ export async function createApp(
     adapter,
     // Nest's own parsers would add form bodies; only JSON is a command body here.
     {
-      logger: options.logLevels ?? ["error", "warn", "log"],
+      logger: options.logLevels ?? ['error', 'warn', 'log'],
       bufferLogs: false,
       bodyParser: false,
     },
@@ -125,9 +123,9 @@ export async function createApp(
   app.useGlobalPipes(createValidationPipe());
   const fastify = app.getHttpAdapter().getInstance();
   // Fastify parses text/plain by default; anything but JSON is a 415.
-  fastify.removeContentTypeParser("text/plain");
-  fastify.addHook("onSend", async (request, reply, payload) => {
-    reply.header("x-correlation-id", request.id);
+  fastify.removeContentTypeParser('text/plain');
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-correlation-id', request.id);
     return payload;
   });
   setUpOpenApi(app);

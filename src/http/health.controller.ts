@@ -1,6 +1,7 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { Public } from './auth';
 import { problem, ProblemException } from './problem';
 
@@ -9,9 +10,16 @@ import { problem, ProblemException } from './problem';
 export class HealthController {
   private readonly startedAt = Date.now();
 
-  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly engine: ProjectionEngine,
+  ) {}
 
-  /** Liveness and readiness: the log is reachable. Projections join with the read-model issue. */
+  /**
+   * Liveness and readiness: the log is reachable. Each projection and process
+   * manager shows its position and lag behind the head; `status` is `degraded`
+   * while one of them is stopped or retrying.
+   */
   @Get()
   @Public()
   async health() {
@@ -24,11 +32,13 @@ export class HealthController {
         { 'retry-after': '5' },
       );
     }
+    const consumers = this.engine.health(headPosition);
     return {
-      status: 'ok',
+      status: consumers.healthy ? 'ok' : 'degraded',
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       eventStore: { headPosition: String(headPosition) },
-      projections: [],
+      projections: consumers.projections,
+      processManagers: consumers.processManagers,
     };
   }
 }

@@ -1,0 +1,239 @@
+import type { RecordedEvent } from '../src/event-store/event-store.port';
+import type { UserRole } from '../src/directory/user.decider';
+import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  emptyScope,
+  enablementOf,
+  evolveScope,
+  mfaEnabled,
+  role,
+  SCOPE_EVENTS,
+  ScopeDoc,
+  text,
+} from './mfa-scope';
+
+/*
+ * The "Enrolled Users" list (GET /v1/firms/{firmId}/mfa/enrolled-users).
+ *
+ * A user is listed while it holds at least one confirmed factor: from its
+ * first FactorConfirmed after its last EnrollmentReset, until the next
+ * EnrollmentReset (a superuser's reset, or the one appended with a
+ * deactivation). Reactivation restores nothing.
+ *   factors     the distinct factor types confirmed since the last reset
+ *   enrolledAt  the first confirmation since the last reset
+ *   enforced    whether MFA applies to the user right now (subscription active,
+ *               user active, a switch covers it). Enrolled users outside every
+ *               enabled scope, inactive, or of a cancelled subscription stay
+ *               listed as "not enforced" (DESIGN §3: disabling a scope resets
+ *               nobody). It is computed when the page is read, from the firm's
+ *               switches, so a switch change never rewrites the list.
+ *
+ * Every registered user has a profile document (so a later enrollment knows
+ * its name); the list itself holds only enrolled users, with lower-case copies
+ * of name and organization for the case-insensitive search and the order
+ * (name, then user id).
+ */
+
+interface Factor {
+  factorId: string;
+  type: 'totp' | 'webauthn';
+  confirmedAt: string;
+}
+
+interface ProfileDoc {
+  firmId: string;
+  userId: string;
+  name: string;
+  email: string;
+  organization: string | null;
+  role: UserRole;
+  corporationId: string | null;
+  active: boolean;
+  factors: Factor[];
+}
+
+interface EntryDoc {
+  firmId: string;
+  userId: string;
+  name: string;
+  email: string;
+  organization: string | null;
+  role: UserRole;
+  corporationId: string | null;
+  active: boolean;
+  factors: Array<'totp' | 'webauthn'>;
+  enrolledAt: string;
+  nameKey: string;
+  orgKey: string;
+}
+
+export interface EnrolledUser {
+  userId: string;
+  name: string;
+  email: string;
+  organization: string | null;
+  role: UserRole;
+  corporationId: string | null;
+  factors: Array<'totp' | 'webauthn'>;
+  enrolledAt: string;
+  enforced: boolean;
+}
+
+const USER_EVENTS = [
+  'UserRegistered',
+  'UserProfileUpdated',
+  'UserDeactivated',
+  'UserReactivated',
+  'FactorConfirmed',
+  'EnrollmentReset',
+] as const;
+
+export const enrolledUsersProjection: Projection = {
+  name: 'enrolled-users',
+  version: 1,
+  collections: [
+    { name: 'scopes', fields: [], indexes: [] },
+    { name: 'profiles', fields: [], indexes: [] },
+    {
+      name: 'entries',
+      fields: ['firmId', 'nameKey', 'orgKey', 'role', 'corporationId'],
+      // Each index serves one filter and the order, and carries the searched fields,
+      // so a search walks the index alone and reads only the documents of its page.
+      indexes: [
+        ['firmId', 'nameKey', 'id', 'orgKey', 'role', 'corporationId'],
+        ['firmId', 'role', 'nameKey', 'id', 'orgKey', 'corporationId'],
+        ['firmId', 'corporationId', 'nameKey', 'id', 'orgKey', 'role'],
+      ],
+    },
+  ],
+  handles: [...SCOPE_EVENTS, ...USER_EVENTS],
+
+  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+    const firmId = event.metadata.firmId;
+    if ((SCOPE_EVENTS as readonly string[]).includes(event.type)) {
+      const scope = (await writer.get<ScopeDoc>('scopes', firmId)) ?? emptyScope(firmId);
+      writer.put('scopes', firmId, evolveScope(scope, event));
+      return;
+    }
+    const userId = text(event, 'userId');
+    const id = key(firmId, userId);
+    const before = await writer.get<ProfileDoc>('profiles', id);
+    const after = evolveProfile(before, event, firmId, userId);
+    if (!after || after === before) return;
+    writer.put('profiles', id, after);
+    const entry = entryOf(after);
+    if (entry) writer.put('entries', id, entry);
+    else if (before && before.factors.length > 0) writer.delete('entries', id);
+  },
+};
+
+function evolveProfile(
+  profile: ProfileDoc | undefined,
+  event: RecordedEvent,
+  firmId: string,
+  userId: string,
+): ProfileDoc | undefined {
+  switch (event.type) {
+    case 'UserRegistered':
+    case 'UserProfileUpdated': {
+      const organization = event.data.organization;
+      const corporationId = event.data.corporationId;
+      return {
+        firmId,
+        userId,
+        name: text(event, 'name'),
+        email: text(event, 'email'),
+        organization: typeof organization === 'string' ? organization : null,
+        role: role(event),
+        corporationId: typeof corporationId === 'string' ? corporationId : null,
+        active: profile?.active ?? true,
+        factors: profile?.factors ?? [],
+      };
+    }
+    case 'UserDeactivated':
+      return profile && { ...profile, active: false };
+    case 'UserReactivated':
+      return profile && { ...profile, active: true };
+    case 'FactorConfirmed': {
+      const factorId = text(event, 'factorId');
+      const type = text(event, 'factorType');
+      if (type !== 'totp' && type !== 'webauthn') {
+        throw new Error(`FactorConfirmed.factorType ${type} is not totp or webauthn`);
+      }
+      if (!profile || profile.factors.some((f) => f.factorId === factorId)) return profile;
+      const factor: Factor = { factorId, type, confirmedAt: text(event, 'confirmedAt') };
+      return { ...profile, factors: [...profile.factors, factor] };
+    }
+    case 'EnrollmentReset':
+      return profile && profile.factors.length > 0 ? { ...profile, factors: [] } : profile;
+    default:
+      return profile;
+  }
+}
+
+function entryOf(profile: ProfileDoc): EntryDoc | undefined {
+  if (profile.factors.length === 0) return undefined;
+  const types = new Set(profile.factors.map((f) => f.type));
+  return {
+    firmId: profile.firmId,
+    userId: profile.userId,
+    name: profile.name,
+    email: profile.email,
+    organization: profile.organization,
+    role: profile.role,
+    corporationId: profile.corporationId,
+    active: profile.active,
+    factors: (['totp', 'webauthn'] as const).filter((t) => types.has(t)),
+    // Factors are kept in confirmation order: the first is the enrollment.
+    enrolledAt: profile.factors[0].confirmedAt,
+    nameKey: profile.name.toLowerCase(),
+    orgKey: (profile.organization ?? '').toLowerCase(),
+  };
+}
+
+export interface EnrolledUsersQuery {
+  search?: string;
+  role?: UserRole;
+  corporationId?: string;
+  limit: number;
+  /** The (lower-case name, user id) of the last item of the previous page. */
+  after?: [string, string];
+}
+
+export async function enrolledUsers(
+  reader: ReadModelReader,
+  firmId: string,
+  query: EnrolledUsersQuery,
+): Promise<{ items: EnrolledUser[]; next: [string, string] | null }> {
+  const equals: Record<string, string> = { firmId };
+  if (query.role) equals.role = query.role;
+  if (query.corporationId) equals.corporationId = query.corporationId;
+  const search = query.search?.trim().toLowerCase();
+  // One more than a page tells whether another page exists.
+  const found = await reader.find<EntryDoc>('entries', {
+    equals,
+    ...(search ? { contains: { fields: ['nameKey', 'orgKey'], text: search } } : {}),
+    orderBy: ['nameKey', 'id'],
+    ...(query.after ? { after: [query.after[0], key(firmId, query.after[1])] } : {}),
+    limit: query.limit + 1,
+  });
+  const page = found.slice(0, query.limit);
+  const scope = (await reader.get<ScopeDoc>('scopes', firmId)) ?? emptyScope(firmId);
+  const enablement = enablementOf(scope);
+  const items = page.map((entry) => ({
+    userId: entry.userId,
+    name: entry.name,
+    email: entry.email,
+    organization: entry.organization,
+    role: entry.role,
+    corporationId: entry.corporationId,
+    factors: entry.factors,
+    enrolledAt: entry.enrolledAt,
+    enforced: mfaEnabled(scope, enablement, entry),
+  }));
+  const last = page[page.length - 1];
+  return {
+    items,
+    next: found.length > query.limit && last ? [last.nameKey, last.userId] : null,
+  };
+}

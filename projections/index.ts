@@ -1,0 +1,13 @@
+import { corporationsProjection } from './corporations.projection';
+import { enrolledUsersProjection } from './enrolled-users.projection';
+import { licenseUsageProjection } from './license-usage.projection';
+import type { Projection } from './projection';
+import { roleCountersProjection } from './role-counters.projection';
+
+/** Every read model the service keeps. */
+export const ALL_PROJECTIONS: readonly Projection[] = [
+  enrolledUsersProjection,
+  roleCountersProjection,
+  licenseUsageProjection,
+  corporationsProjection,
+];

@@ -1,0 +1,146 @@
+import type { RecordedEvent } from '../src/event-store/event-store.port';
+import type { UserRole } from '../src/directory/user.decider';
+import { EnablementState, switchCovers } from '../src/enablement/enablement.decider';
+import type { SubscriptionStatus } from '../src/subscription/subscription.decider';
+
+/*
+ * Who is MFA-enabled (DESIGN §2): the subscription is active, the user is
+ * active, and a switch covers the user's role (and corporation). This file
+ * keeps, per firm, the two firm-wide facts of that rule (subscription status
+ * and the switches) as one small document, and answers the rule with the
+ * deciders' own `switchCovers`, so dashboards and commands cannot disagree.
+ */
+
+export interface ScopeDoc {
+  firmId: string;
+  subscription: SubscriptionStatus;
+  caseManagers: boolean;
+  vendorCaseManagers: boolean;
+  mode: 'all' | 'specific';
+  allCorpUsers: boolean;
+  allForeignNationals: boolean;
+  /** An array, not a map: corporation ids may contain `.`, which MongoDB keys may not. */
+  specific: Array<{ corporationId: string; corpUsers: boolean; foreignNationals: boolean }>;
+}
+
+export const SCOPE_EVENTS = [
+  'SubscriptionRequested',
+  'SubscriptionActivated',
+  'SubscriptionCancelled',
+  'CaseManagersEnablementChanged',
+  'VendorCaseManagersEnablementChanged',
+  'CorporationModeChanged',
+  'SpecificCorporationSet',
+  'SpecificCorporationRemoved',
+] as const;
+
+export const emptyScope = (firmId: string): ScopeDoc => ({
+  firmId,
+  subscription: 'none',
+  caseManagers: false,
+  vendorCaseManagers: false,
+  mode: 'all',
+  allCorpUsers: false,
+  allForeignNationals: false,
+  specific: [],
+});
+
+/** The scope after one of SCOPE_EVENTS. */
+export function evolveScope(scope: ScopeDoc, event: RecordedEvent): ScopeDoc {
+  const data = event.data as Record<string, never>;
+  switch (event.type) {
+    case 'SubscriptionRequested':
+      return { ...scope, subscription: 'requested' };
+    case 'SubscriptionActivated':
+      return { ...scope, subscription: 'active' };
+    case 'SubscriptionCancelled':
+      return { ...scope, subscription: 'cancelled' };
+    case 'CaseManagersEnablementChanged':
+      return { ...scope, caseManagers: data.enabled === true };
+    case 'VendorCaseManagersEnablementChanged':
+      return { ...scope, vendorCaseManagers: data.enabled === true };
+    case 'CorporationModeChanged':
+      return {
+        ...scope,
+        mode: data.mode === 'specific' ? 'specific' : 'all',
+        allCorpUsers: data.corpUsers === true,
+        allForeignNationals: data.foreignNationals === true,
+      };
+    case 'SpecificCorporationSet': {
+      const entry = {
+        corporationId: String(data.corporationId),
+        corpUsers: data.corpUsers === true,
+        foreignNationals: data.foreignNationals === true,
+      };
+      const others = scope.specific.filter((s) => s.corporationId !== entry.corporationId);
+      return { ...scope, specific: [...others, entry] };
+    }
+    case 'SpecificCorporationRemoved':
+      return {
+        ...scope,
+        specific: scope.specific.filter((s) => s.corporationId !== String(data.corporationId)),
+      };
+    default:
+      return scope;
+  }
+}
+
+/** The scope in the enablement decider's shape, to ask its `switchCovers`. */
+export function enablementOf(scope: ScopeDoc): EnablementState {
+  return {
+    caseManagers: scope.caseManagers,
+    vendorCaseManagers: scope.vendorCaseManagers,
+    corporations: {
+      mode: scope.mode,
+      all: { corpUsers: scope.allCorpUsers, foreignNationals: scope.allForeignNationals },
+      specific: new Map(
+        scope.specific.map((s) => [
+          s.corporationId,
+          { corpUsers: s.corpUsers, foreignNationals: s.foreignNationals },
+        ]),
+      ),
+    },
+  };
+}
+
+/** Whether MFA applies to a user; `enablement` is `enablementOf(scope)`, computed once per query. */
+export function mfaEnabled(
+  scope: ScopeDoc,
+  enablement: EnablementState,
+  user: { role: UserRole; corporationId: string | null; active: boolean },
+): boolean {
+  return scope.subscription === 'active' && user.active && switchCovers(enablement, user);
+}
+
+export const ROLE_KEYS = {
+  'case-manager': 'caseManagers',
+  'vendor-case-manager': 'vendorCaseManagers',
+  'corp-user': 'corpUsers',
+  'foreign-national': 'foreignNationals',
+} as const satisfies Record<UserRole, string>;
+
+export type RoleCounts = Record<(typeof ROLE_KEYS)[UserRole], number>;
+
+export const zeroCounts = (): RoleCounts => ({
+  caseManagers: 0,
+  vendorCaseManagers: 0,
+  corpUsers: 0,
+  foreignNationals: 0,
+});
+
+/** A field of an event's data that must be a string; a malformed event stops the projection. */
+export function text(event: RecordedEvent, field: string): string {
+  const value = event.data[field];
+  if (typeof value !== 'string') throw new Error(`${event.type}.${field} is not a string`);
+  return value;
+}
+
+export function isRole(value: unknown): value is UserRole {
+  return typeof value === 'string' && value in ROLE_KEYS;
+}
+
+export function role(event: RecordedEvent): UserRole {
+  const value = event.data.role;
+  if (!isRole(value)) throw new Error(`${event.type}.role is not a known role`);
+  return value;
+}

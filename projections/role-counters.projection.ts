@@ -1,0 +1,166 @@
+import type { RecordedEvent } from '../src/event-store/event-store.port';
+import type { UserRole } from '../src/directory/user.decider';
+import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  emptyScope,
+  enablementOf,
+  evolveScope,
+  mfaEnabled,
+  role,
+  ROLE_KEYS,
+  RoleCounts,
+  SCOPE_EVENTS,
+  ScopeDoc,
+  text,
+  zeroCounts,
+} from './mfa-scope';
+
+/*
+ * Per-role counters (GET /v1/firms/{firmId}/mfa/counters).
+ *
+ *   enabled[role]  active users of the role who are MFA-enabled right now:
+ *                  subscription active AND user active AND a switch covers the
+ *                  role (and, for corp users and foreign nationals, their
+ *                  corporation), by the enablement decider's own rule.
+ *   enrolled[role] users of the role holding at least one confirmed factor
+ *                  (FactorConfirmed since their last EnrollmentReset), whether
+ *                  or not MFA is enforced on them now: a dormant enrollment
+ *                  still holds a seat and is still listed under "Enrolled
+ *                  Users" (admin guide B.5, B.7), so the enrolled counters add
+ *                  up to that list and to the seats in use.
+ *
+ * The projection keeps, per (role, corporation), how many users are active and
+ * how many are enrolled. "Enabled" is derived when asked, from those groups and
+ * the firm's switches: switching "all corp users" on or off, or adding a
+ * corporation, costs time in proportion to the number of corporations, never
+ * to the number of users.
+ */
+
+interface UserDoc {
+  firmId: string;
+  role: UserRole;
+  corporationId: string | null;
+  active: boolean;
+  factorIds: string[];
+}
+
+interface GroupDoc {
+  firmId: string;
+  role: UserRole;
+  corporationId: string | null;
+  active: number;
+  enrolled: number;
+}
+
+export interface RoleCounters {
+  enabled: RoleCounts;
+  enrolled: RoleCounts;
+}
+
+const USER_EVENTS = [
+  'UserRegistered',
+  'UserProfileUpdated',
+  'UserDeactivated',
+  'UserReactivated',
+  'FactorConfirmed',
+  'EnrollmentReset',
+] as const;
+
+export const roleCountersProjection: Projection = {
+  name: 'role-counters',
+  version: 1,
+  collections: [
+    { name: 'scopes', fields: [], indexes: [] },
+    { name: 'users', fields: [], indexes: [] },
+    { name: 'groups', fields: ['firmId'], indexes: [['firmId', 'id']] },
+  ],
+  handles: [...SCOPE_EVENTS, ...USER_EVENTS],
+
+  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+    const firmId = event.metadata.firmId;
+    if ((SCOPE_EVENTS as readonly string[]).includes(event.type)) {
+      const scope = (await writer.get<ScopeDoc>('scopes', firmId)) ?? emptyScope(firmId);
+      writer.put('scopes', firmId, evolveScope(scope, event));
+      return;
+    }
+    const userKey = key(firmId, text(event, 'userId'));
+    const before = await writer.get<UserDoc>('users', userKey);
+    const after = evolveUser(before, event, firmId);
+    if (after === before) return;
+    if (before) await count(writer, before, -1);
+    if (after) {
+      await count(writer, after, +1);
+      writer.put('users', userKey, after);
+    }
+  },
+};
+
+/** A user's state after one event; `undefined` for events about a user never registered. */
+function evolveUser(
+  user: UserDoc | undefined,
+  event: RecordedEvent,
+  firmId: string,
+): UserDoc | undefined {
+  switch (event.type) {
+    case 'UserRegistered':
+    case 'UserProfileUpdated': {
+      const corporationId = event.data.corporationId;
+      return {
+        firmId,
+        role: role(event),
+        corporationId: typeof corporationId === 'string' ? corporationId : null,
+        active: user?.active ?? true,
+        factorIds: user?.factorIds ?? [],
+      };
+    }
+    case 'UserDeactivated':
+      return user && { ...user, active: false };
+    case 'UserReactivated':
+      return user && { ...user, active: true };
+    case 'FactorConfirmed': {
+      const factorId = text(event, 'factorId');
+      if (!user || user.factorIds.includes(factorId)) return user;
+      return { ...user, factorIds: [...user.factorIds, factorId] };
+    }
+    case 'EnrollmentReset':
+      return user && user.factorIds.length > 0 ? { ...user, factorIds: [] } : user;
+    default:
+      return user;
+  }
+}
+
+async function count(writer: ProjectionWriter, user: UserDoc, sign: 1 | -1): Promise<void> {
+  const id = key(user.firmId, user.role, user.corporationId ?? '');
+  const group = (await writer.get<GroupDoc>('groups', id)) ?? {
+    firmId: user.firmId,
+    role: user.role,
+    corporationId: user.corporationId,
+    active: 0,
+    enrolled: 0,
+  };
+  writer.put('groups', id, {
+    ...group,
+    active: group.active + (user.active ? sign : 0),
+    enrolled: group.enrolled + (user.factorIds.length > 0 ? sign : 0),
+  });
+}
+
+/** One read of the firm's switches and one of its (role, corporation) groups. */
+export async function roleCounters(reader: ReadModelReader, firmId: string): Promise<RoleCounters> {
+  const scope = (await reader.get<ScopeDoc>('scopes', firmId)) ?? emptyScope(firmId);
+  const groups = await reader.find<GroupDoc>('groups', {
+    equals: { firmId },
+    orderBy: ['id'],
+    limit: 1_000_000,
+  });
+  const enablement = enablementOf(scope);
+  const counters: RoleCounters = { enabled: zeroCounts(), enrolled: zeroCounts() };
+  for (const group of groups) {
+    const roleKey = ROLE_KEYS[group.role];
+    counters.enrolled[roleKey] += group.enrolled;
+    if (mfaEnabled(scope, enablement, { ...group, active: true })) {
+      counters.enabled[roleKey] += group.active;
+    }
+  }
+  return counters;
+}
