@@ -13,8 +13,6 @@ import { SqliteKeyStore } from './crypto/sqlite-key-store';
 import { AppConfig } from './config/config';
 import { EventStore } from './event-store/event-store.port';
 import { SqliteEventStore } from './event-store/sqlite-event-store';
-import { ReadModelStore } from './read-model/read-model-store.port';
-import { SqliteReadModelStore } from './read-model/sqlite-read-model-store';
 import { problem } from './http/problem';
 import { sendProblem } from './http/problem.filter';
 import { setUpOpenApi } from './http/openapi';
@@ -34,7 +32,6 @@ export async function openInfrastructure(
 ): Promise<Infrastructure> {
   mkdirSync(config.dataDir, { recursive: true });
   const eventStore = await openEventStore(config);
-  const readModelStore = await openReadModelStore(config);
   const keyStore = await openKeyStore(config);
   const stateDb = new Database(join(config.dataDir, 'state.sqlite'));
   stateDb.pragma('journal_mode = WAL');
@@ -43,13 +40,11 @@ export async function openInfrastructure(
   return {
     config,
     eventStore,
-    readModelStore,
     idempotencyStore: new SqliteIdempotencyStore(stateDb),
     keyStore,
     clock,
     close: async () => {
       await eventStore.close();
-      await readModelStore.close();
       await keyStore.close();
       stateDb.close();
     },
@@ -70,15 +65,6 @@ async function openKeyStore(config: AppConfig): Promise<KeyStore> {
   }
   const { MongoKeyStore } = await import('./crypto/mongo-key-store');
   return MongoKeyStore.connect(config.mongodbUrl, config.masterKey);
-}
-
-/** Read models and checkpoints: readmodels.sqlite in DATA_DIR, or MongoDB when MONGODB_URL is set. */
-export async function openReadModelStore(config: AppConfig): Promise<ReadModelStore> {
-  if (!config.mongodbUrl)
-    return new SqliteReadModelStore(join(config.dataDir, 'readmodels.sqlite'));
-  // Loaded only when configured, like the KurrentDB client.
-  const { MongoReadModelStore } = await import('./read-model/mongodb-read-model-store');
-  return MongoReadModelStore.connect(config.mongodbUrl);
 }
 
 export async function createApp(
