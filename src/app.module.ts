@@ -9,6 +9,7 @@ import {
 import { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { KEY_STORE, KeyStore } from './crypto/key-store.port';
+import { DashboardsController } from './dashboards/dashboards.controller';
 import { DirectoryController } from './directory/directory.controller';
 import { EnrollmentController } from './enrollment/enrollment.controller';
 import { EnrollmentService } from './enrollment/enrollment.service';
@@ -18,6 +19,10 @@ import { EnablementController } from './enablement/enablement.controller';
 import { EVENT_STORE, EventStore } from './event-store/event-store.port';
 import { AuthGuard } from './http/auth';
 import { HealthController } from './http/health.controller';
+import { MinPositionInterceptor } from './http/min-position';
+import { PROCESS_MANAGERS, ProcessManager } from './projection-engine/process-manager';
+import { ProjectionEngine } from './projection-engine/projection-engine';
+import { READ_MODEL_STORE, ReadModelStore } from './read-model/read-model-store.port';
 import { ProblemFilter } from './http/problem.filter';
 import { LoginController } from './login/login.controller';
 import { LoginService } from './login/login.service';
@@ -28,6 +33,7 @@ import { SubscriptionController } from './subscription/subscription.controller';
 export interface Infrastructure {
   config: AppConfig;
   eventStore: EventStore;
+  readModelStore: ReadModelStore;
   idempotencyStore: IdempotencyStore;
   keyStore: KeyStore;
   clock: Clock;
@@ -56,16 +62,32 @@ export class AppModule {
         SubscriptionController,
         EnablementController,
         DirectoryController,
+        DashboardsController,
         EnrollmentController,
         LoginController,
       ],
       providers: [
         { provide: INFRASTRUCTURE, useValue: infrastructure },
         { provide: EVENT_STORE, useValue: infrastructure.eventStore },
+        { provide: READ_MODEL_STORE, useValue: infrastructure.readModelStore },
+        // Process managers (consumers with side effects) run on the projection engine:
+        // add the provider class to `providers` and to this factory's `inject`.
         {
-          provide: IDEMPOTENCY_STORE,
-          useValue: infrastructure.idempotencyStore,
+          provide: PROCESS_MANAGERS,
+          useFactory: (...managers: ProcessManager[]) => managers,
+          inject: [],
         },
+        {
+          provide: ProjectionEngine,
+          useFactory: (
+            events: EventStore,
+            readModels: ReadModelStore,
+            managers: ProcessManager[],
+          ) => new ProjectionEngine(events, readModels, { processManagers: managers }),
+          inject: [EVENT_STORE, READ_MODEL_STORE, PROCESS_MANAGERS],
+        },
+        MinPositionInterceptor,
+        { provide: IDEMPOTENCY_STORE, useValue: infrastructure.idempotencyStore },
         { provide: CLOCK, useValue: infrastructure.clock },
         { provide: KEY_STORE, useValue: infrastructure.keyStore },
         InfrastructureLifecycle,

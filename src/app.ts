@@ -13,6 +13,8 @@ import { SqliteKeyStore } from './crypto/sqlite-key-store';
 import { AppConfig } from './config/config';
 import { EventStore } from './event-store/event-store.port';
 import { SqliteEventStore } from './event-store/sqlite-event-store';
+import { ReadModelStore } from './read-model/read-model-store.port';
+import { SqliteReadModelStore } from './read-model/sqlite-read-model-store';
 import { problem } from './http/problem';
 import { sendProblem } from './http/problem.filter';
 import { setUpOpenApi } from './http/openapi';
@@ -32,6 +34,7 @@ export async function openInfrastructure(
 ): Promise<Infrastructure> {
   mkdirSync(config.dataDir, { recursive: true });
   const eventStore = await openEventStore(config);
+  const readModelStore = await openReadModelStore(config);
   const keyStore = await openKeyStore(config);
   const stateDb = new Database(join(config.dataDir, 'state.sqlite'));
   stateDb.pragma('journal_mode = WAL');
@@ -40,11 +43,13 @@ export async function openInfrastructure(
   return {
     config,
     eventStore,
+    readModelStore,
     idempotencyStore: new SqliteIdempotencyStore(stateDb),
     keyStore,
     clock,
     close: async () => {
       await eventStore.close();
+      await readModelStore.close();
       await keyStore.close();
       stateDb.close();
     },
@@ -60,11 +65,19 @@ async function openEventStore(config: AppConfig): Promise<EventStore> {
 
 /** The keys that seal TOTP secrets: a SQLite file of their own, or MongoDB with the read models. */
 async function openKeyStore(config: AppConfig): Promise<KeyStore> {
-  if (!config.mongodbUrl) {
+  if (!config.mongodbUrl)
     return new SqliteKeyStore(join(config.dataDir, 'keys.sqlite'), config.masterKey);
-  }
   const { MongoKeyStore } = await import('./crypto/mongo-key-store');
   return MongoKeyStore.connect(config.mongodbUrl, config.masterKey);
+}
+
+/** Read models and checkpoints: readmodels.sqlite in DATA_DIR, or MongoDB when MONGODB_URL is set. */
+export async function openReadModelStore(config: AppConfig): Promise<ReadModelStore> {
+  if (!config.mongodbUrl)
+    return new SqliteReadModelStore(join(config.dataDir, 'readmodels.sqlite'));
+  // Loaded only when configured, like the KurrentDB client.
+  const { MongoReadModelStore } = await import('./read-model/mongodb-read-model-store');
+  return MongoReadModelStore.connect(config.mongodbUrl);
 }
 
 export async function createApp(
@@ -100,11 +113,7 @@ export async function createApp(
     AppModule.forRoot(infrastructure),
     adapter,
     // Nest's own parsers would add form bodies; only JSON is a command body here.
-    {
-      logger: options.logLevels ?? ['error', 'warn', 'log'],
-      bufferLogs: false,
-      bodyParser: false,
-    },
+    { logger: options.logLevels ?? ['error', 'warn', 'log'], bufferLogs: false, bodyParser: false },
   );
   app.useGlobalPipes(createValidationPipe());
   const fastify = app.getHttpAdapter().getInstance();
