@@ -75,7 +75,7 @@ export class AppModule {
         {
           provide: PROCESS_MANAGERS,
           useFactory: (...managers: ProcessManager[]) => managers,
-          inject: [],
+          inject: [SeatKeeper],
         },
         {
           provide: ProjectionEngine,
