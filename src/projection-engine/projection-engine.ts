@@ -127,7 +127,13 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       await tracked.next?.runner.start();
     }
     for (const manager of this.processManagers) {
-      const runner = new ProcessManagerRunner(this.eventStore, this.store, manager, this.logger);
+      const runner = new ProcessManagerRunner(
+        this.eventStore,
+        this.store,
+        manager,
+        this.logger,
+        () => this.wakeWaiters(),
+      );
       this.managers.push(runner);
       await runner.start();
     }
@@ -219,7 +225,11 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     return this.tracked.get(name)?.reader.target;
   }
 
-  /** Resolves true once every named projection (all when empty) has applied `position`, false after the timeout. */
+  /**
+   * Resolves true once every named projection or process manager (all
+   * projections when none is named) has processed `position`, false after the
+   * timeout. Woken by progress, never by a timer.
+   */
   waitFor(position: bigint, projections: readonly string[], timeoutMs: number): Promise<boolean> {
     if (this.reached(position, projections)) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -236,9 +246,15 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     });
   }
 
-  private reached(position: bigint, projections: readonly string[]): boolean {
-    const names = projections.length > 0 ? projections : [...this.tracked.keys()];
-    return names.every((name) => (this.tracked.get(name)?.reader.position ?? -1n) >= position);
+  private reached(position: bigint, names: readonly string[]): boolean {
+    const all = names.length > 0 ? names : [...this.tracked.keys()];
+    return all.every((name) => {
+      const at =
+        this.tracked.get(name)?.reader.position ??
+        this.managers.find((runner) => runner.manager.name === name)?.position ??
+        -1n;
+      return at >= position;
+    });
   }
 
   private wakeWaiters(): void {
