@@ -42,6 +42,10 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   dataKeyFor(firmId: string, userId: string, generation: number): Promise<DataKey> {
+    return settle(() => this.dataKeyForSync(firmId, userId, generation));
+  }
+
+  private dataKeyForSync(firmId: string, userId: string, generation: number): DataKey {
     const keyId = dataKeyId(firmId, userId, generation);
     // The first writer wins; everyone reads back the one key that was stored.
     this.insert.run(
@@ -53,22 +57,35 @@ export class SqliteKeyStore implements KeyStore {
       new Date().toISOString(),
     );
     const row = this.select.get(keyId) as { wrapped: string };
-    return Promise.resolve({ keyId, key: unwrapKey(this.masterKey, keyId, row.wrapped) });
+    return { keyId, key: unwrapKey(this.masterKey, keyId, row.wrapped) };
   }
 
   dataKey(keyId: string): Promise<Buffer | undefined> {
-    const row = this.select.get(keyId) as { wrapped: string } | undefined;
-    return Promise.resolve(row ? unwrapKey(this.masterKey, keyId, row.wrapped) : undefined);
+    return settle(() => {
+      const row = this.select.get(keyId) as { wrapped: string } | undefined;
+      return row ? unwrapKey(this.masterKey, keyId, row.wrapped) : undefined;
+    });
   }
 
   destroyKeysBelow(firmId: string, userId: string, generation: number): Promise<number> {
-    const { changes } = this.destroy.run(firmId, userId, generation);
-    if (changes > 0) this.db.pragma('wal_checkpoint(TRUNCATE)');
-    return Promise.resolve(changes);
+    return settle(() => {
+      const { changes } = this.destroy.run(firmId, userId, generation);
+      if (changes > 0) this.db.pragma('wal_checkpoint(TRUNCATE)');
+      return changes;
+    });
   }
 
   close(): Promise<void> {
     if (this.db.open) this.db.close();
     return Promise.resolve();
+  }
+}
+
+/** The synchronous driver's result or error, as the port's promise. */
+function settle<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (error) {
+    return Promise.reject(error as Error);
   }
 }
