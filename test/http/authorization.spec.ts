@@ -24,7 +24,16 @@ interface Endpoint {
   path: string;
   body?: unknown;
   allowed: readonly TokenRole[];
+  /** What an allowed caller gets in the table's order (200 unless said). */
+  status?: number;
 }
+
+/** The user a `user` token speaks for (its sub): the only user it may act on. */
+const SELF = 'test-user';
+const clientData = (type: string) =>
+  Buffer.from(
+    JSON.stringify({ type, challenge: 'bm90LWlzc3VlZA', origin: 'http://localhost:3000' }),
+  ).toString('base64url');
 
 const firmPath = (firmId: string) => `/v1/firms/${firmId}`;
 
@@ -105,6 +114,88 @@ const endpoints = (firmId: string): Endpoint[] => {
       allowed: ['host'],
     },
     {
+      method: 'PUT',
+      path: `${firm}/users/${SELF}`,
+      body: { role: 'case-manager', name: 'Sam Self', email: 'sam@example.com' },
+      allowed: ['host'],
+    },
+    {
+      method: 'GET',
+      path: `${firm}/users/${SELF}/mfa/login-requirement`,
+      allowed: ['host', 'user'],
+    },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/totp/enrollment`,
+      body: {},
+      allowed: ['user', 'host'],
+      status: 201,
+    },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/totp/enrollment/e-unknown/confirm`,
+      body: { code: '123456' },
+      allowed: ['user', 'host'],
+      status: 404,
+    },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/webauthn/registration/options`,
+      body: {},
+      allowed: ['user', 'host'],
+    },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/webauthn/registration/verify`,
+      body: {
+        id: 'Y3JlZA',
+        rawId: 'Y3JlZA',
+        type: 'public-key',
+        clientExtensionResults: {},
+        response: { clientDataJSON: clientData('webauthn.create'), attestationObject: 'AA' },
+      },
+      allowed: ['user', 'host'],
+      status: 409,
+    },
+    { method: 'GET', path: `${firm}/users/${SELF}/mfa/factors`, allowed: ['user', 'host'] },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/totp/verify`,
+      body: { code: '123456' },
+      allowed: ['host', 'user'],
+      status: 409,
+    },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/webauthn/authentication/options`,
+      body: {},
+      allowed: ['host', 'user'],
+      status: 409,
+    },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/webauthn/authentication/verify`,
+      body: {
+        id: 'Y3JlZA',
+        rawId: 'Y3JlZA',
+        type: 'public-key',
+        clientExtensionResults: {},
+        response: {
+          clientDataJSON: clientData('webauthn.get'),
+          authenticatorData: 'AA',
+          signature: 'AA',
+        },
+      },
+      allowed: ['host', 'user'],
+      status: 401,
+    },
+    {
+      method: 'POST',
+      path: `${firm}/users/${SELF}/mfa/reset`,
+      body: { reason: 'Lost phone' },
+      allowed: ['superuser'],
+    },
+    {
       method: 'POST',
       path: `${firm}/mfa/subscription/cancel`,
       body: {},
@@ -117,7 +208,10 @@ const label = (endpoint: Endpoint) => `${endpoint.method} ${endpoint.path}`;
 
 /** A well-formed token for the role, bound to FIRM when the role must name one. */
 const tokenFor = (role: TokenRole, options: { firm?: string } = {}) =>
-  token(role, { firm: options.firm ?? (NEEDS_FIRM.includes(role) ? FIRM : undefined) });
+  token(role, {
+    firm: options.firm ?? (NEEDS_FIRM.includes(role) ? FIRM : undefined),
+    sub: role === 'user' ? SELF : undefined,
+  });
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
@@ -262,9 +356,10 @@ describe('authorization: allowed callers', () => {
     '%s gets through for role %s',
     async (_label, _role, { endpoint, role }) => {
       const response = await send(service, endpoint, `Bearer ${tokenFor(role)}`);
-      expect(response.status).not.toBe(401);
       expect(response.status).not.toBe(403);
-      expect(response.status).toBe(200);
+      // A refused login answers 401 too, but never as the guard's `unauthorized`.
+      expect(response.body.type).not.toBe('/problems/unauthorized');
+      expect(response.status).toBe(endpoint.status ?? 200);
     },
   );
 
@@ -296,10 +391,20 @@ describe('authorization: allowed callers', () => {
     expect((await service.events()).length).toBe(before);
   });
 
-  // A `user` may only act on its own userId; no endpoint admits the user role yet
-  // (enrollment and login come with later issues), so the matrix above covers
-  // the guard through the superuser, operator and host routes only.
-  it.todo('a user token reaches only its own userId (with the enrollment endpoints)');
+  const userEndpoints = endpoints(FIRM).filter((endpoint) => endpoint.allowed.includes('user'));
+  it.each(userEndpoints.map((endpoint) => [label(endpoint), endpoint] as const))(
+    '%s: a user token may act only on its own userId (403 for another user, nothing appended)',
+    async (_label, endpoint) => {
+      const before = (await service.events()).length;
+      const otherUser = {
+        ...endpoint,
+        path: endpoint.path.replace(`/users/${SELF}/`, '/users/u-1/'),
+      };
+      const response = await send(service, otherUser, `Bearer ${tokenFor('user')}`);
+      expectProblem(response, 403);
+      expect((await service.events()).length).toBe(before);
+    },
+  );
 });
 
 describe('authorization: public routes', () => {
