@@ -424,7 +424,155 @@ const badIdempotencyKeys: BadRequest[] = [
   type: 'invalid-idempotency-key',
 }));
 
+/** Enrollment and login bodies: a malformed one is refused before any secret or seat is touched. */
+const mfa = `${firm}/users/u-1/mfa`;
+const clientDataJSON = Buffer.from(
+  JSON.stringify({ type: 'webauthn.create', challenge: 'abc', origin: 'http://localhost:3000' }),
+).toString('base64url');
+const registration = {
+  id: 'Y3JlZA',
+  rawId: 'Y3JlZA',
+  type: 'public-key',
+  clientExtensionResults: {},
+  response: { clientDataJSON, attestationObject: 'AA' },
+};
+const assertion = {
+  ...registration,
+  response: { clientDataJSON, authenticatorData: 'AA', signature: 'AA' },
+};
+const enrollmentInput: BadRequest[] = [
+  ...[5, '', ' ', 'x'.repeat(101), 'bell\u0007', ['a']].map((label) => ({
+    name: `a TOTP enrollment labelled ${JSON.stringify(label)}`,
+    method: 'POST' as const,
+    path: `${mfa}/totp/enrollment`,
+    token: host,
+    body: { label },
+    status: 400,
+    fields: ['label'],
+  })),
+  ...[undefined, 123456, '', '12345', '1234567', 'abcdef', '12-34-56', ' '].map((code) => ({
+    name: `a confirmation with the code ${JSON.stringify(code)}`,
+    method: 'POST' as const,
+    path: `${mfa}/totp/enrollment/e-1/confirm`,
+    token: host,
+    body: code === undefined ? {} : { code },
+    status: 400,
+    fields: ['code'],
+  })),
+  ...[undefined, 123456, 'abcdef', '1234567'].map((code) => ({
+    name: `a login with the code ${JSON.stringify(code)}`,
+    method: 'POST' as const,
+    path: `${mfa}/totp/verify`,
+    token: host,
+    body: code === undefined ? {} : { code },
+    status: 400,
+    fields: ['code'],
+  })),
+  {
+    name: 'a confirmation with an extra field',
+    method: 'POST',
+    path: `${mfa}/totp/enrollment/e-1/confirm`,
+    token: host,
+    body: { code: '123456', secret: 'JBSWY3DPEHPK3PXP' },
+    status: 400,
+    fields: ['secret'],
+  },
+  {
+    name: 'an enrollment id that is not an id',
+    method: 'POST',
+    path: `${mfa}/totp/enrollment/${encodeURIComponent('e 1')}/confirm`,
+    token: host,
+    body: { code: '123456' },
+    status: 400,
+    fields: ['enrollmentId'],
+  },
+  ...(
+    [
+      ['without response', { ...registration, response: undefined }, ['response']],
+      ['whose response is a string', { ...registration, response: 'x' }, ['response']],
+      ['of another type', { ...registration, type: 'password' }, ['type']],
+      [
+        'with clientDataJSON not base64url',
+        { ...registration, response: { ...registration.response, clientDataJSON: '{"a":1}' } },
+        ['response.clientDataJSON'],
+      ],
+      [
+        'with clientDataJSON that is not JSON',
+        { ...registration, response: { ...registration.response, clientDataJSON: 'bm90IGpzb24' } },
+        ['response.clientDataJSON'],
+      ],
+      [
+        'without attestationObject',
+        { ...registration, response: { clientDataJSON } },
+        ['response.attestationObject'],
+      ],
+      [
+        'with an unknown transport',
+        { ...registration, response: { ...registration.response, transports: ['pigeon'] } },
+        ['response.transports'],
+      ],
+      ['with an extra field', { ...registration, password: 'x' }, ['password']],
+    ] as const
+  ).map(([what, body, fields]) => ({
+    name: `a security-key registration ${what}`,
+    method: 'POST' as const,
+    path: `${mfa}/webauthn/registration/verify`,
+    token: host,
+    body,
+    status: 400,
+    fields: [...fields],
+  })),
+  ...(
+    [
+      [
+        'without signature',
+        { ...assertion, response: { clientDataJSON, authenticatorData: 'AA' } },
+        ['response.signature'],
+      ],
+      ['with a non-base64url id', { ...assertion, id: 'not base64!' }, ['id']],
+      [
+        'whose clientDataJSON has no challenge',
+        {
+          ...assertion,
+          response: {
+            ...assertion.response,
+            clientDataJSON: Buffer.from('{}').toString('base64url'),
+          },
+        },
+        ['response.clientDataJSON'],
+      ],
+    ] as const
+  ).map(([what, body, fields]) => ({
+    name: `a security-key login ${what}`,
+    method: 'POST' as const,
+    path: `${mfa}/webauthn/authentication/verify`,
+    token: host,
+    body,
+    status: 400,
+    fields: [...fields],
+  })),
+  ...[undefined, '', 42, 'x'.repeat(501)].map((reason) => ({
+    name: `a reset with the reason ${JSON.stringify(reason)?.slice(0, 20)}`,
+    method: 'POST' as const,
+    path: `${mfa}/reset`,
+    token: superuser,
+    body: reason === undefined ? {} : { reason },
+    status: 400,
+    fields: ['reason'],
+  })),
+  {
+    name: 'an authentication-options body with a field',
+    method: 'POST',
+    path: `${mfa}/webauthn/authentication/options`,
+    token: host,
+    body: { userVerification: 'required' },
+    status: 400,
+    fields: ['userVerification'],
+  },
+];
+
 const cases: BadRequest[] = [
+  ...enrollmentInput,
   ...malformedJson,
   ...notAnObject,
   ...wrongTypes,
