@@ -56,7 +56,7 @@ export async function rebuildProjections(
       target: { projection: projection.name, generation },
       handles: new Set(projection.handles),
       skips: new Set((await store.skips(projection.name)).map((skip) => skip.position)),
-      cache: new DocumentCache(100_000),
+      cache: new DocumentCache(60_000, true),
       position: 0n,
       failure: null,
     });

@@ -12,14 +12,24 @@ type Loader = (collection: string, id: string) => Promise<ReadModelDocument | un
 export class DocumentCache {
   private readonly entries = new Map<string, ReadModelDocument | null>();
 
-  constructor(private readonly maxEntries = 50_000) {}
+  /**
+   * @param complete the cache starts out knowing every document: true for a
+   * new, empty generation (a rebuild), so a miss means "absent" without a
+   * read, until the first eviction.
+   */
+  constructor(
+    private readonly maxEntries = 50_000,
+    private complete = false,
+  ) {}
 
   lookup(key: string): ReadModelDocument | null | undefined {
-    return this.entries.get(key);
+    const found = this.entries.get(key);
+    return found === undefined && this.complete ? null : found;
   }
 
   remember(key: string, doc: ReadModelDocument | null): void {
     if (this.entries.size >= this.maxEntries && !this.entries.has(key)) {
+      this.complete = false;
       // Forget the oldest tenth at once: cheaper than an exact LRU, and a miss only costs a read.
       let drop = Math.ceil(this.maxEntries / 10);
       for (const oldest of this.entries.keys()) {
@@ -35,6 +45,7 @@ export class DocumentCache {
   }
 
   clear(): void {
+    this.complete = false;
     this.entries.clear();
   }
 }
