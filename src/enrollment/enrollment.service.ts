@@ -250,7 +250,14 @@ export class EnrollmentService {
         generation: user.mfa.generation,
         credential,
       },
-      envelope,
+      // The confirmation appends to the user's stream again under the request's command id:
+      // this first append needs an id of its own, or the store takes FactorConfirmed for a
+      // retry of this append (same event id) and drops it.
+      {
+        ...envelope,
+        commandId: deterministicId('webauthn-registration', envelope.commandId),
+        causationId: envelope.causationId ?? envelope.commandId,
+      },
     );
     const verified = (recorded.state as RegisteredUser).mfa.pending.get(pending.enrollmentId);
     if (!verified) throw enrollmentNotFound(pending.enrollmentId);
