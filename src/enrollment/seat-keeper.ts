@@ -58,8 +58,9 @@ export class SeatKeeper {
     try {
       await this.reconcile(firmId, userId, envelope);
     } catch (error) {
-      // The state moved on under us; a later event of this user reconciles again.
-      if (error instanceof DomainError) {
+      // The state moved on under us; a later event of this user reconciles again. Losing the
+      // race for a stream too often (concurrency-conflict) is not that: the runner retries it.
+      if (error instanceof DomainError && error.code !== 'concurrency-conflict') {
         this.logger.warn(`Seat of ${firmId}/${userId} left as is: ${error.code}`);
         return;
       }
@@ -117,7 +118,12 @@ export class SeatKeeper {
     }
 
     if (!seat) return 0n;
-    if (seat.generation === generation && seat.enrollmentId) {
+    // The seat of a generation the user has left (a reset whose release has not landed): free
+    // that seat only. Releasing below `generation + 1` here would also free the seat that a
+    // confirmation of the current generation moves over between our read and our release,
+    // leaving its factor without a seat (test/enrollment/seat-keeper.spec.ts).
+    if (seat.generation < generation) return release(generation, 'no-confirmed-factor');
+    if (seat.enrollmentId) {
       const pending = mfa.pending.get(seat.enrollmentId);
       if (pending && (pending.factorType === 'totp' || pending.verifiedCredential)) {
         // The seat was taken for a checked proof and the process stopped before the factor
