@@ -101,11 +101,21 @@ export class CommandHandler {
       const events = decider.decide(command, state, context);
       if (events.length === 0) return { position: lastPosition, events, state };
       try {
+        const firstRevision = expectedRevision === 'no_stream' ? 0n : BigInt(expectedRevision) + 1n;
         const result = await this.store.appendToStream(
           streamId,
-          events.map((event, index) => this.toNewEvent(event, index, streamId, envelope, context)),
+          events.map((event, index) =>
+            this.toNewEvent(event, firstRevision + BigInt(index), streamId, envelope, context),
+          ),
           expectedRevision,
         );
+        if (result.nextExpectedRevision !== firstRevision + BigInt(events.length) - 1n) {
+          // The store recognised these event ids from an earlier append (a retried write)
+          // and kept that one: what is in the stream is the truth, not what we decided now.
+          this.folded.delete(streamId);
+          const stored = await this.load(streamId, decider);
+          return { position: result.position, events: [], state: stored.state };
+        }
         const next = events.reduce(decider.evolve, state);
         this.remember(streamId, decider, next, result.nextExpectedRevision, result.position);
         return { position: result.position, events, state: next };
@@ -200,9 +210,15 @@ export class CommandHandler {
     }
   }
 
+  /**
+   * The event id derives from the command, the stream and the revision the
+   * event lands at: the same write retried carries the same ids (and the
+   * store keeps it once), while two appends of one command to one stream — a
+   * confirmation's steps, say — never share an id.
+   */
   private toNewEvent(
     event: DomainEvent,
-    index: number,
+    revision: bigint,
     streamId: string,
     envelope: CommandEnvelope,
     context: DecisionContext,
@@ -211,7 +227,7 @@ export class CommandHandler {
       type: event.type,
       data: event.data as JsonObject,
       metadata: {
-        eventId: deterministicId(envelope.commandId, streamId, String(index)),
+        eventId: deterministicId(envelope.commandId, streamId, String(revision)),
         firmId: envelope.firmId,
         actor: envelope.actor,
         correlationId: envelope.correlationId,
