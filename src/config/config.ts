@@ -66,7 +66,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     webauthn: {
       rpId: hostname(env, 'WEBAUTHN_RP_ID') ?? 'localhost',
       rpName: nonEmpty(env, 'WEBAUTHN_RP_NAME') ?? SERVICE_NAME,
-      origin: url(env, 'WEBAUTHN_ORIGIN', ['http:', 'https:']) ?? 'http://localhost:3000',
+      // Browsers sign the bare origin: `https://mfa.example/` must compare equal to it.
+      origin: originOf(url(env, 'WEBAUTHN_ORIGIN', ['http:', 'https:'])) ?? 'http://localhost:3000',
     },
     bodyLimit: 64 * 1024,
     serviceName: SERVICE_NAME,
@@ -214,4 +215,8 @@ export function generatedSecret(
   }
   chmodSync(file, 0o600);
   return { value, file, created: true };
+}
+
+function originOf(value: string | null | undefined): string | undefined {
+  return value ? new URL(value).origin : undefined;
 }
