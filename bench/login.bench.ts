@@ -1,0 +1,604 @@
+import { Controller, Get, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import autocannon from 'autocannon';
+import jwt from 'jsonwebtoken';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHmac, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NewEvent } from '../src/event-store/event-store.port';
+import { SqliteEventStore } from '../src/event-store/sqlite-event-store';
+import { currentSchemaVersion } from '../src/event-store/upcasting';
+import { streams } from '../src/shared/ids';
+import {
+  freshVerificationState,
+  verificationDecider,
+  VerificationState,
+} from '../src/verification/verification.decider';
+
+/**
+ * The login path under load, beside the ceiling measured in the same run:
+ *   (a) a bare NestJS + Fastify constant route (no auth, no store): the ceiling;
+ *   (b) GET login-requirement, rotating over the enrolled users;
+ *   (c) POST totp/verify: the success path (one fresh code per request, each
+ *       user and time step used once) and the failure path (a wrong code, at
+ *       most 4 per user so that no lock kicks in);
+ *   (d) O(1) in history: a user with 100,000 past verification events,
+ *       seeded straight into its verification stream with the events the
+ *       verification decider writes, against a new user.
+ * The service is the built one (dist/src/main.js) in its own process on a
+ * fresh DATA_DIR (SQLite, synchronous=FULL); the ceiling runs in its own
+ * process too; autocannon runs here. Codes come from an RFC 6238
+ * implementation in this file, checked against oathtool when installed.
+ *   npm run bench   (BENCH_USERS=1000, BENCH_SECONDS=10, BENCH_CONNECTIONS=50,
+ *                    BENCH_HISTORY=100000 to change the sizes)
+ */
+
+const USERS = Number(process.env.BENCH_USERS ?? 1000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const HISTORY = Number(process.env.BENCH_HISTORY ?? 100_000);
+const FIRMS = 6;
+const JWT_SECRET = 'bench-secret-bench-secret-bench-secret-0123';
+const MASTER_KEY = 'ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100';
+const MAIN = join(__dirname, '..', 'src', 'main.js');
+
+@Controller()
+class ConstantController {
+  @Get('constant')
+  constant() {
+    return { ok: true };
+  }
+}
+
+@Module({ controllers: [ConstantController] })
+class ConstantModule {}
+
+/** The ceiling: the same framework and adapter, a route that does nothing. */
+async function ceilingServer(): Promise<void> {
+  const app = await NestFactory.create<NestFastifyApplication>(
+    ConstantModule,
+    new FastifyAdapter({ logger: false }),
+    { logger: false },
+  );
+  await app.listen(0, '127.0.0.1');
+  process.stdout.write(`listening on ${await app.getUrl()}\n`);
+}
+
+interface Child {
+  url: string;
+  child: ChildProcess;
+}
+
+function start(args: string[], env: Record<string, string>): Promise<Child> {
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) resolve({ url: match[1].replace('[::1]', '127.0.0.1'), child });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited (${code}):\n${output}`)));
+  });
+}
+
+// --- TOTP (RFC 6238, SHA-1, 6 digits, 30 s), independent of the service's library ---
+
+function base32Decode(text: string): Buffer {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const bytes: number[] = [];
+  for (const char of text.replace(/=+$/, '').toUpperCase()) {
+    value = (value << 5) | alphabet.indexOf(char);
+    bits += 5;
+    if (bits >= 8) {
+      bytes.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+function totp(secret: string, step: number): string {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+const stepNow = () => Math.floor(Date.now() / 30_000);
+
+/** A code matching none of the steps the service accepts now. */
+function wrongCode(secret: string): string {
+  const valid = new Set([-1, 0, 1].map((d) => totp(secret, stepNow() + d)));
+  for (let n = 0; ; n++) {
+    const candidate = String(n).padStart(6, '0');
+    if (!valid.has(candidate)) return candidate;
+  }
+}
+
+// --- HTTP ---
+
+const hostToken = jwt.sign({ role: 'host' }, JWT_SECRET, {
+  algorithm: 'HS256',
+  subject: 'bench-host',
+  expiresIn: 3600,
+});
+const operatorToken = jwt.sign({ role: 'operator' }, JWT_SECRET, {
+  algorithm: 'HS256',
+  subject: 'bench-ops',
+  expiresIn: 3600,
+});
+const superuserOf = (firmId: string) =>
+  jwt.sign({ role: 'superuser', firm: firmId }, JWT_SECRET, {
+    algorithm: 'HS256',
+    subject: 'bench-admin',
+    expiresIn: 3600,
+  });
+
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function ok(
+  answer: Promise<{ status: number; body: any }>,
+  status = 200,
+): Promise<{ status: number; body: any }> {
+  const result = await answer;
+  if (result.status !== status) {
+    throw new Error(`Expected ${status}, got ${result.status}: ${JSON.stringify(result.body)}`);
+  }
+  return result;
+}
+
+interface Enrolled {
+  firmId: string;
+  userId: string;
+  secret: string;
+  factorId: string;
+}
+
+const mfa = (firmId: string, userId: string) => `/v1/firms/${firmId}/users/${userId}/mfa`;
+
+async function activeFirm(base: string, firmId: string, licenses: number): Promise<void> {
+  const admin = superuserOf(firmId);
+  await ok(
+    call(base, 'POST', `/v1/firms/${firmId}/mfa/subscription/request`, admin, {
+      plan: 'standard',
+    }),
+  );
+  await ok(
+    call(base, 'POST', `/v1/firms/${firmId}/mfa/subscription/activate`, operatorToken, {
+      plan: 'standard',
+      licenseCount: licenses,
+    }),
+  );
+  await ok(
+    call(base, 'PUT', `/v1/firms/${firmId}/mfa/enablement/case-managers`, admin, {
+      enabled: true,
+    }),
+  );
+}
+
+async function enroll(base: string, firmId: string, userId: string): Promise<Enrolled> {
+  await ok(
+    call(base, 'PUT', `/v1/firms/${firmId}/users/${userId}`, hostToken, {
+      role: 'case-manager',
+      name: `User ${userId}`,
+      email: `${userId}@firm.example`,
+    }),
+  );
+  const started = await ok(
+    call(base, 'POST', `${mfa(firmId, userId)}/totp/enrollment`, hostToken, {}),
+    201,
+  );
+  const secret = new URL(started.body.otpauthUri as string).searchParams.get('secret')!;
+  const confirmed = await ok(
+    call(
+      base,
+      'POST',
+      `${mfa(firmId, userId)}/totp/enrollment/${started.body.enrollmentId}/confirm`,
+      hostToken,
+      { code: totp(secret, stepNow()) },
+    ),
+  );
+  return { firmId, userId, secret, factorId: confirmed.body.factorId as string };
+}
+
+/** Runs `work` over `items`, `concurrency` at a time. */
+async function pool<T, R>(items: T[], concurrency: number, work: (item: T) => Promise<R>) {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await work(items[index]);
+      }
+    }),
+  );
+  return results;
+}
+
+/** Waits until every projection and process manager has applied the head of the log. */
+async function caughtUp(base: string, deadlineMs = 120_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (Date.now() < deadline) {
+    const health = (await (await fetch(`${base}/health`)).json()) as {
+      eventStore: { headPosition: string };
+      projections: Array<{ position: string }>;
+      processManagers: Array<{ position: string }>;
+    };
+    const head = health.eventStore.headPosition;
+    if ([...health.projections, ...health.processManagers].every((c) => c.position === head)) {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('The service did not catch up with the log');
+}
+
+// --- The history of a heavy user, written as the verification decider writes it ---
+
+async function seedHistory(
+  dataDir: string,
+  user: Enrolled,
+  count: number,
+): Promise<VerificationState> {
+  const store = new SqliteEventStore(join(dataDir, 'events.sqlite'));
+  const streamId = streams.verification(user.firmId, user.userId);
+  let state = freshVerificationState(0);
+  // One attempt per past time step, ending well before now; one in ten was a wrong code.
+  const firstStep = stepNow() - count - 100;
+  try {
+    let batch: NewEvent[] = [];
+    for (let i = 0; i < count; i++) {
+      const step = firstStep + i;
+      const now = new Date(step * 30_000 + 5_000).toISOString();
+      const match = i % 10 === 9 ? null : { factorId: user.factorId, timeStep: step };
+      const events = verificationDecider.decide({ type: 'RecordTotpAttempt', match }, state, {
+        now,
+        generation: 0,
+      });
+      for (const event of events) {
+        const id = randomUUID();
+        batch.push({
+          type: event.type,
+          data: event.data as unknown as NewEvent['data'],
+          metadata: {
+            eventId: id,
+            firmId: user.firmId,
+            actor: { id: 'bench-host', role: 'host' },
+            correlationId: id,
+            causationId: id,
+            commandId: id,
+            occurredAt: now,
+            schemaVersion: currentSchemaVersion(event.type),
+          },
+        });
+        state = verificationDecider.evolve(state, event);
+      }
+      if (batch.length >= 5_000 || i === count - 1) {
+        await store.appendToStream(streamId, batch, 'any');
+        batch = [];
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  return state;
+}
+
+// --- Measuring ---
+
+interface Row {
+  name: string;
+  perSecond: number;
+  p99: number;
+  statuses: string;
+  note?: string;
+}
+
+type RequestShape = { method: 'GET' | 'POST'; path: string; body?: string };
+
+async function measure(
+  name: string,
+  base: string,
+  next: () => RequestShape,
+  options: { amount?: number; token?: boolean; note?: string } = {},
+): Promise<Row> {
+  // Why requests were refused: the problem type of each non-2xx answer.
+  const refusals = new Map<string, number>();
+  const result = await autocannon({
+    url: base,
+    connections: CONNECTIONS,
+    ...(options.amount ? { amount: options.amount } : { duration: SECONDS }),
+    headers: {
+      ...(options.token === false ? {} : { authorization: `Bearer ${hostToken}` }),
+      'content-type': 'application/json',
+    },
+    requests: [
+      {
+        // Called once per request sent (the first one of each connection included).
+        setupRequest: (request) => {
+          const shape = next();
+          return {
+            ...request,
+            method: shape.method,
+            path: shape.path,
+            ...(shape.body ? { body: shape.body } : {}),
+          };
+        },
+        onResponse: (status, body) => {
+          if (status < 300) return;
+          let type = String(status);
+          try {
+            type = String((JSON.parse(body) as { type?: string }).type ?? status).replace(
+              '/problems/',
+              '',
+            );
+          } catch {
+            // not a problem+json answer: the status says enough
+          }
+          refusals.set(type, (refusals.get(type) ?? 0) + 1);
+        },
+      },
+    ],
+  });
+  const statuses = [
+    ...Object.entries(result.statusCodeStats ?? {}).map(
+      ([code, stat]) => `${code}×${stat.count ?? 0}`,
+    ),
+    ...[...refusals].map(([type, n]) => `${type}×${n}`),
+  ].join(' ');
+  return {
+    name,
+    perSecond: Math.round(result.requests.total / result.duration),
+    p99: result.latency.p99,
+    statuses: result.errors > 0 ? `${statuses} errors×${result.errors}` : statuses,
+    note: options.note,
+  };
+}
+
+/** Latency of a few requests sent one at a time (for paths a user can take only a few times). */
+async function sequential(
+  name: string,
+  base: string,
+  shapes: RequestShape[],
+): Promise<Row & { mean: number }> {
+  const latencies: number[] = [];
+  const statuses = new Map<number, number>();
+  for (const shape of shapes) {
+    const started = performance.now();
+    const response = await fetch(`${base}${shape.path}`, {
+      method: shape.method,
+      headers: { authorization: `Bearer ${hostToken}`, 'content-type': 'application/json' },
+      body: shape.body,
+    });
+    await response.text();
+    latencies.push(performance.now() - started);
+    statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+  }
+  const mean = latencies.reduce((a, b) => a + b, 0) / latencies.length;
+  return {
+    name,
+    perSecond: NaN,
+    p99: Math.max(...latencies),
+    mean,
+    statuses: [...statuses].map(([code, n]) => `${code}×${n}`).join(' '),
+    note: `${shapes.length} requests one at a time: mean ${mean.toFixed(1)} ms, max shown as p99`,
+  };
+}
+
+function verifyShape(user: Enrolled, code: string): RequestShape {
+  return {
+    method: 'POST',
+    path: `${mfa(user.firmId, user.userId)}/totp/verify`,
+    body: JSON.stringify({ code }),
+  };
+}
+
+function print(rows: Row[], ceiling: Row): void {
+  const fmt = (n: number, width: number) => (Number.isNaN(n) ? '-' : String(n)).padStart(width);
+  console.log(
+    `\n${'measure'.padEnd(64)} ${'req/s'.padStart(7)} ${'p99 ms'.padStart(7)} ${'× ceiling'.padStart(10)}  statuses`,
+  );
+  for (const row of rows) {
+    const ratio = Number.isNaN(row.perSecond)
+      ? '-'
+      : (row.perSecond / ceiling.perSecond).toFixed(2);
+    console.log(
+      `${row.name.padEnd(64)} ${fmt(row.perSecond, 7)} ${fmt(Math.round(row.p99 * 10) / 10, 7)} ${ratio.padStart(10)}  ${row.statuses}`,
+    );
+    if (row.note) console.log(`${''.padEnd(6)}${row.note}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mfa-login-bench-'));
+  const children: ChildProcess[] = [];
+  try {
+    const ceilingProcess = await start([__filename, '--ceiling-server'], {});
+    children.push(ceilingProcess.child);
+    const service = await start([MAIN], {
+      DATA_DIR: dataDir,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      MFA_JWT_SECRET: JWT_SECRET,
+      MFA_MASTER_KEY: MASTER_KEY,
+    });
+    children.push(service.child);
+    const base = service.url;
+    console.log(
+      `Login path: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per measure unless a request count is given; ` +
+        `service in its own process on SQLite (${dataDir})`,
+    );
+
+    // Users: FIRMS firms (one seat stream each), every user enrolled with a TOTP app.
+    const setupStarted = Date.now();
+    const perFirm = Math.ceil(USERS / FIRMS);
+    const firms = Array.from({ length: FIRMS }, (_, i) => `bench-${i}`);
+    await Promise.all(firms.map((firmId) => activeFirm(base, firmId, perFirm)));
+    await activeFirm(base, 'history', 2);
+    const users = await pool(
+      Array.from({ length: USERS }, (_, i) => i),
+      32,
+      (i) => enroll(base, firms[i % FIRMS], `user-${i}`),
+    );
+    const heavy = await enroll(base, 'history', 'heavy');
+    const fresh = await enroll(base, 'history', 'fresh');
+    try {
+      const oracle = execFileSync('oathtool', ['--totp', '-b', '-N', '@1800000000', heavy.secret], {
+        encoding: 'utf8',
+      }).trim();
+      if (oracle !== totp(heavy.secret, 60_000_000))
+        throw new Error('TOTP disagrees with oathtool');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const seedStarted = Date.now();
+    await seedHistory(dataDir, heavy, HISTORY);
+    const seedMs = Date.now() - seedStarted;
+    await caughtUp(base);
+    console.log(
+      `Set-up: ${USERS} users enrolled in ${((seedStarted - setupStarted) / 1000).toFixed(1)} s; ` +
+        `${HISTORY} verification events of one user seeded in ${(seedMs / 1000).toFixed(1)} s`,
+    );
+
+    const ceiling = await measure(
+      '(a) bare NestJS + Fastify constant route (ceiling)',
+      ceilingProcess.url,
+      () => ({ method: 'GET', path: '/constant' }),
+      { token: false },
+    );
+    const rows: Row[] = [ceiling];
+
+    let r = 0;
+    rows.push(
+      await measure('(b) GET login-requirement (verify), users in turn', base, () => {
+        const user = users[r++ % users.length];
+        return { method: 'GET', path: `${mfa(user.firmId, user.userId)}/login-requirement` };
+      }),
+    );
+
+    // Success: each user's codes for this step and the next, each accepted once. Either stays
+    // valid until the step after next begins, longer than the run.
+    const step = stepNow();
+    const fresh2 = [
+      ...users.map((user) => verifyShape(user, totp(user.secret, step))),
+      ...users.map((user) => verifyShape(user, totp(user.secret, step + 1))),
+    ];
+    let s = 0;
+    rows.push(
+      await measure(
+        '(c) POST totp/verify, success (fresh code, user+step once)',
+        base,
+        () => fresh2[s++ % fresh2.length],
+        {
+          amount: fresh2.length,
+          note: `${fresh2.length} requests: ${USERS} users × 2 steps, each code accepted once`,
+        },
+      ),
+    );
+    // Failure: a wrong code, four per user (the fifth in a row would lock the user).
+    const wrong = users.map((user) => verifyShape(user, wrongCode(user.secret)));
+    let f = 0;
+    rows.push(
+      await measure(
+        '(c) POST totp/verify, failure (wrong code: 401)',
+        base,
+        () => wrong[f++ % wrong.length],
+        {
+          amount: wrong.length * 4,
+          note: `${wrong.length * 4} requests: ${USERS} users × 4 wrong codes, recorded as failures`,
+        },
+      ),
+    );
+
+    // O(1) in history.
+    const requirement = (user: Enrolled) => () =>
+      ({ method: 'GET', path: `${mfa(user.firmId, user.userId)}/login-requirement` }) as const;
+    rows.push(await measure('(d) GET login-requirement, new user', base, requirement(fresh)));
+    rows.push(
+      await measure(
+        `(d) GET login-requirement, user with ${HISTORY} verifications`,
+        base,
+        requirement(heavy),
+      ),
+    );
+    for (const [label, user] of [
+      ['new user', fresh],
+      [`user with ${HISTORY} verifications`, heavy],
+    ] as const) {
+      const now = stepNow();
+      rows.push(
+        await sequential(
+          `(d) POST totp/verify success, ${label}`,
+          base,
+          [-1, 0, 1].map((d) => verifyShape(user, totp(user.secret, now + d))),
+        ),
+      );
+      rows.push(
+        await sequential(
+          `(d) POST totp/verify failure (appends), ${label}`,
+          base,
+          [1, 2, 3, 4].map(() => verifyShape(user, wrongCode(user.secret))),
+        ),
+      );
+    }
+    for (const [label, user] of [
+      ['new user', fresh],
+      [`user with ${HISTORY} verifications`, heavy],
+    ] as const) {
+      const code = wrongCode(user.secret);
+      rows.push(
+        await measure(
+          `(d) POST totp/verify locked (423), ${label}`,
+          base,
+          () => verifyShape(user, code),
+          {
+            note: 'the 5th wrong code locks; then each request reads the stream’s last event, decrypts, checks the code and is refused',
+          },
+        ),
+      );
+    }
+    print(rows, ceiling);
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv.includes('--ceiling-server')) {
+  void ceilingServer();
+} else {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
