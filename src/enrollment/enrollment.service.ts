@@ -357,7 +357,9 @@ export class EnrollmentService {
           enrollmentId: pending.enrollmentId,
           factorId,
           generation,
-          completing: false,
+          // The proof was checked in time and the seat is taken: what remains is to record it,
+          // as the seat keeper would, even if the expiry passed meanwhile.
+          completing: true,
         },
         envelope,
       );

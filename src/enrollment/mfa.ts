@@ -170,9 +170,10 @@ export type MfaCommand =
   | {
       /**
        * The proof was checked (the code, the attestation) and the user holds a
-       * seat of this generation. `completing` is the seat reconciler finishing
-       * a confirmation whose seat was taken before a crash: the expiry no
-       * longer matters then, the decision was made in time.
+       * seat of this generation. `completing`: the proof was checked before
+       * the expiry and the seat taken for it (by the confirmation itself, or
+       * before a crash that the seat keeper now repairs), so the expiry no
+       * longer matters.
        */
       type: 'ConfirmFactor';
       userId: string;
