@@ -213,7 +213,10 @@ export class EnrollmentService {
         'This registration challenge is unknown, expired or already used; ask for new options.',
       );
     }
-    if (pending.verifiedCredential) {
+    // A verified key whose confirmation did not finish (the process stopped before the seat)
+    // may be sent again and finishes; any other use of a spent challenge is refused.
+    const resuming = pending.verifiedCredential?.credentialId === response.id;
+    if (pending.verifiedCredential && !resuming) {
       throw conflict('challenge-already-used', 'This registration challenge was already used.');
     }
     let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
@@ -240,6 +243,7 @@ export class EnrollmentService {
       attestationFormat: info.fmt,
       backedUp: info.credentialBackedUp,
     };
+    if (resuming) return this.takeSeatAndConfirm(firmId, userId, facts, pending, envelope);
     const recorded = await this.commands.handle(
       streams.user(firmId, userId),
       userDecider,

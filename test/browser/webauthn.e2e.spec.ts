@@ -14,7 +14,15 @@ import {
   startPageServer,
 } from '../support/browser';
 import { ApiResponse, RunningService, startService } from '../support/harness';
-import { activeFirm, expectOk, host, mfaPath, registerUser, superuserOf } from '../support/mfa';
+import {
+  activeFirm,
+  expectOk,
+  host,
+  mfaPath,
+  operator,
+  registerUser,
+  superuserOf,
+} from '../support/mfa';
 
 /*
  * Issue 3 §2 and API.md Enrollment/Login, end to end: Debian's Chromium with a
@@ -351,7 +359,8 @@ describe('Security keys in a real browser', () => {
 
     // ...and Jon's key, checked and valid, finds no seat left.
     await tab.plugInNewKey();
-    const exhausted = await registrationVerify(firmId, 'jon', await tab.register(jonsOptions.body));
+    const jonsKey = await tab.register(jonsOptions.body);
+    const exhausted = await registrationVerify(firmId, 'jon', jonsKey);
     expect(exhausted.status).toBe(409);
     expect(problemType(exhausted)).toBe('license-exhausted');
     expect(await subscriptionEvents(firmId)).toEqual(seatsBefore);
@@ -366,6 +375,21 @@ describe('Security keys in a real browser', () => {
     await enrollKey(firmId, 'ivy');
     expect(await factors(firmId, 'ivy')).toHaveLength(2);
     expect(ofType(await firmEvents(firmId), 'SeatAssigned')).toHaveLength(1);
+
+    // Jon's key was verified (its challenge is spent); once a license is free, sending the
+    // same response again finishes the confirmation. Another key on that challenge may not.
+    expect(
+      (await api().put(`/v1/firms/${firmId}/mfa/licenses`, operator, { licenseCount: 2 })).status,
+    ).toBe(200);
+    await tab.plugInNewKey();
+    const otherKey = await tab.register(jonsOptions.body);
+    const stolen = await registrationVerify(firmId, 'jon', otherKey);
+    expect(stolen.status).toBe(409);
+    expect(problemType(stolen)).toBe('challenge-already-used');
+    const resumed = await registrationVerify(firmId, 'jon', jonsKey);
+    expect(resumed.status).toBe(200);
+    expect(await factors(firmId, 'jon')).toHaveLength(1);
+    expect(await requirement(firmId, 'jon')).toMatchObject({ decision: 'verify' });
   });
 
   it('stops the key from authenticating after a superuser reset', async () => {
