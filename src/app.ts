@@ -13,8 +13,7 @@ import { SqliteKeyStore } from './crypto/sqlite-key-store';
 import { AppConfig } from './config/config';
 import { EventStore } from './event-store/event-store.port';
 import { SqliteEventStore } from './event-store/sqlite-event-store';
-import { ReadModelStore } from './read-model/read-model-store.port';
-import { SqliteReadModelStore } from './read-model/sqlite-read-model-store';
+import { openReadModelStore } from './read-model/open-read-model-store';
 import { problem } from './http/problem';
 import { sendProblem } from './http/problem.filter';
 import { setUpOpenApi } from './http/openapi';
@@ -69,15 +68,6 @@ async function openKeyStore(config: AppConfig): Promise<KeyStore> {
     return new SqliteKeyStore(join(config.dataDir, 'keys.sqlite'), config.masterKey);
   const { MongoKeyStore } = await import('./crypto/mongo-key-store');
   return MongoKeyStore.connect(config.mongodbUrl, config.masterKey);
-}
-
-/** Read models and checkpoints: readmodels.sqlite in DATA_DIR, or MongoDB when MONGODB_URL is set. */
-export async function openReadModelStore(config: AppConfig): Promise<ReadModelStore> {
-  if (!config.mongodbUrl)
-    return new SqliteReadModelStore(join(config.dataDir, 'readmodels.sqlite'));
-  // Loaded only when configured, like the KurrentDB client.
-  const { MongoReadModelStore } = await import('./read-model/mongodb-read-model-store');
-  return MongoReadModelStore.connect(config.mongodbUrl);
 }
 
 export async function createApp(

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { ALL_PROJECTIONS } from '../../projections';
-import { openReadModelStore } from '../app';
+import { openReadModelStore } from '../read-model/open-read-model-store';
 import { ConfigError, loadConfig } from '../config/config';
 import type { EventStore } from '../event-store/event-store.port';
 import { SqliteEventStore } from '../event-store/sqlite-event-store';
@@ -28,7 +28,7 @@ async function main(): Promise<number> {
       'usage: npm run projections -- status | rebuild [NAME] | skip NAME POSITION [NOTE]',
     );
   }
-  const readModels = await openReadModelStore(config);
+  const readModels = await openReadModelStore(config, { writerThread: command === 'rebuild' });
   try {
     if (command === 'skip') {
       const [name, position, ...note] = args;

@@ -60,6 +60,29 @@ export interface ReadAllOptions {
   maxCount?: number;
 }
 
+export interface ReadPageOptions {
+  /** Exclusive, as in readAll. */
+  after: bigint;
+  /** The most log positions one page spans (an adapter may return fewer). */
+  maxCount: number;
+  /** Only events of these types are returned; an adapter may pass over the others without parsing them. */
+  types?: readonly string[];
+}
+
+/** A page of the global log for bulk readers (rebuilds). */
+export interface LogPage {
+  /** In log order, only of the requested types. */
+  events: RecordedEvent[];
+  /**
+   * The page covers the log up to and including this position: every event
+   * after `after` and at or before `through` is in `events` or of another
+   * type. Equal to `after` when the log has nothing more.
+   */
+  through: bigint;
+  /** How many events of the log the page covers, returned or passed over. */
+  scanned: number;
+}
+
 export interface SubscribeOptions {
   /** Exclusive start: the last position the subscriber has already processed. */
   after: bigint;
@@ -109,6 +132,8 @@ export interface EventStore {
   /** A stream that does not exist reads as empty. */
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** Reads the global log in large pages, keeping only some event types (for rebuilds). */
+  readPage(options: ReadPageOptions): Promise<LogPage>;
   /** Catches up from `after`, then follows new events live, in order, until stopped. */
   subscribeToAll(options: SubscribeOptions): StoreSubscription;
   /** Position of the last event in the log, 0n when empty. */

@@ -45,8 +45,10 @@ import {
   EventStore,
   ExpectedRevision,
   JsonObject,
+  LogPage,
   NewEvent,
   ReadAllOptions,
+  ReadPageOptions,
   ReadStreamOptions,
   RecordedEvent,
   StoreSubscription,
@@ -157,6 +159,16 @@ export class KurrentDbEventStore implements EventStore {
       if (events.length >= maxCount) break;
     }
     return events;
+  }
+
+  /** Unfiltered on the server (system events would count against a filtered read's limit); types are kept here. */
+  async readPage(options: ReadPageOptions): Promise<LogPage> {
+    const events = await this.readAll({ after: options.after, maxCount: options.maxCount });
+    const through = events.length > 0 ? events[events.length - 1].position : options.after;
+    const scanned = events.length;
+    if (!options.types) return { events, through, scanned };
+    const types = new Set(options.types);
+    return { events: events.filter((event) => types.has(event.type)), through, scanned };
   }
 
   async headPosition(): Promise<bigint> {

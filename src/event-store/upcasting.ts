@@ -27,15 +27,18 @@ export function currentSchemaVersion(type: string): number {
 
 export class UpcasterChain {
   private readonly byKey = new Map<string, Upcaster>();
+  /** Types some upcaster reads: every other event is returned as is, without a lookup. */
+  private readonly types = new Set<string>();
 
   constructor(upcasters: readonly Upcaster[]) {
     for (const upcaster of upcasters) {
       this.byKey.set(`${upcaster.type}@${upcaster.fromVersion}`, upcaster);
+      this.types.add(upcaster.type);
     }
   }
 
   upcast(event: RecordedEvent): RecordedEvent {
-    if (this.byKey.size === 0) return event;
+    if (!this.types.has(event.type)) return event;
     let { type, data } = event;
     let version = event.metadata.schemaVersion;
     for (;;) {

@@ -1,15 +1,16 @@
 import type { Projection } from '../../projections/projection';
-import type { EventStore } from '../event-store/event-store.port';
+import type { EventStore, RecordedEvent } from '../event-store/event-store.port';
+import { upcasters } from '../event-store/upcasting';
 import type {
   ProjectionFailure,
   ReadModelStore,
   ReadModelTarget,
 } from '../read-model/read-model-store.port';
-import { applyBatch } from './apply-batch';
 import { schemaOf } from './projection-engine';
-import { DocumentCache } from './unit-of-work';
+import { RebuildWriter } from './rebuild-writer';
 
 export interface RebuildProgress {
+  /** Events of the log covered so far (handled or not). */
   events: number;
   position: bigint;
   head: bigint;
@@ -23,6 +24,16 @@ export interface RebuildResult {
   failure: ProjectionFailure | null;
 }
 
+export interface RebuildOptions {
+  /** Log positions per page read. */
+  pageSize?: number;
+  /** A projection's changed documents are written (with its checkpoint) once this many are pending. */
+  flushDocuments?: number;
+  /** Documents kept in memory across all projections; the oldest written ones are dropped beyond it. */
+  maxDocuments?: number;
+  onProgress?: (progress: RebuildProgress) => void;
+}
+
 /**
  * Rebuilds projections from the first event into new generations, beside the
  * ones being served, reading the log once for all of them. When the log has
@@ -30,68 +41,100 @@ export interface RebuildResult {
  * service notices, follows the new generation from where the rebuild stopped,
  * and switches its readers once it has caught up. A projection that fails is
  * not activated: the old read model stays in service.
+ *
+ * Fast and bounded, without changing what gets built (the same `apply`, the
+ * same documents as the live path; test/process/projections.spec.ts compares
+ * them byte for byte):
+ *   - the log is read in large pages, and only the event types some projection
+ *     handles are parsed (`EventStore.readPage`);
+ *   - each projection applies events to its documents in memory
+ *     (`RebuildWriter`), so a document touched by many events is written once
+ *     per flush, and a `put` of the very document it holds changes nothing;
+ *   - a projection's pending documents are written with its checkpoint in one
+ *     transaction once `flushDocuments` are pending, and at the end;
+ *   - memory is bounded: beyond `maxDocuments`, the documents written longest
+ *     ago are dropped from memory and read back from the store if needed again.
  */
 export async function rebuildProjections(
   eventStore: EventStore,
   store: ReadModelStore,
   projections: readonly Projection[],
-  options: { batchSize?: number; onProgress?: (progress: RebuildProgress) => void } = {},
+  options: RebuildOptions = {},
 ): Promise<RebuildResult[]> {
   const started = Date.now();
+  const pageSize = options.pageSize ?? 2_000;
+  const flushDocuments = options.flushDocuments ?? 10_000;
+  const maxDocuments = options.maxDocuments ?? 40_000;
   const previous = await store.activeGenerations();
+  let head = await eventStore.headPosition();
+  const perBuild = Math.ceil(maxDocuments / Math.max(1, projections.length));
   const builds: Array<{
     projection: Projection;
     target: ReadModelTarget;
     handles: ReadonlySet<string>;
     skips: ReadonlySet<bigint>;
-    cache: DocumentCache;
+    writer: RebuildWriter;
+    /** Every event up to here has been applied in memory. */
     position: bigint;
     failure: ProjectionFailure | null;
+    flushedFailure: boolean;
   }> = [];
   for (const projection of projections) {
     const generation = await store.createGeneration(projection.name, projection.version);
     await store.prepare(schemaOf(projection), generation);
+    const target = { projection: projection.name, generation };
     builds.push({
       projection,
-      target: { projection: projection.name, generation },
+      target,
       handles: new Set(projection.handles),
       skips: new Set((await store.skips(projection.name)).map((skip) => skip.position)),
-      cache: new DocumentCache(60_000, true),
+      writer: new RebuildWriter(store, target, projection.collections, {
+        maxDocuments: perBuild,
+        expectedDocuments: Number(head),
+      }),
       position: 0n,
       failure: null,
+      flushedFailure: false,
     });
   }
-  let head = await eventStore.headPosition();
+  const types = [...new Set(projections.flatMap((p) => p.handles))];
   let after = 0n;
   let events = 0;
   for (;;) {
-    const batch = await eventStore.readAll({ after, maxCount: options.batchSize ?? 5000 });
-    if (batch.length === 0) break;
-    for (const build of builds) {
-      if (build.failure) continue;
-      const result = await applyBatch(
-        store,
-        build.target,
-        build.projection,
-        build.handles,
-        build.skips,
-        build.cache,
-        build.position,
-        batch,
-      );
-      if (result.outcome === 'conflict') {
-        throw new Error(
-          `Generation ${build.target.generation} of ${build.projection.name} was written by someone else`,
-        );
+    const page = await eventStore.readPage({ after, maxCount: pageSize, types });
+    if (page.through <= after) break;
+    // Event by event, each to every projection: an event is dropped as soon as it
+    // is applied, so a page's events never outlive the young generation of the heap.
+    for (const event of page.events) {
+      for (const build of builds) {
+        if (!build.failure) build.failure = await applyEvent(build, event);
       }
-      build.position = result.position;
-      build.failure = result.failure;
     }
-    after = batch[batch.length - 1].position;
-    events += batch.length;
+    for (const build of builds) {
+      if (build.failure) {
+        if (!build.flushedFailure) {
+          build.flushedFailure = true;
+          await build.writer.flush(build.position, build.failure);
+        }
+        continue;
+      }
+      build.position = page.through;
+      if (build.writer.pending >= flushDocuments) {
+        await build.writer.flush(build.position, null);
+      } else if (build.writer.size > perBuild) {
+        build.writer.dropOldest();
+      }
+    }
+    after = page.through;
+    events += page.scanned;
     if (after > head) head = after;
     options.onProgress?.({ events, position: after, head, elapsedMs: Date.now() - started });
   }
+  for (const build of builds) {
+    if (!build.failure) await build.writer.flush(build.position, null);
+    await build.writer.settle();
+  }
+
   const checkpoints = await store.listCheckpoints();
   const results: RebuildResult[] = [];
   for (const build of builds) {
@@ -117,4 +160,37 @@ export async function rebuildProjections(
     });
   }
   return results;
+}
+
+/**
+ * Applies one event to one projection in memory. An event whose `apply`
+ * throws leaves no trace: the projection's position stays just before it and
+ * the failure is answered.
+ */
+async function applyEvent(
+  build: {
+    projection: Projection;
+    handles: ReadonlySet<string>;
+    skips: ReadonlySet<bigint>;
+    writer: RebuildWriter;
+    position: bigint;
+  },
+  event: RecordedEvent,
+): Promise<ProjectionFailure | null> {
+  const { projection, handles, skips, writer } = build;
+  if (!handles.has(event.type) || skips.has(event.position)) return null;
+  try {
+    await projection.apply(upcasters.upcast(event), writer);
+    writer.keepEvent();
+    return null;
+  } catch (error) {
+    writer.discardEvent();
+    build.position = event.position - 1n;
+    return {
+      position: String(event.position),
+      eventType: event.type,
+      error: error instanceof Error ? error.message : String(error),
+      at: new Date().toISOString(),
+    };
+  }
 }

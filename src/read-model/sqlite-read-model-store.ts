@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
 import {
   collectionSpec,
   CollectionSpec,
@@ -24,6 +25,79 @@ interface CheckpointRow {
 
 class Conflict extends Error {}
 
+interface TableWriter {
+  remove: Database.Statement;
+  upsert(id: string, doc: ReadModelDocument): void;
+}
+
+export interface SqliteReadModelStoreOptions {
+  /**
+   * Commits run on a worker thread with its own connection, so the caller
+   * goes on applying events while SQLite writes (rebuilds). The caller
+   * serialises the documents; the worker binds and writes them. Reads on this
+   * store see a commit once its promise has resolved, as always.
+   */
+  writerThread?: boolean;
+}
+
+/** What the writer thread is sent for one commit: a table's upserts as flat rows (id, doc, fields...). */
+interface ThreadCommit {
+  seq: number;
+  checkpoint: unknown[];
+  tables: Array<{
+    upsert: string;
+    remove: string;
+    width: number;
+    rows: unknown[];
+    deletes: string[];
+  }>;
+}
+
+/** The writer thread: one connection, the same pragmas, one IMMEDIATE transaction per commit. */
+const WRITER_THREAD = (driver: string) => `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(${JSON.stringify(driver)});
+const db = new Database(workerData.file);
+db.pragma('journal_mode = WAL');
+db.pragma('synchronous = NORMAL');
+db.pragma('busy_timeout = 10000');
+db.pragma('cache_size = -16384'); // 16 MiB: bulk writes touch many pages of big tables
+const statements = new Map();
+const statement = (sql) => {
+  let found = statements.get(sql);
+  if (!found) statements.set(sql, (found = db.prepare(sql)));
+  return found;
+};
+const CHECKPOINT = \`UPDATE projection_checkpoints SET position = ?, failure = ?, updated_at = ?
+  WHERE projection = ? AND generation = ? AND position = ?\`;
+const write = db.transaction((commit) => {
+  if (statement(CHECKPOINT).run(commit.checkpoint).changes !== 1) return 'conflict';
+  for (const table of commit.tables) {
+    const upsert = statement(table.upsert);
+    const params = new Array(table.width);
+    for (let i = 0; i < table.rows.length; i += table.width) {
+      for (let j = 0; j < table.width; j++) params[j] = table.rows[i + j];
+      upsert.run(params);
+    }
+    const remove = statement(table.remove);
+    for (const id of table.deletes) remove.run(id);
+  }
+  return 'committed';
+});
+parentPort.on('message', (commit) => {
+  if (commit === 'close') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    parentPort.postMessage({ seq: commit.seq, outcome: write.immediate(commit) });
+  } catch (error) {
+    parentPort.postMessage({ seq: commit.seq, error: error instanceof Error ? error.message : String(error) });
+  }
+});
+`;
+
 /**
  * Read models in one SQLite file (WAL). A collection is a WITHOUT ROWID table
  * `(id, doc, f_<field>...)`: the document as JSON plus its indexed fields as
@@ -39,8 +113,21 @@ export class SqliteReadModelStore implements ReadModelStore {
   private readonly schemas = new Map<string, ReadModelSchema>();
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
+  private writer:
+    | {
+        worker: Worker;
+        seq: number;
+        pending: Map<
+          number,
+          { resolve: (o: 'committed' | 'conflict') => void; reject: (e: Error) => void }
+        >;
+      }
+    | undefined;
 
-  constructor(file: string) {
+  constructor(
+    private readonly file: string,
+    private readonly options: SqliteReadModelStoreOptions = {},
+  ) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -176,6 +263,7 @@ export class SqliteReadModelStore implements ReadModelStore {
 
   commit(target: ReadModelTarget, commit: ProjectionCommit): Promise<'committed' | 'conflict'> {
     if (this.closed) return Promise.reject(new Error('Read-model store is closed'));
+    if (this.options.writerThread) return this.commitOnThread(target, commit);
     const write = this.db.transaction(() => {
       const moved = this.statement(
         `UPDATE projection_checkpoints SET position = ?, failure = ?, updated_at = ?
@@ -189,18 +277,15 @@ export class SqliteReadModelStore implements ReadModelStore {
         String(commit.expected),
       );
       if (moved.changes !== 1) throw new Conflict();
+      const tables = new Map<string, TableWriter>();
       for (const change of commit.changes) {
-        const spec = this.spec(target, change.collection);
-        const table = physicalName(target, change.collection);
-        if (change.doc === null) {
-          this.statement(`DELETE FROM "${table}" WHERE id = ?`).run(change.id);
-        } else {
-          this.upsert(table, spec).run(
-            change.id,
-            JSON.stringify(change.doc),
-            ...spec.fields.map((field) => indexValue(change.doc![field])),
-          );
+        let table = tables.get(change.collection);
+        if (!table) {
+          table = this.tableWriter(target, change.collection);
+          tables.set(change.collection, table);
         }
+        if (change.doc === null) table.remove.run(change.id);
+        else table.upsert(change.id, change.doc);
       }
     });
     try {
@@ -212,13 +297,105 @@ export class SqliteReadModelStore implements ReadModelStore {
     }
   }
 
-  private upsert(table: string, spec: CollectionSpec): Database.Statement {
-    const columns = ['id', 'doc', ...spec.fields.map(column)];
-    const updates = columns.slice(1).map((c) => `${c} = excluded.${c}`);
-    return this.statement(
-      `INSERT INTO "${table}" (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})
-       ON CONFLICT (id) DO UPDATE SET ${updates.join(', ')}`,
+  private commitOnThread(
+    target: ReadModelTarget,
+    commit: ProjectionCommit,
+  ): Promise<'committed' | 'conflict'> {
+    const writer = this.writerThread();
+    const tables = new Map<
+      string,
+      ThreadCommit['tables'][number] & { fields: readonly string[] }
+    >();
+    for (const change of commit.changes) {
+      let table = tables.get(change.collection);
+      if (!table) {
+        const spec = this.spec(target, change.collection);
+        const sql = upsertSql(physicalName(target, change.collection), spec);
+        table = {
+          upsert: sql,
+          remove: `DELETE FROM "${physicalName(target, change.collection)}" WHERE id = ?`,
+          width: 2 + spec.fields.length,
+          rows: [],
+          deletes: [],
+          fields: spec.fields,
+        };
+        tables.set(change.collection, table);
+      }
+      const doc = change.doc;
+      if (doc === null) {
+        table.deletes.push(change.id);
+        continue;
+      }
+      table.rows.push(change.id, JSON.stringify(doc));
+      for (const field of table.fields) table.rows.push(indexValue(doc[field]));
+    }
+    const message: ThreadCommit = {
+      seq: ++writer.seq,
+      checkpoint: [
+        String(commit.position),
+        commit.failure ? JSON.stringify(commit.failure) : null,
+        new Date().toISOString(),
+        target.projection,
+        target.generation,
+        String(commit.expected),
+      ],
+      tables: [...tables.values()].map(({ fields: _fields, ...table }) => table),
+    };
+    return new Promise((resolve, reject) => {
+      writer.pending.set(message.seq, { resolve, reject });
+      writer.worker.postMessage(message);
+    });
+  }
+
+  private writerThread() {
+    if (this.writer) return this.writer;
+    const worker = new Worker(WRITER_THREAD(require.resolve('better-sqlite3')), {
+      eval: true,
+      workerData: { file: this.file },
+    });
+    const writer = {
+      worker,
+      seq: 0,
+      pending: new Map<
+        number,
+        { resolve: (o: 'committed' | 'conflict') => void; reject: (e: Error) => void }
+      >(),
+    };
+    const failAll = (error: Error) => {
+      for (const waiter of writer.pending.values()) waiter.reject(error);
+      writer.pending.clear();
+    };
+    worker.on(
+      'message',
+      (answer: { seq: number; outcome?: 'committed' | 'conflict'; error?: string }) => {
+        const waiter = writer.pending.get(answer.seq);
+        writer.pending.delete(answer.seq);
+        if (answer.outcome) waiter?.resolve(answer.outcome);
+        else waiter?.reject(new Error(answer.error));
+      },
     );
+    worker.on('error', failAll);
+    worker.on('exit', () => failAll(new Error('Read-model writer thread ended')));
+    this.writer = writer;
+    return writer;
+  }
+
+  /** Prepared statements for one collection, bound by an array reused for every row. */
+  private tableWriter(target: ReadModelTarget, collection: string): TableWriter {
+    const spec = this.spec(target, collection);
+    const table = physicalName(target, collection);
+    const upsert = this.statement(upsertSql(table, spec));
+    const fields = spec.fields;
+    const params: IndexValue[] = new Array<IndexValue>(2 + fields.length);
+    return {
+      remove: this.statement(`DELETE FROM "${table}" WHERE id = ?`),
+      upsert: (id, doc) => {
+        params[0] = id;
+        params[1] = JSON.stringify(doc);
+        for (let i = 0; i < fields.length; i++) params[i + 2] = indexValue(doc[fields[i]]);
+        upsert.run(params);
+      },
+    };
   }
 
   recordSkip(projection: string, position: bigint, note: string): Promise<void> {
@@ -350,13 +527,25 @@ export class SqliteReadModelStore implements ReadModelStore {
     return Promise.resolve();
   }
 
-  close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      this.db.close();
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const writer = this.writer;
+    if (writer) {
+      // Commits already sent are answered before the thread closes its connection.
+      const ended = new Promise((resolve) => writer.worker.once('exit', resolve));
+      writer.worker.postMessage('close');
+      await ended;
     }
-    return Promise.resolve();
+    this.db.close();
   }
+}
+
+function upsertSql(table: string, spec: CollectionSpec): string {
+  const columns = ['id', 'doc', ...spec.fields.map(column)];
+  const updates = columns.slice(1).map((c) => `${c} = excluded.${c}`);
+  return `INSERT INTO "${table}" (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})
+       ON CONFLICT (id) DO UPDATE SET ${updates.join(', ')}`;
 }
 
 function column(field: string): string {

@@ -135,6 +135,42 @@ export function eventStoreContract(name: string, open: () => Promise<StoreUnderT
       expect(await store.headPosition()).toBe(mine[3].position);
     });
 
+    it('reads the log in pages of chosen types, saying how far each page reached', async () => {
+      const start = await store.headPosition();
+      await store.appendToStream(stream('p1'), [event('A'), event('B'), event('A')], 'no_stream');
+      await store.appendToStream(stream('p2'), [event('C'), event('A')], 'no_stream');
+      const head = await store.headPosition();
+      const seen: RecordedEvent[] = [];
+      let scanned = 0;
+      for (let after = start; ;) {
+        const page = await store.readPage({ after, maxCount: 2, types: ['A', 'C'] });
+        if (page.through <= after) {
+          expect(page.events).toEqual([]);
+          break;
+        }
+        for (const e of page.events) {
+          expect(e.position).toBeGreaterThan(after);
+          expect(e.position).toBeLessThanOrEqual(page.through);
+        }
+        seen.push(...page.events);
+        scanned += page.scanned;
+        after = page.through;
+      }
+      const mine = seen.filter((e) => e.streamId.startsWith(prefix));
+      expect(mine.map((e) => e.type)).toEqual(['A', 'A', 'C', 'A']);
+      expect(mine[0].data).toEqual(event('A').data);
+      expect(mine[3]).toMatchObject({ streamId: stream('p2'), revision: 1n, position: head });
+      expect(scanned).toBeGreaterThanOrEqual(5);
+      const all = await store.readPage({ after: start, maxCount: 100 });
+      expect(all.events.filter((e) => e.streamId.startsWith(prefix)).map((e) => e.type)).toEqual([
+        'A',
+        'B',
+        'A',
+        'C',
+        'A',
+      ]);
+    });
+
     it('of many concurrent appends at the same expected revision exactly one wins', async () => {
       await store.appendToStream(stream('g'), [event('Start')], 'no_stream');
       const attempts = await Promise.allSettled(
