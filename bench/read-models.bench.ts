@@ -9,6 +9,7 @@ import { ALL_PROJECTIONS } from '../projections';
 import { enrolledUsers, enrolledUsersProjection } from '../projections/enrolled-users.projection';
 import type { ReadModelReader } from '../projections/projection';
 import { SqliteEventStore } from '../src/event-store/sqlite-event-store';
+import { upcasters } from '../src/event-store/upcasting';
 import { schemaOf } from '../src/projection-engine/projection-engine';
 import { rebuildProjections } from '../src/projection-engine/rebuild';
 import { SqliteReadModelStore } from '../src/read-model/sqlite-read-model-store';
@@ -194,7 +195,7 @@ async function rebuildBench(dir: string) {
     const batch = await log.readAll({ after, maxCount: 5000 });
     return batch.length > 0 ? batch[batch.length - 1].position : undefined;
   }, events);
-  const types = [...new Set(ALL_PROJECTIONS.flatMap((p) => p.handles))];
+  const types = upcasters.storedTypes(ALL_PROJECTIONS.flatMap((p) => p.handles));
   const pageRate = await readRate(async (after) => {
     const page = await log.readPage({ after, maxCount: 2000, types });
     return page.through > after ? page.through : undefined;

@@ -37,6 +37,14 @@ export class UpcasterChain {
     }
   }
 
+  /**
+   * The stored types to read for readers of `types`: those, and every type an
+   * upcaster reads (an old type may upcast into a wanted one).
+   */
+  storedTypes(types: Iterable<string>): string[] {
+    return [...new Set([...types, ...this.types])];
+  }
+
   upcast(event: RecordedEvent): RecordedEvent {
     if (!this.types.has(event.type)) return event;
     let { type, data } = event;

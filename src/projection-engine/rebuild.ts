@@ -97,7 +97,7 @@ export async function rebuildProjections(
       flushedFailure: false,
     });
   }
-  const types = [...new Set(projections.flatMap((p) => p.handles))];
+  const types = upcasters.storedTypes(projections.flatMap((p) => p.handles));
   let after = 0n;
   let events = 0;
   for (;;) {
@@ -105,7 +105,8 @@ export async function rebuildProjections(
     if (page.through <= after) break;
     // Event by event, each to every projection: an event is dropped as soon as it
     // is applied, so a page's events never outlive the young generation of the heap.
-    for (const event of page.events) {
+    for (const recorded of page.events) {
+      const event = upcasters.upcast(recorded);
       for (const build of builds) {
         if (!build.failure) build.failure = await applyEvent(build, event);
       }
@@ -163,7 +164,7 @@ export async function rebuildProjections(
 }
 
 /**
- * Applies one event to one projection in memory. An event whose `apply`
+ * Applies one (upcast) event to one projection in memory. An event whose `apply`
  * throws leaves no trace: the projection's position stays just before it and
  * the failure is answered.
  */
@@ -178,9 +179,9 @@ async function applyEvent(
   event: RecordedEvent,
 ): Promise<ProjectionFailure | null> {
   const { projection, handles, skips, writer } = build;
-  if (!handles.has(event.type) || skips.has(event.position)) return null;
+  if (!handles.has(event.type) || (skips.size > 0 && skips.has(event.position))) return null;
   try {
-    await projection.apply(upcasters.upcast(event), writer);
+    await projection.apply(event, writer);
     writer.keepEvent();
     return null;
   } catch (error) {
