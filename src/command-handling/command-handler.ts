@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Decider, DecisionContext, DomainEvent } from '../shared/decider';
+import { Decider, DecisionContext, DomainEvent, evolveAll } from '../shared/decider';
 import { Clock, CLOCK } from '../shared/clock';
 import { conflict } from '../shared/domain-error';
 import { deterministicId } from '../shared/deterministic-id';
@@ -39,7 +39,7 @@ const MAX_CACHED_STREAMS = 20_000;
 
 type Folding<Event extends DomainEvent, State> = Pick<
   Decider<unknown, Event, State, never>,
-  'initialState' | 'evolve' | 'stateIsInLastEvent'
+  'initialState' | 'evolve' | 'stateIsInLastEvent' | 'evolveMany'
 >;
 
 interface CachedState {
@@ -116,7 +116,7 @@ export class CommandHandler {
           const stored = await this.load(streamId, decider);
           return { position: result.position, events: [], state: stored.state };
         }
-        const next = events.reduce(decider.evolve, state);
+        const next = evolveAll(decider, state, events);
         this.remember(streamId, decider, next, result.nextExpectedRevision, result.position);
         return { position: result.position, events, state: next };
       } catch (error) {
@@ -182,8 +182,11 @@ export class CommandHandler {
       streamId,
       from ? { fromRevision: from.revision + 1n } : {},
     );
-    let state = from ? (from.state as State) : decider.initialState();
-    for (const event of recorded) state = decider.evolve(state, asDomainEvent<Event>(event));
+    const state = evolveAll(
+      decider,
+      from ? (from.state as State) : decider.initialState(),
+      recorded.map((event) => asDomainEvent<Event>(event)),
+    );
     const last = recorded[recorded.length - 1];
     const revision = last ? last.revision : from?.revision;
     const position = last ? last.position : (from?.position ?? 0n);

@@ -19,6 +19,12 @@ export interface Decider<Command, Event extends DomainEvent, State, Context = De
    * decide however long it grows).
    */
   stateIsInLastEvent?: boolean;
+  /**
+   * Folds many events at once; must equal `events.reduce(evolve, state)`. For
+   * states holding large collections: `evolve` must copy them to stay pure,
+   * which makes a long fold quadratic, while a batch can copy once.
+   */
+  evolveMany?: (state: State, events: readonly Event[]) => State;
 }
 
 export interface DecisionContext {
@@ -27,10 +33,22 @@ export interface DecisionContext {
 }
 
 export function fold<Event extends DomainEvent, State>(
-  decider: Pick<Decider<unknown, Event, State, never>, 'initialState' | 'evolve'>,
+  decider: Pick<Decider<unknown, Event, State, never>, 'initialState' | 'evolve' | 'evolveMany'>,
   events: readonly Event[],
 ): State {
-  return events.reduce(decider.evolve, decider.initialState());
+  return evolveAll(decider, decider.initialState(), events);
+}
+
+/** `events.reduce(evolve, state)`, through `evolveMany` when the decider has one. */
+export function evolveAll<Event extends DomainEvent, State>(
+  decider: Pick<Decider<unknown, Event, State, never>, 'evolve' | 'evolveMany'>,
+  state: State,
+  events: readonly Event[],
+): State {
+  if (events.length === 0) return state;
+  return decider.evolveMany
+    ? decider.evolveMany(state, events)
+    : events.reduce(decider.evolve, state);
 }
 
 /** Makes a `switch` over a union fail to compile when a new member is not handled. */

@@ -180,39 +180,60 @@ export const subscriptionDecider: Decider<
     }
   },
 
-  evolve(state, event) {
-    switch (event.type) {
-      case 'SubscriptionRequested':
-        return { ...state, status: 'requested', plan: event.data.plan };
-      case 'SubscriptionActivated':
-        return {
-          ...state,
-          status: 'active',
-          plan: event.data.plan,
-          licenseCount: event.data.licenseCount,
-        };
-      case 'LicenseCountChanged':
-        return { ...state, licenseCount: event.data.licenseCount };
-      case 'SubscriptionCancelled':
-        return { ...state, status: 'cancelled' };
-      case 'SeatAssigned':
-        return {
-          ...state,
-          seatHolders: new Map(state.seatHolders).set(event.data.userId, {
-            generation: event.data.generation,
-            enrollmentId: event.data.enrollmentId,
-          }),
-        };
-      case 'SeatReleased': {
-        const seatHolders = new Map(state.seatHolders);
+  evolve: evolveSubscription,
+
+  // One copy of the seat holders per batch instead of one per seat event.
+  evolveMany(state, events) {
+    let seatHolders: Map<string, Seat> | undefined;
+    let current = state;
+    for (const event of events) {
+      if (event.type === 'SeatAssigned') {
+        seatHolders ??= new Map(current.seatHolders);
+        seatHolders.set(event.data.userId, seatOf(event.data));
+      } else if (event.type === 'SeatReleased') {
+        seatHolders ??= new Map(current.seatHolders);
         seatHolders.delete(event.data.userId);
-        return { ...state, seatHolders };
+      } else {
+        current = evolveSubscription(current, event);
       }
-      default:
-        return assertNever(event);
     }
+    return seatHolders ? { ...current, seatHolders } : current;
   },
 };
+
+function seatOf(data: { generation: number; enrollmentId: string | null }): Seat {
+  return { generation: data.generation, enrollmentId: data.enrollmentId };
+}
+
+function evolveSubscription(state: SubscriptionState, event: SubscriptionEvent): SubscriptionState {
+  switch (event.type) {
+    case 'SubscriptionRequested':
+      return { ...state, status: 'requested', plan: event.data.plan };
+    case 'SubscriptionActivated':
+      return {
+        ...state,
+        status: 'active',
+        plan: event.data.plan,
+        licenseCount: event.data.licenseCount,
+      };
+    case 'LicenseCountChanged':
+      return { ...state, licenseCount: event.data.licenseCount };
+    case 'SubscriptionCancelled':
+      return { ...state, status: 'cancelled' };
+    case 'SeatAssigned':
+      return {
+        ...state,
+        seatHolders: new Map(state.seatHolders).set(event.data.userId, seatOf(event.data)),
+      };
+    case 'SeatReleased': {
+      const seatHolders = new Map(state.seatHolders);
+      seatHolders.delete(event.data.userId);
+      return { ...state, seatHolders };
+    }
+    default:
+      return assertNever(event);
+  }
+}
 
 function requireActive(state: SubscriptionState): void {
   if (state.status !== 'active') {

@@ -398,6 +398,34 @@ describe('Subscription', () => {
     });
   });
 
+  it('folding a batch at once (evolveMany) equals folding event by event', () => {
+    const users = ['ann', 'bob', 'cid', 'dan'];
+    const anyEvent: fc.Arbitrary<SubscriptionEvent> = fc.oneof(
+      fc
+        .tuple(fc.constantFrom(...users), fc.nat(3))
+        .map(([userId, generation]) => seatAssigned(userId, generation)),
+      fc.constantFrom(...users).map((userId) => seatReleased(userId)),
+      fc.nat(9).map((count) => licenseCountChanged(0, count, 0)),
+      fc.constant(cancelled),
+      fc.nat(9).map((count) => activated(count)),
+    );
+    fc.assert(
+      fc.property(fc.array(anyEvent, { maxLength: 40 }), fc.nat(40), (events, cut) => {
+        const oneByOne = events.reduce(
+          subscriptionDecider.evolve,
+          subscriptionDecider.initialState(),
+        );
+        const head = events.slice(0, cut);
+        const batched = subscriptionDecider.evolveMany!(
+          subscriptionDecider.evolveMany!(subscriptionDecider.initialState(), head),
+          events.slice(cut),
+        );
+        expect(batched).toEqual(oneByOne);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   describe('invariant S1: seats in use never exceed the license count', () => {
     const users = ['ann', 'bob', 'cid', 'dan', 'eve', 'fay'];
     const anyCommand: fc.Arbitrary<SubscriptionCommand> = fc.oneof(
