@@ -64,7 +64,7 @@ export async function rebuildProjections(
   const started = Date.now();
   const pageSize = options.pageSize ?? 2_000;
   const flushDocuments = options.flushDocuments ?? 10_000;
-  const maxDocuments = options.maxDocuments ?? 40_000;
+  const maxDocuments = options.maxDocuments ?? 20_000;
   const previous = await store.activeGenerations();
   let head = await eventStore.headPosition();
   const perBuild = Math.ceil(maxDocuments / Math.max(1, projections.length));
@@ -81,7 +81,8 @@ export async function rebuildProjections(
   }> = [];
   for (const projection of projections) {
     const generation = await store.createGeneration(projection.name, projection.version);
-    await store.prepare(schemaOf(projection), generation);
+    // The indexes are built once the documents are in (below), not row by row.
+    await store.prepare(schemaOf(projection), generation, { indexes: false });
     const target = { projection: projection.name, generation };
     builds.push({
       projection,
@@ -134,6 +135,7 @@ export async function rebuildProjections(
   for (const build of builds) {
     if (!build.failure) await build.writer.flush(build.position, null);
     await build.writer.settle();
+    await store.prepare(schemaOf(build.projection), build.target.generation);
   }
 
   const checkpoints = await store.listCheckpoints();

@@ -88,10 +88,15 @@ export class MongoReadModelStore implements ReadModelStore {
     return this.db.collection(physicalName(target, collection));
   }
 
-  async prepare(schema: ReadModelSchema, generation: number): Promise<void> {
+  async prepare(
+    schema: ReadModelSchema,
+    generation: number,
+    options: { indexes?: boolean } = {},
+  ): Promise<void> {
     const target = { projection: schema.projection, generation };
     for (const spec of schema.collections) {
       const collection = this.docs(target, spec.name);
+      if (options.indexes === false) continue;
       for (const fields of spec.indexes) {
         const keys: Record<string, 1> = {};
         for (const field of fields) keys[field === 'id' ? '_id' : field] = 1;

@@ -93,8 +93,17 @@ export interface RecordedSkip {
 export interface ReadModelStore {
   readonly kind: 'sqlite' | 'mongodb';
 
-  /** Creates a generation's collections and indexes (idempotent) and remembers the schema. */
-  prepare(schema: ReadModelSchema, generation: number): Promise<void>;
+  /**
+   * Creates a generation's collections and indexes (idempotent) and remembers
+   * the schema. `indexes: false` leaves the indexes out, for a bulk load into
+   * a generation nobody reads yet (a rebuild): building them once at the end,
+   * by a second `prepare`, is much cheaper than keeping them up to date row by row.
+   */
+  prepare(
+    schema: ReadModelSchema,
+    generation: number,
+    options?: { indexes?: boolean },
+  ): Promise<void>;
   dropGeneration(schema: ReadModelSchema, generation: number): Promise<void>;
 
   /** A new generation, one above any known for the projection, at position 0. */

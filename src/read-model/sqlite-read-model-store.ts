@@ -61,7 +61,7 @@ const db = new Database(workerData.file);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
 db.pragma('busy_timeout = 10000');
-db.pragma('cache_size = -16384'); // 16 MiB: bulk writes touch many pages of big tables
+db.pragma('cache_size = -12288'); // 12 MiB: bulk writes touch many pages of big tables
 const statements = new Map();
 const statement = (sql) => {
   let found = statements.get(sql);
@@ -176,7 +176,11 @@ export class SqliteReadModelStore implements ReadModelStore {
     return collectionSpec(schema, collection);
   }
 
-  prepare(schema: ReadModelSchema, generation: number): Promise<void> {
+  prepare(
+    schema: ReadModelSchema,
+    generation: number,
+    options: { indexes?: boolean } = {},
+  ): Promise<void> {
     this.schemas.set(schema.projection, schema);
     const target = { projection: schema.projection, generation };
     this.db.transaction(() => {
@@ -186,6 +190,7 @@ export class SqliteReadModelStore implements ReadModelStore {
         this.db.exec(
           `CREATE TABLE IF NOT EXISTS "${table}" (id TEXT PRIMARY KEY, doc TEXT NOT NULL${columns}) WITHOUT ROWID`,
         );
+        if (options.indexes === false) continue;
         spec.indexes.forEach((fields, index) => {
           this.db.exec(
             `CREATE INDEX IF NOT EXISTS "${table}_i${index}" ON "${table}" (${fields.map(column).join(', ')})`,

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,5 +142,14 @@ describe('Rebuild from zero', () => {
     expect(await snapshot(store)).toBe(live);
     await store.close();
     await log.close();
+    // Loaded without its indexes, the generation has them all by the time it is served.
+    const db = new Database(join(dir, 'rebuilt.sqlite'), { readonly: true });
+    const indexes = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'rm_%'")
+      .pluck()
+      .all() as string[];
+    db.close();
+    const declared = ALL_PROJECTIONS.flatMap((p) => p.collections).flatMap((c) => c.indexes);
+    expect(indexes).toHaveLength(declared.length);
   });
 });
