@@ -23,7 +23,9 @@ import { conflict, DomainError } from '../shared/domain-error';
 import { streams } from '../shared/ids';
 import {
   currentState,
+  isLocked,
   MAX_CONSECUTIVE_FAILURES,
+  totpLocked,
   verificationDecider,
   VerificationState,
   WebAuthnOutcome,
@@ -80,6 +82,11 @@ export class LoginService {
       throw conflict('factor-not-enrolled', 'The user has no confirmed authenticator app.');
     }
     const now = this.clock.now();
+    // Refused early while locked: no key is fetched and no secret opened for a locked user.
+    const before = await this.verificationState(firmId, userId, user.mfa.generation);
+    if (isLocked(before, now.toISOString())) {
+      throw totpLocked(before.lockedUntil as string, now.toISOString());
+    }
     let match: { factorId: string; timeStep: number } | null = null;
     for (const factor of factors) {
       if (!factor.secret) continue;
