@@ -164,5 +164,5 @@ describe('SIGKILL while commands flow', () => {
       }
     }
     await log.close();
-  }, 60_000);
+  }, 120_000);
 });

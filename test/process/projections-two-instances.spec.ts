@@ -128,5 +128,5 @@ describe('two service instances on one data folder', () => {
       await store.close();
       await log.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
