@@ -11,6 +11,13 @@ import type {
 /** A document as held in memory; `null` is deleted. */
 type Held = ReadModelDocument | null;
 
+/** A held document, when it was last put (in events applied), and whether it awaits a flush. */
+interface Slot {
+  doc: Held;
+  tick: number;
+  dirty: boolean;
+}
+
 /**
  * A projection's documents during a rebuild into a new, empty generation: kept
  * in memory, per collection, and written to the store in large flushes, each
@@ -21,18 +28,21 @@ type Held = ReadModelDocument | null;
  *   got) is no change and writes nothing.
  * - Writes of the event being applied are staged apart, so an event whose
  *   `apply` throws leaves no trace.
- * - Memory is bounded: beyond `maxDocuments`, the documents first put longest
- *   ago are dropped once written. A dropped document is read back from the store
- *   when asked for again; a filter of the dropped ids answers "never dropped,
- *   so absent" without a read, which is the common case for the new ids of a
- *   rebuild.
+ * - Memory is bounded: beyond `maxDocuments`, the written documents last put
+ *   longest ago, across all collections, are dropped; the hot ones (a firm's
+ *   counters, written every few events) stay. A dropped document is read back
+ *   from the store when asked for again; a filter of the dropped ids answers
+ *   "never dropped, so absent" without a read, which is the common case for
+ *   the new ids of a rebuild.
  */
 export class RebuildWriter implements ProjectionWriter {
-  /** Per collection, in order of first `put` (the oldest first). */
-  private readonly docs = new Map<string, Map<string, Held>>();
-  private readonly dirty = new Map<string, Set<string>>();
+  private readonly docs = new Map<string, Map<string, Slot>>();
+  /** Per collection, the ids of the dirty slots, in order of first change since the last flush. */
+  private readonly dirty = new Map<string, string[]>();
   private readonly staged: Array<{ collection: string; id: string; doc: Held }> = [];
   private held = 0;
+  private dirtyCount = 0;
+  private ticks = 0;
   private expected = 0n;
   /** The flush being written; the next one waits for it. */
   private inFlight: Promise<void> | undefined;
@@ -47,7 +57,7 @@ export class RebuildWriter implements ProjectionWriter {
   ) {
     for (const spec of collections) {
       this.docs.set(spec.name, new Map());
-      this.dirty.set(spec.name, new Set());
+      this.dirty.set(spec.name, []);
     }
     this.maxDocuments = Math.max(1, options.maxDocuments);
     this.dropped = new IdFilter(options.expectedDocuments);
@@ -55,9 +65,7 @@ export class RebuildWriter implements ProjectionWriter {
 
   /** Documents changed since the last flush. */
   get pending(): number {
-    let count = 0;
-    for (const ids of this.dirty.values()) count += ids.size;
-    return count;
+    return this.dirtyCount;
   }
 
   async get<T extends object = ReadModelDocument>(
@@ -71,13 +79,13 @@ export class RebuildWriter implements ProjectionWriter {
       }
     }
     const docs = this.collection(collection);
-    const doc = docs.get(id);
-    if (doc !== undefined) return (doc ?? undefined) as T | undefined;
+    const slot = docs.get(id);
+    if (slot !== undefined) return (slot.doc ?? undefined) as T | undefined;
     if (!this.dropped.mightHave(collection, id)) return undefined;
     await this.settle();
     const stored = await this.store.get(this.target, collection, id);
     if (stored === undefined) return undefined;
-    docs.set(id, stored);
+    docs.set(id, { doc: stored, tick: this.ticks, dirty: false });
     this.held++;
     return stored as unknown as T;
   }
@@ -91,13 +99,23 @@ export class RebuildWriter implements ProjectionWriter {
   }
 
   keepEvent(): void {
+    const tick = ++this.ticks;
     for (const { collection, id, doc } of this.staged) {
       const docs = this.collection(collection);
-      const current = docs.get(id);
-      if (current === doc) continue;
-      if (current === undefined) this.held++;
-      docs.set(id, doc);
-      this.dirty.get(collection)!.add(id);
+      const slot = docs.get(id);
+      if (slot === undefined) {
+        docs.set(id, { doc, tick, dirty: true });
+        this.held++;
+      } else if (slot.doc === doc) {
+        continue;
+      } else {
+        slot.doc = doc;
+        slot.tick = tick;
+        if (slot.dirty) continue;
+        slot.dirty = true;
+      }
+      this.dirty.get(collection)!.push(id);
+      this.dirtyCount++;
     }
     this.staged.length = 0;
   }
@@ -123,9 +141,14 @@ export class RebuildWriter implements ProjectionWriter {
     const changes: DocumentChange[] = [];
     for (const [collection, ids] of this.dirty) {
       const docs = this.docs.get(collection)!;
-      for (const id of ids) changes.push({ collection, id, doc: docs.get(id)! });
-      ids.clear();
+      for (const id of ids) {
+        const slot = docs.get(id)!;
+        slot.dirty = false;
+        changes.push({ collection, id, doc: slot.doc });
+      }
+      ids.length = 0;
     }
+    this.dirtyCount = 0;
     const expected = this.expected;
     this.expected = position;
     this.inFlight = this.store
@@ -149,27 +172,33 @@ export class RebuildWriter implements ProjectionWriter {
   }
 
   /**
-   * Down to three quarters of the bound, the same share of each collection;
-   * documents not yet flushed stay.
+   * Down to half the bound (so that it runs rarely): the written documents
+   * last put longest ago, whatever their collection. Documents not yet flushed
+   * stay.
    */
   dropOldest(): void {
-    const keep = (this.maxDocuments * 3) / 4;
-    const share = 1 - keep / this.held;
+    if (this.held === this.dirtyCount) return;
+    const clean: number[] = [];
+    for (const docs of this.docs.values()) {
+      for (const slot of docs.values()) if (!slot.dirty) clean.push(slot.tick);
+    }
+    const drop = Math.min(clean.length, Math.ceil(this.held - this.maxDocuments / 2));
+    if (drop <= 0) return;
+    // The tick of the last document to drop: every clean one put no later goes.
+    const ticks = Float64Array.from(clean).sort();
+    const newest = ticks[drop - 1];
     for (const [collection, docs] of this.docs) {
-      const dirty = this.dirty.get(collection)!;
-      let drop = Math.ceil(docs.size * share);
-      for (const [id, doc] of docs) {
-        if (drop-- <= 0) break;
-        if (dirty.has(id)) continue;
+      for (const [id, slot] of docs) {
+        if (slot.dirty || slot.tick > newest) continue;
         docs.delete(id);
         this.held--;
         // A deleted document is absent from the store too: nothing to remember.
-        if (doc !== null) this.dropped.add(collection, id);
+        if (slot.doc !== null) this.dropped.add(collection, id);
       }
     }
   }
 
-  private collection(name: string): Map<string, Held> {
+  private collection(name: string): Map<string, Slot> {
     const docs = this.docs.get(name);
     if (!docs) throw new Error(`${this.target.projection} has no collection ${name}`);
     return docs;
