@@ -56,7 +56,27 @@ export type SubscriptionEvent =
   | {
       type: 'SeatReleased';
       data: { userId: string; reason: string; releasedAt: string; generation: number };
-    };
+    }
+  /**
+   * Usage reached a threshold from below (DESIGN §5), in the same append as the
+   * seat or license change that made it so: the record of why a license-usage
+   * email goes out. The figures are those right after that change.
+   */
+  | { type: 'LicenseUsageThresholdReached'; data: ThresholdData & { reachedAt: string } }
+  /** Usage fell back below a threshold: its next crossing notifies again. */
+  | { type: 'LicenseUsageThresholdRearmed'; data: ThresholdData & { rearmedAt: string } };
+
+export interface LicenseUsageFigures {
+  licenseCount: number;
+  seatsInUse: number;
+  unutilized: number;
+  usagePercent: number;
+}
+
+export type Threshold = 80 | 100;
+export const THRESHOLDS: readonly Threshold[] = [80, 100];
+
+type ThresholdData = LicenseUsageFigures & { threshold: Threshold };
 
 export interface SubscriptionState {
   status: SubscriptionStatus;
@@ -79,105 +99,9 @@ export const subscriptionDecider: Decider<
 > = {
   initialState: () => ({ status: 'none', plan: null, licenseCount: 0, seatHolders: new Map() }),
 
-  decide(command, state, { now }) {
-    switch (command.type) {
-      case 'RequestSubscription':
-        if (state.status === 'active') {
-          throw conflict('subscription-already-active', 'The MFA subscription is already active.');
-        }
-        if (state.status === 'requested' && state.plan === command.plan) return [];
-        return [{ type: 'SubscriptionRequested', data: { plan: command.plan, requestedAt: now } }];
-
-      case 'ActivateSubscription':
-        if (state.status === 'none') {
-          throw conflict(
-            'subscription-not-requested',
-            'A firm admin must request the MFA subscription before it can be activated.',
-          );
-        }
-        if (state.status === 'active') {
-          if (state.plan === command.plan && state.licenseCount === command.licenseCount) return [];
-          throw conflict(
-            'subscription-already-active',
-            'The MFA subscription is already active; change the license count instead.',
-          );
-        }
-        requireCountCoversSeats(command.licenseCount, state.seatHolders.size);
-        return [
-          {
-            type: 'SubscriptionActivated',
-            data: { plan: command.plan, licenseCount: command.licenseCount, activatedAt: now },
-          },
-        ];
-
-      case 'ChangeLicenseCount':
-        requireActive(state);
-        if (command.licenseCount === state.licenseCount) return [];
-        if (!command.force) requireCountCoversSeats(command.licenseCount, state.seatHolders.size);
-        return [
-          {
-            type: 'LicenseCountChanged',
-            data: {
-              licenseCount: command.licenseCount,
-              previousLicenseCount: state.licenseCount,
-              seatsInUse: state.seatHolders.size,
-              forced: command.licenseCount < state.seatHolders.size,
-              changedAt: now,
-            },
-          },
-        ];
-
-      case 'CancelSubscription':
-        if (state.status === 'cancelled') return [];
-        if (state.status === 'none') {
-          throw conflict('subscription-not-active', 'There is no MFA subscription to cancel.');
-        }
-        return [{ type: 'SubscriptionCancelled', data: { cancelledAt: now } }];
-
-      case 'AssignSeat': {
-        const held = state.seatHolders.get(command.userId);
-        if (held && held.generation >= command.generation) return [];
-        requireActive(state);
-        // A forced lower count can leave usage above it: no seat until usage falls below.
-        if (!held && state.seatHolders.size >= state.licenseCount) {
-          throw conflict(
-            'license-exhausted',
-            'All MFA licenses of the firm are in use; the user may log in without MFA until a seat is free.',
-            { licenseCount: state.licenseCount, seatsInUse: state.seatHolders.size },
-          );
-        }
-        return [
-          {
-            type: 'SeatAssigned',
-            data: {
-              userId: command.userId,
-              assignedAt: now,
-              generation: command.generation,
-              enrollmentId: command.enrollmentId,
-            },
-          },
-        ];
-      }
-
-      case 'ReleaseSeat': {
-        const held = state.seatHolders.get(command.userId);
-        if (!held || held.generation >= command.belowGeneration) return [];
-        return [
-          {
-            type: 'SeatReleased',
-            data: {
-              userId: command.userId,
-              reason: command.reason,
-              releasedAt: now,
-              generation: held.generation,
-            },
-          },
-        ];
-      }
-
-      default:
-        return assertNever(command);
-    }
+  decide(command, state, context) {
+    const events = decideSubscription(command, state, context);
+    return [...events, ...thresholdCrossings(state, events, context.now)];
   },
 
   evolve: evolveSubscription,
@@ -200,6 +124,111 @@ export const subscriptionDecider: Decider<
     return seatHolders ? { ...current, seatHolders } : current;
   },
 };
+
+function decideSubscription(
+  command: SubscriptionCommand,
+  state: SubscriptionState,
+  { now }: DecisionContext,
+): SubscriptionEvent[] {
+  switch (command.type) {
+    case 'RequestSubscription':
+      if (state.status === 'active') {
+        throw conflict('subscription-already-active', 'The MFA subscription is already active.');
+      }
+      if (state.status === 'requested' && state.plan === command.plan) return [];
+      return [{ type: 'SubscriptionRequested', data: { plan: command.plan, requestedAt: now } }];
+
+    case 'ActivateSubscription':
+      if (state.status === 'none') {
+        throw conflict(
+          'subscription-not-requested',
+          'A firm admin must request the MFA subscription before it can be activated.',
+        );
+      }
+      if (state.status === 'active') {
+        if (state.plan === command.plan && state.licenseCount === command.licenseCount) return [];
+        throw conflict(
+          'subscription-already-active',
+          'The MFA subscription is already active; change the license count instead.',
+        );
+      }
+      requireCountCoversSeats(command.licenseCount, state.seatHolders.size);
+      return [
+        {
+          type: 'SubscriptionActivated',
+          data: { plan: command.plan, licenseCount: command.licenseCount, activatedAt: now },
+        },
+      ];
+
+    case 'ChangeLicenseCount':
+      requireActive(state);
+      if (command.licenseCount === state.licenseCount) return [];
+      if (!command.force) requireCountCoversSeats(command.licenseCount, state.seatHolders.size);
+      return [
+        {
+          type: 'LicenseCountChanged',
+          data: {
+            licenseCount: command.licenseCount,
+            previousLicenseCount: state.licenseCount,
+            seatsInUse: state.seatHolders.size,
+            forced: command.licenseCount < state.seatHolders.size,
+            changedAt: now,
+          },
+        },
+      ];
+
+    case 'CancelSubscription':
+      if (state.status === 'cancelled') return [];
+      if (state.status === 'none') {
+        throw conflict('subscription-not-active', 'There is no MFA subscription to cancel.');
+      }
+      return [{ type: 'SubscriptionCancelled', data: { cancelledAt: now } }];
+
+    case 'AssignSeat': {
+      const held = state.seatHolders.get(command.userId);
+      if (held && held.generation >= command.generation) return [];
+      requireActive(state);
+      // A forced lower count can leave usage above it: no seat until usage falls below.
+      if (!held && state.seatHolders.size >= state.licenseCount) {
+        throw conflict(
+          'license-exhausted',
+          'All MFA licenses of the firm are in use; the user may log in without MFA until a seat is free.',
+          { licenseCount: state.licenseCount, seatsInUse: state.seatHolders.size },
+        );
+      }
+      return [
+        {
+          type: 'SeatAssigned',
+          data: {
+            userId: command.userId,
+            assignedAt: now,
+            generation: command.generation,
+            enrollmentId: command.enrollmentId,
+          },
+        },
+      ];
+    }
+
+    case 'ReleaseSeat': {
+      const held = state.seatHolders.get(command.userId);
+      if (!held || held.generation >= command.belowGeneration) return [];
+      return [
+        {
+          type: 'SeatReleased',
+          data: {
+            userId: command.userId,
+            reason: command.reason,
+            releasedAt: now,
+            generation: held.generation,
+          },
+        },
+      ];
+    }
+
+    default:
+      return assertNever(command);
+  }
+}
 
 function seatOf(data: { generation: number; enrollmentId: string | null }): Seat {
   return { generation: data.generation, enrollmentId: data.enrollmentId };
@@ -230,9 +259,76 @@ function evolveSubscription(state: SubscriptionState, event: SubscriptionEvent):
       seatHolders.delete(event.data.userId);
       return { ...state, seatHolders };
     }
+    case 'LicenseUsageThresholdReached':
+    case 'LicenseUsageThresholdRearmed':
+      // Records of what the counts already say: nothing to change.
+      return state;
     default:
       return assertNever(event);
   }
+}
+
+/**
+ * The figures of the usage dashboard (the license-usage projection computes
+ * the same): the percent is floored, so 100 means every seat is taken.
+ */
+export function usageFigures(licenseCount: number, seatsInUse: number): LicenseUsageFigures {
+  return {
+    licenseCount,
+    seatsInUse,
+    unutilized: Math.max(licenseCount - seatsInUse, 0),
+    usagePercent: licenseCount > 0 ? Math.floor((100 * seatsInUse) / licenseCount) : 0,
+  };
+}
+
+/**
+ * Whether usage is at or above a threshold, in integers: `seats / count >=
+ * threshold %`. Seats held against no license at all (a count forced to 0)
+ * are over every threshold.
+ */
+export function usageReaches(threshold: Threshold, licenseCount: number, seatsInUse: number) {
+  return licenseCount > 0 ? 100 * seatsInUse >= threshold * licenseCount : seatsInUse > 0;
+}
+
+/**
+ * The thresholds that the command's events make usage reach from below, or
+ * fall back under, comparing the counts before and after them. Whatever the
+ * subscription's status: a cancelled subscription keeps its seats and count.
+ */
+function thresholdCrossings(
+  before: SubscriptionState,
+  events: readonly SubscriptionEvent[],
+  now: string,
+): SubscriptionEvent[] {
+  if (events.length === 0) return [];
+  // Counted, not folded: folding would copy a large firm's seat map once more per command.
+  let licenseCount = before.licenseCount;
+  let seatsInUse = before.seatHolders.size;
+  const holds = new Map<string, boolean>();
+  for (const event of events) {
+    if (event.type === 'SubscriptionActivated' || event.type === 'LicenseCountChanged') {
+      licenseCount = event.data.licenseCount;
+    } else if (event.type === 'SeatAssigned' || event.type === 'SeatReleased') {
+      const { userId } = event.data;
+      const held = holds.get(userId) ?? before.seatHolders.has(userId);
+      const holding = event.type === 'SeatAssigned';
+      if (held !== holding) seatsInUse += holding ? 1 : -1;
+      holds.set(userId, holding);
+    }
+  }
+  const crossings: SubscriptionEvent[] = [];
+  for (const threshold of THRESHOLDS) {
+    const was = usageReaches(threshold, before.licenseCount, before.seatHolders.size);
+    const is = usageReaches(threshold, licenseCount, seatsInUse);
+    if (was === is) continue;
+    const data = { threshold, ...usageFigures(licenseCount, seatsInUse) };
+    crossings.push(
+      is
+        ? { type: 'LicenseUsageThresholdReached', data: { ...data, reachedAt: now } }
+        : { type: 'LicenseUsageThresholdRearmed', data: { ...data, rearmedAt: now } },
+    );
+  }
+  return crossings;
 }
 
 function requireActive(state: SubscriptionState): void {

@@ -5,6 +5,8 @@ import {
   SubscriptionCommand,
   subscriptionDecider,
   SubscriptionEvent,
+  Threshold,
+  usageReaches,
 } from '../../src/subscription/subscription.decider';
 import { deciderSpec } from '../support/decider-spec';
 
@@ -69,6 +71,28 @@ const seatReleased = (
 ): SubscriptionEvent => ({
   type: 'SeatReleased',
   data: { userId, reason, releasedAt: now, generation },
+});
+const figures = (licenseCount: number, seatsInUse: number) => ({
+  licenseCount,
+  seatsInUse,
+  unutilized: Math.max(licenseCount - seatsInUse, 0),
+  usagePercent: licenseCount > 0 ? Math.floor((100 * seatsInUse) / licenseCount) : 0,
+});
+const reached = (
+  threshold: Threshold,
+  licenseCount: number,
+  seatsInUse: number,
+): SubscriptionEvent => ({
+  type: 'LicenseUsageThresholdReached',
+  data: { threshold, ...figures(licenseCount, seatsInUse), reachedAt: now },
+});
+const rearmed = (
+  threshold: Threshold,
+  licenseCount: number,
+  seatsInUse: number,
+): SubscriptionEvent => ({
+  type: 'LicenseUsageThresholdRearmed',
+  data: { threshold, ...figures(licenseCount, seatsInUse), rearmedAt: now },
 });
 
 // Histories.
@@ -181,7 +205,7 @@ describe('Subscription', () => {
         spec
           .given(cancelledWithTwoSeats)
           .when(activate(2))
-          .then([activated(2)]);
+          .then([activated(2), reached(80, 2, 2), reached(100, 2, 2)]);
       });
 
       it('re-activation with fewer licenses than dormant seats is refused', () => {
@@ -228,7 +252,7 @@ describe('Subscription', () => {
       spec
         .given(active(5, 'ann', 'bob'))
         .when(changeLicenseCount(2))
-        .then([licenseCountChanged(5, 2, 2)]);
+        .then([licenseCountChanged(5, 2, 2), reached(80, 2, 2), reached(100, 2, 2)]);
     });
 
     it('lowering the license count below the seats in use is refused unless forced', () => {
@@ -243,7 +267,7 @@ describe('Subscription', () => {
       spec
         .given(active(5, 'ann', 'bob', 'cid'))
         .when(changeLicenseCount(1, true))
-        .then([licenseCountChanged(5, 1, 3, true)]);
+        .then([licenseCountChanged(5, 1, 3, true), reached(80, 1, 3), reached(100, 1, 3)]);
     });
 
     it('"forced" records a count below usage, not the flag: a forced change that covers usage is a plain change', () => {
@@ -298,7 +322,7 @@ describe('Subscription', () => {
   describe('a user takes a seat at the first confirmed factor', () => {
     it('a seat is assigned while a license is free', () => {
       spec
-        .given(active(2, 'ann'))
+        .given(active(3, 'ann'))
         .when(assignSeat('bob'))
         .then([seatAssigned('bob')]);
     });
@@ -331,7 +355,7 @@ describe('Subscription', () => {
 
     it('a license freed by a reset can be taken by another user', () => {
       spec
-        .given([...active(2, 'ann', 'bob'), seatReleased('ann')])
+        .given([...active(3, 'ann', 'bob'), seatReleased('ann')])
         .when(assignSeat('cid'))
         .then([seatAssigned('cid')]);
     });
@@ -358,7 +382,7 @@ describe('Subscription', () => {
         spec
           .given([...forcedToOne, seatReleased('ann'), seatReleased('bob'), seatReleased('cid')])
           .when(assignSeat('dan'))
-          .then([seatAssigned('dan')]);
+          .then([seatAssigned('dan'), reached(80, 1, 1), reached(100, 1, 1)]);
       });
     });
   });
@@ -395,6 +419,133 @@ describe('Subscription', () => {
         .given([...active(2, 'ann'), cancelled])
         .when(releaseSeat('ann', 'user-deactivated'))
         .then([seatReleased('ann', 'user-deactivated')]);
+    });
+  });
+
+  describe('license usage thresholds: 80 % and 100 % are recorded when reached from below, and re-armed below (DESIGN §5)', () => {
+    const tenLicenses = (...holders: string[]) => active(10, ...holders);
+    const seven = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7'];
+
+    it('the seat that brings usage to 80 % records the threshold with the figures after it', () => {
+      spec
+        .given(tenLicenses(...seven))
+        .when(assignSeat('u8'))
+        .then([seatAssigned('u8'), reached(80, 10, 8)]);
+    });
+
+    it('seats between 80 % and 100 % record nothing more', () => {
+      spec
+        .given(tenLicenses(...seven, 'u8'))
+        .when(assignSeat('u9'))
+        .then([seatAssigned('u9')]);
+    });
+
+    it('the last free seat records 100 %', () => {
+      spec
+        .given(tenLicenses(...seven, 'u8', 'u9'))
+        .when(assignSeat('u10'))
+        .then([seatAssigned('u10'), reached(100, 10, 10)]);
+    });
+
+    it('a seat freed below a threshold re-arms it, once', () => {
+      const full = [...tenLicenses(...seven, 'u8', 'u9', 'u10'), reached(80, 10, 8)];
+      spec
+        .given(full)
+        .when(releaseSeat('u10'))
+        .then([seatReleased('u10'), rearmed(100, 10, 9)]);
+      spec
+        .given([...full, seatReleased('u10'), seatReleased('u9')])
+        .when(releaseSeat('u8'))
+        .then([seatReleased('u8'), rearmed(80, 10, 7)]);
+    });
+
+    it('a license change that makes usage jump from below 80 % to 100 % records both', () => {
+      spec
+        .given(tenLicenses(...seven))
+        .when(changeLicenseCount(7))
+        .then([licenseCountChanged(10, 7, 7), reached(80, 7, 7), reached(100, 7, 7)]);
+    });
+
+    it('more licenses re-arm both thresholds at once', () => {
+      spec
+        .given(active(7, ...seven))
+        .when(changeLicenseCount(20))
+        .then([licenseCountChanged(7, 20, 7), rearmed(80, 20, 7), rearmed(100, 20, 7)]);
+    });
+
+    it('79 of 100 seats has not reached 80 %; the 80th seat has', () => {
+      const holders = Array.from({ length: 78 }, (_, n) => `v${n}`);
+      spec
+        .given(active(100, ...holders))
+        .when(assignSeat('w79'))
+        .then([seatAssigned('w79')]);
+      spec
+        .given(active(100, ...holders, 'w79'))
+        .when(assignSeat('w80'))
+        .then([seatAssigned('w80'), reached(80, 100, 80)]);
+    });
+
+    it('a seat moving to a newer enrollment generation takes no license and crosses nothing', () => {
+      spec
+        .given(tenLicenses(...seven, 'u8'))
+        .when(assignSeat('u8', 1))
+        .then([seatAssigned('u8', 1)]);
+    });
+
+    it('re-activation with fewer licenses can reach both thresholds for the dormant seats', () => {
+      spec
+        .given([...active(10, 'ann', 'bob'), cancelled])
+        .when(activate(2))
+        .then([activated(2), reached(80, 2, 2), reached(100, 2, 2)]);
+    });
+
+    it('for any history, each threshold alternates reached / re-armed and its last record matches the counts', () => {
+      const users = ['ann', 'bob', 'cid', 'dan', 'eve'];
+      const anyCommand: fc.Arbitrary<SubscriptionCommand> = fc.oneof(
+        fc.constantFrom(...users).map((userId) => assignSeat(userId)),
+        fc.constantFrom(...users).map((userId) => releaseSeat(userId)),
+        fc
+          .record({ licenseCount: fc.integer({ min: 0, max: 6 }), force: fc.boolean() })
+          .map(({ licenseCount, force }) => changeLicenseCount(licenseCount, force)),
+      );
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 6 }),
+          fc.array(anyCommand, { maxLength: 50 }),
+          (initial, commands) => {
+            const history = active(initial);
+            for (const command of commands) {
+              try {
+                history.push(
+                  ...subscriptionDecider.decide(command, fold(subscriptionDecider, history), {
+                    now,
+                  }),
+                );
+              } catch (error: unknown) {
+                if (!(error instanceof DomainError)) throw error;
+              }
+            }
+            const state = fold(subscriptionDecider, history);
+            for (const threshold of [80, 100] as const) {
+              const records = history.filter(
+                (event) =>
+                  (event.type === 'LicenseUsageThresholdReached' ||
+                    event.type === 'LicenseUsageThresholdRearmed') &&
+                  event.data.threshold === threshold,
+              );
+              records.forEach((record, i) =>
+                expect(record.type).toBe(
+                  i % 2 === 0 ? 'LicenseUsageThresholdReached' : 'LicenseUsageThresholdRearmed',
+                ),
+              );
+              expect(records.length % 2 === 1).toBe(
+                usageReaches(threshold, state.licenseCount, state.seatHolders.size),
+              );
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
     });
   });
 
