@@ -1,6 +1,7 @@
 import { corporationsProjection } from './corporations.projection';
 import { enrolledUsersProjection } from './enrolled-users.projection';
 import { licenseUsageProjection } from './license-usage.projection';
+import { mailDirectoryProjection } from './mail-directory.projection';
 import type { Projection } from './projection';
 import { roleCountersProjection } from './role-counters.projection';
 
@@ -10,4 +11,5 @@ export const ALL_PROJECTIONS: readonly Projection[] = [
   roleCountersProjection,
   licenseUsageProjection,
   corporationsProjection,
+  mailDirectoryProjection,
 ];

@@ -24,6 +24,9 @@ import { PROCESS_MANAGERS, ProcessManager } from './projection-engine/process-ma
 import { ProjectionEngine } from './projection-engine/projection-engine';
 import { READ_MODEL_STORE, ReadModelStore } from './read-model/read-model-store.port';
 import { ProblemFilter } from './http/problem.filter';
+import { MAIL_TRANSPORT, Mailer } from './notifications/mailer';
+import { openMailTransport } from './notifications/mail-transport';
+import { NotificationPolicy } from './notifications/notification-policy';
 import { LoginController } from './login/login.controller';
 import { LoginService } from './login/login.service';
 import { Clock, CLOCK } from './shared/clock';
@@ -75,7 +78,7 @@ export class AppModule {
         {
           provide: PROCESS_MANAGERS,
           useFactory: (...managers: ProcessManager[]) => managers,
-          inject: [SeatKeeper],
+          inject: [SeatKeeper, NotificationPolicy, Mailer],
         },
         {
           provide: ProjectionEngine,
@@ -94,6 +97,12 @@ export class AppModule {
         CommandHandler,
         UserFacts,
         SeatKeeper,
+        NotificationPolicy,
+        {
+          provide: MAIL_TRANSPORT,
+          useValue: openMailTransport(infrastructure.config.smtpUrl, infrastructure.config.dataDir),
+        },
+        Mailer,
         EnrollmentService,
         LoginService,
         { provide: APP_GUARD, useClass: AuthGuard },

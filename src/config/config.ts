@@ -17,6 +17,8 @@ export interface AppConfig {
   mongodbUrl: string | null;
   smtpUrl: string | null;
   mailFrom: string;
+  /** The longest wait between two attempts to send one email. */
+  mailRetryMaxMs: number;
   webauthn: { rpId: string; rpName: string; origin: string };
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
@@ -63,6 +65,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     mongodbUrl: url(env, 'MONGODB_URL', ['mongodb:', 'mongodb+srv:']),
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: mailFrom(env),
+    mailRetryMaxMs: positiveSeconds(env, 'MAIL_RETRY_MAX_SECONDS', 300) * 1000,
     webauthn: {
       rpId: hostname(env, 'WEBAUTHN_RP_ID') ?? 'localhost',
       rpName: nonEmpty(env, 'WEBAUTHN_RP_NAME') ?? SERVICE_NAME,
@@ -77,11 +80,6 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   if (config.mongodbUrl) {
     warnings.push(
       'MONGODB_URL is set but not used yet: idempotency keys stay in DATA_DIR/state.sqlite until the read-model store lands.',
-    );
-  }
-  if (config.smtpUrl) {
-    warnings.push(
-      'SMTP_URL is set but no email is sent yet: notifications arrive with the process managers.',
     );
   }
   return { config, warnings };
@@ -120,6 +118,16 @@ function url(env: Env, name: string, protocols: string[]): string | null {
     );
   }
   return raw;
+}
+
+function positiveSeconds(env: Env, name: string, fallback: number): number {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || value <= 0 || value > 86_400) {
+    throw new ConfigError(name, `"${raw}" is not a number of seconds between 0 and 86400`);
+  }
+  return value;
 }
 
 function hostname(env: Env, name: string): string | undefined {

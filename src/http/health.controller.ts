@@ -1,6 +1,7 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { Mailer } from '../notifications/mailer';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { Public } from './auth';
 import { problem, ProblemException } from './problem';
@@ -13,12 +14,14 @@ export class HealthController {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     private readonly engine: ProjectionEngine,
+    private readonly mailer: Mailer,
   ) {}
 
   /**
    * Liveness and readiness: the log is reachable. Each projection and process
-   * manager shows its position and lag behind the head; `status` is `degraded`
-   * while one of them is stopped or retrying.
+   * manager shows its position and lag behind the head; `mail` shows the
+   * emails waiting to be sent and the last failure. `status` is `degraded`
+   * while a consumer is stopped or retrying, or an email is being retried.
    */
   @Get()
   @Public()
@@ -33,12 +36,14 @@ export class HealthController {
       );
     }
     const consumers = this.engine.health(headPosition);
+    const mail = this.mailer.health();
     return {
-      status: consumers.healthy ? 'ok' : 'degraded',
+      status: consumers.healthy && mail.retrying === 0 ? 'ok' : 'degraded',
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       eventStore: { headPosition: String(headPosition) },
       projections: consumers.projections,
       processManagers: consumers.processManagers,
+      mail,
     };
   }
 }

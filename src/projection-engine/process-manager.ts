@@ -20,6 +20,12 @@ export interface ProcessManager {
   /** Where a process manager with no checkpoint starts: the whole history (default) or only what comes next. */
   startAt?: 'beginning' | 'end';
   handle(event: RecordedEvent): Promise<void>;
+  /**
+   * For a manager that takes work in `handle` and finishes it later (the
+   * mailer): the last position whose work is all done. The saved checkpoint
+   * never passes it, so after a restart the unfinished work is read again.
+   */
+  checkpointLimit?(): bigint | undefined;
 }
 
 /** Nest injection token: provide an array of ProcessManager (see app.module.ts). */
@@ -79,15 +85,22 @@ export class ProcessManagerRunner {
       if (!this.handles || this.handles.has(event.type)) {
         await this.handleWithRetries(event);
         if (this.stopped) return;
-        await this.store.saveProcessCheckpoint(this.manager.name, event.position);
+        await this.store.saveProcessCheckpoint(this.manager.name, this.savable(event.position));
         unsaved = false;
       } else {
         unsaved = true;
       }
       this.position = event.position;
     }
-    if (unsaved) await this.store.saveProcessCheckpoint(this.manager.name, this.position);
+    if (unsaved) {
+      await this.store.saveProcessCheckpoint(this.manager.name, this.savable(this.position));
+    }
     this.onProgress();
+  }
+
+  private savable(position: bigint): bigint {
+    const limit = this.manager.checkpointLimit?.();
+    return limit !== undefined && limit < position ? limit : position;
   }
 
   private async handleWithRetries(event: RecordedEvent): Promise<void> {

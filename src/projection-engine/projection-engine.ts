@@ -232,6 +232,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
    */
   waitFor(position: bigint, projections: readonly string[], timeoutMs: number): Promise<boolean> {
     if (this.reached(position, projections)) return Promise.resolve(true);
+    if (this.stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       const waiter: Waiter = {
         position,
@@ -240,7 +241,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
         timer: setTimeout(() => {
           this.waiters = this.waiters.filter((w) => w !== waiter);
           resolve(false);
-        }, timeoutMs),
+        }, timeoutMs).unref(),
       };
       this.waiters.push(waiter);
     });

@@ -18,6 +18,8 @@ export const streams = {
   /** A user's login verifications; apart from the factors so that logins never slow down commands. */
   verification: (firmId: string, userId: string) => `verification-${firmId}/${userId}`,
   corporation: (firmId: string, corporationId: string) => `corporation-${firmId}/${corporationId}`,
+  /** The firm's outgoing email: what was queued, for whom, why, and what was sent. */
+  notifications: (firmId: string) => `notifications-${firmId}`,
 };
 
 export function categoryOf(streamId: string): string {

@@ -7,6 +7,7 @@ import {
   TEST_JWT_SECRET,
   token,
 } from '../support/harness';
+import { mailSettled } from '../support/notifications';
 
 /*
  * The authorization matrix of API.md: every endpoint, every way a caller can
@@ -378,6 +379,10 @@ describe('authorization: allowed callers', () => {
     });
     expect(ownFirm.status).toBe(200);
 
+    // The emails of the set-up go out first: they are not this request's doing.
+
+    await mailSettled(service);
+
     const before = (await service.events()).length;
     const read = await service.api.request('GET', `${firmPath('other')}/mfa/subscription`, {
       headers: { authorization: acmeOperator },
@@ -395,6 +400,8 @@ describe('authorization: allowed callers', () => {
   it.each(userEndpoints.map((endpoint) => [label(endpoint), endpoint] as const))(
     '%s: a user token may act only on its own userId (403 for another user, nothing appended)',
     async (_label, endpoint) => {
+      // The emails of the set-up go out first: they are not this request's doing.
+      await mailSettled(service);
       const before = (await service.events()).length;
       const otherUser = {
         ...endpoint,

@@ -1,4 +1,5 @@
 import { ApiResponse, RunningService, startService, token } from '../support/harness';
+import { mailSettled } from '../support/notifications';
 
 /*
  * Bad input of every kind is a 4xx problem+json that names what was wrong,
@@ -613,6 +614,7 @@ describe('bad input', () => {
       }),
     );
     await ok(service.api.put(`${firm}/users/u-1`, host, validUser));
+    await mailSettled(service);
     eventsAfterSetUp = (await service.events()).length;
     expect(eventsAfterSetUp).toBeGreaterThan(0);
   });

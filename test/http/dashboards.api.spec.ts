@@ -240,6 +240,7 @@ describe('Dashboards', () => {
       'corporations',
       'enrolled-users',
       'license-usage',
+      'mail-directory',
       'role-counters',
     ]);
     for (const projection of health.body.projections) {

@@ -1,4 +1,5 @@
 import { RunningService, startService, token } from '../support/harness';
+import { mailSettled } from '../support/notifications';
 
 /** DESIGN §2.3: the host syncs its directory of users and corporations. */
 describe('Directory over HTTP', () => {
@@ -100,6 +101,8 @@ describe('Directory over HTTP', () => {
   });
 
   it('deactivating or reactivating an unknown user is 404', async () => {
+    // The emails of the set-up go out first: they are not this request's doing.
+    await mailSettled(service);
     const before = (await service.events()).length;
     for (const res of [
       await service.api.post(`${users}/ghost/deactivate`, host, { reason: 'deleted' }),

@@ -11,6 +11,7 @@ import {
   secretOf,
   superuserOf,
 } from '../support/mfa';
+import { mailSettled } from '../support/notifications';
 
 /** DESIGN §2.4, §3, §6; API.md Enrollment: TOTP enrollment, seats, reset and recycling. */
 describe('Enrollment over HTTP', () => {
@@ -87,6 +88,8 @@ describe('Enrollment over HTTP', () => {
       await registerUser(api(), firmId, 'ann');
       const started = await api().post(`${mfaPath(firmId, 'ann')}/totp/enrollment`, host, {});
       const secret = secretOf(started.body.otpauthUri);
+      // The emails of the set-up go out first: they are not this request's doing.
+      await mailSettled(service);
       const before = (await service.events()).length;
       for (const code of [oathtool(secret, clock.now(), 2), oathtool(secret, clock.now(), -2)]) {
         const res = await api().post(

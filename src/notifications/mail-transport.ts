@@ -1,0 +1,119 @@
+import { mkdir, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createTransport, Transporter } from 'nodemailer';
+import type { RenderedEmail } from './email-content';
+import type { MailTransportKind } from './notifications.decider';
+
+/**
+ * Where emails go: an SMTP server when SMTP_URL is set, otherwise one `.eml`
+ * file per message in DATA_DIR/outbox (the default, for development and for
+ * hosts that pick the files up). Both are nodemailer; `send` resolves once the
+ * server accepted the message or the file is durably in place.
+ */
+export interface MailTransport {
+  readonly kind: MailTransportKind;
+  /** Where messages go, without credentials: for /health and logs. */
+  readonly target: string;
+  /** Resolves with the server's answer, or the outbox file's name. */
+  send(email: RenderedEmail): Promise<string>;
+  close(): void;
+}
+
+export function openMailTransport(smtpUrl: string | null, dataDir: string): MailTransport {
+  return smtpUrl ? new SmtpTransport(smtpUrl) : new OutboxTransport(join(dataDir, 'outbox'));
+}
+
+class SmtpTransport implements MailTransport {
+  readonly kind = 'smtp';
+  readonly target: string;
+  private readonly transporter: Transporter;
+
+  constructor(private readonly url: string) {
+    const parsed = new URL(url);
+    this.target = `${parsed.protocol}//${parsed.host}`;
+    const secure = parsed.protocol === 'smtps:';
+    this.transporter = createTransport({
+      host: parsed.hostname,
+      port: parsed.port ? Number(parsed.port) : secure ? 465 : 25,
+      secure,
+      auth: parsed.username
+        ? {
+            user: decodeURIComponent(parsed.username),
+            pass: decodeURIComponent(parsed.password),
+          }
+        : undefined,
+      // A server that is down or stalls fails the attempt quickly; the mailer retries it.
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+    });
+  }
+
+  async send(email: RenderedEmail): Promise<string> {
+    try {
+      const info = (await this.transporter.sendMail(email)) as { response?: string };
+      return String(info.response ?? '250 accepted');
+    } catch (error) {
+      throw new Error(withoutCredentials(describe(error), this.url));
+    }
+  }
+
+  close(): void {
+    this.transporter.close();
+  }
+}
+
+class OutboxTransport implements MailTransport {
+  readonly kind = 'outbox';
+  private readonly builder = createTransport({
+    streamTransport: true,
+    buffer: true,
+    newline: 'windows',
+  });
+
+  constructor(readonly target: string) {}
+
+  /** Written under a temporary name, flushed, then renamed: the outbox never holds half a message. */
+  async send(email: RenderedEmail): Promise<string> {
+    const info = (await this.builder.sendMail(email)) as { message: Buffer };
+    await mkdir(this.target, { recursive: true });
+    // The file is named after the Message-ID: a message sent again replaces itself.
+    const name = `${email.messageId.replace(/[<>]/g, '').replace(/[^A-Za-z0-9.@-]/g, '_')}.eml`;
+    const file = join(this.target, name);
+    const temporary = `${file}.tmp`;
+    const handle = await open(temporary, 'w', 0o640);
+    try {
+      await handle.writeFile(info.message);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+    return name;
+  }
+
+  close(): void {
+    this.builder.close();
+  }
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { code, responseCode, response } = error as Error & {
+    code?: string;
+    responseCode?: number;
+    response?: string;
+  };
+  const detail = response ?? error.message;
+  return [code, responseCode, detail].filter((part) => part !== undefined && part !== '').join(' ');
+}
+
+/** SMTP_URL may carry a password: it never reaches /health or a log line. */
+function withoutCredentials(message: string, url: string): string {
+  const { username, password } = new URL(url);
+  let clean = message;
+  for (const secret of [password, decodeURIComponent(password), username]) {
+    if (secret) clean = clean.split(secret).join('***');
+  }
+  return clean;
+}
