@@ -34,6 +34,8 @@ describe('configuration at start', () => {
     ['MONGODB_URL', 'postgres://x', /^Configuration error: MONGODB_URL: /],
     ['SMTP_URL', '::', /^Configuration error: SMTP_URL: /],
     ['MAIL_FROM', 'nobody', /^Configuration error: MAIL_FROM: /],
+    ['MAIL_RETRY_MAX_SECONDS', '0', /^Configuration error: MAIL_RETRY_MAX_SECONDS: /],
+    ['MAIL_RETRY_MAX_SECONDS', 'soon', /^Configuration error: MAIL_RETRY_MAX_SECONDS: /],
     ['WEBAUTHN_ORIGIN', 'ftp://x', /^Configuration error: WEBAUTHN_ORIGIN: /],
     ['WEBAUTHN_RP_ID', 'http://localhost', /^Configuration error: WEBAUTHN_RP_ID: /],
     ['HOST', '   ', /^Configuration error: HOST: is set but empty/],
