@@ -110,9 +110,9 @@ function describe(error: unknown): string {
 
 /** SMTP_URL may carry a password: it never reaches /health or a log line. */
 function withoutCredentials(message: string, url: string): string {
-  const { username, password } = new URL(url);
+  const { password } = new URL(url);
   let clean = message;
-  for (const secret of [password, decodeURIComponent(password), username]) {
+  for (const secret of new Set([password, decodeURIComponent(password)])) {
     if (secret) clean = clean.split(secret).join('***');
   }
   return clean;
