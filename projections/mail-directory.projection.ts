@@ -124,30 +124,30 @@ function withBilling(person: PersonDoc): PersonDoc {
 }
 
 /** The license-usage recipients of a firm, by user id, one page at a time. */
-export async function billingRecipients(
+export const billingRecipients = (
   reader: ReadModelReader,
   firmId: string,
   after: PersonDoc | undefined,
   limit: number,
-): Promise<PersonDoc[]> {
-  return reader.find<PersonDoc>('people', {
-    equals: { firmId, billing: 1 },
-    orderBy: ['id'],
-    after: after && [key(after.firmId, after.userId)],
-    limit,
-  });
-}
+) => page(reader, { firmId, billing: 1 }, after, limit);
 
 /** A firm's users of one role, by user id, one page at a time. */
-export async function peopleWithRole(
+export const peopleWithRole = (
   reader: ReadModelReader,
   firmId: string,
   userRole: UserRole,
   after: PersonDoc | undefined,
   limit: number,
+) => page(reader, { firmId, role: userRole }, after, limit);
+
+function page(
+  reader: ReadModelReader,
+  equals: Record<string, string | number>,
+  after: PersonDoc | undefined,
+  limit: number,
 ): Promise<PersonDoc[]> {
   return reader.find<PersonDoc>('people', {
-    equals: { firmId, role: userRole },
+    equals,
     orderBy: ['id'],
     after: after && [key(after.firmId, after.userId)],
     limit,
