@@ -47,6 +47,8 @@ export class RebuildWriter implements ProjectionWriter {
   /** The flush being written; the next one waits for it. */
   private inFlight: Promise<void> | undefined;
   private readonly dropped: IdFilter;
+  /** Scratch space of `dropOldest`. */
+  private ticksOf = new Float64Array(0);
   private readonly maxDocuments: number;
 
   constructor(
@@ -178,23 +180,27 @@ export class RebuildWriter implements ProjectionWriter {
    */
   dropOldest(): void {
     if (this.held === this.dirtyCount) return;
-    const clean: number[] = [];
+    // Runs every few pages: no allocation per document (no entry arrays, no boxed ticks).
+    if (this.ticksOf.length < this.held) this.ticksOf = new Float64Array(this.held * 2);
+    const ticks = this.ticksOf;
+    let clean = 0;
     for (const docs of this.docs.values()) {
-      for (const slot of docs.values()) if (!slot.dirty) clean.push(slot.tick);
+      docs.forEach((slot) => {
+        if (!slot.dirty) ticks[clean++] = slot.tick;
+      });
     }
-    const drop = Math.min(clean.length, Math.ceil(this.held - this.maxDocuments / 2));
+    const drop = Math.min(clean, Math.ceil(this.held - this.maxDocuments / 2));
     if (drop <= 0) return;
     // The tick of the last document to drop: every clean one put no later goes.
-    const ticks = Float64Array.from(clean).sort();
-    const newest = ticks[drop - 1];
+    const newest = ticks.subarray(0, clean).sort()[drop - 1];
     for (const [collection, docs] of this.docs) {
-      for (const [id, slot] of docs) {
-        if (slot.dirty || slot.tick > newest) continue;
+      docs.forEach((slot, id) => {
+        if (slot.dirty || slot.tick > newest) return;
         docs.delete(id);
         this.held--;
         // A deleted document is absent from the store too: nothing to remember.
         if (slot.doc !== null) this.dropped.add(collection, id);
-      }
+      });
     }
   }
 
@@ -222,7 +228,9 @@ export class IdFilter {
   }
 
   add(collection: string, id: string): void {
-    const [h1, h2] = hashes(collection, id);
+    hashes(collection, id);
+    const h1 = hashed.h1;
+    const h2 = hashed.h2;
     for (let i = 0; i < 7; i++) {
       const bit = (h1 + Math.imul(i, h2)) & this.mask;
       this.bits[bit >>> 5] |= 1 << (bit & 31);
@@ -230,7 +238,9 @@ export class IdFilter {
   }
 
   mightHave(collection: string, id: string): boolean {
-    const [h1, h2] = hashes(collection, id);
+    hashes(collection, id);
+    const h1 = hashed.h1;
+    const h2 = hashed.h2;
     for (let i = 0; i < 7; i++) {
       const bit = (h1 + Math.imul(i, h2)) & this.mask;
       if ((this.bits[bit >>> 5] & (1 << (bit & 31))) === 0) return false;
@@ -239,20 +249,25 @@ export class IdFilter {
   }
 }
 
-/** Two 32-bit FNV-1a style hashes over collection, a separator and id. */
-function hashes(collection: string, id: string): [number, number] {
+/** The two hashes last computed by `hashes` (asked for a million times: no array each time). */
+const hashed = { h1: 0, h2: 0 };
+
+/** Two 32-bit FNV-1a style hashes over collection, a separator and id, into `hashed`. */
+function hashes(collection: string, id: string): void {
   let a = 0x811c9dc5;
   let b = 0x01000193;
-  const text = collection.length + id.length + 1;
-  for (let i = 0; i < text; i++) {
-    const code =
-      i < collection.length
-        ? collection.charCodeAt(i)
-        : i === collection.length
-          ? 0
-          : id.charCodeAt(i - collection.length - 1);
+  for (let i = 0; i < collection.length; i++) {
+    const code = collection.charCodeAt(i);
     a = Math.imul(a ^ code, 0x01000193);
     b = Math.imul(b ^ code, 0x5bd1e995) ^ (b >>> 15);
   }
-  return [a >>> 0, (b | 1) >>> 0];
+  a = Math.imul(a, 0x01000193);
+  b = Math.imul(b, 0x5bd1e995) ^ (b >>> 15);
+  for (let i = 0; i < id.length; i++) {
+    const code = id.charCodeAt(i);
+    a = Math.imul(a ^ code, 0x01000193);
+    b = Math.imul(b ^ code, 0x5bd1e995) ^ (b >>> 15);
+  }
+  hashed.h1 = a >>> 0;
+  hashed.h2 = (b | 1) >>> 0;
 }
