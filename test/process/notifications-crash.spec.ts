@@ -23,8 +23,9 @@ import { SmtpSink } from '../support/smtp-sink';
  * replays the same plan.
  */
 const SEED = Number(process.env.NOTIFICATIONS_CRASH_SEED ?? Date.now() % 1_000_000);
-/** Kills of each kind: right after a crossing, while the SMTP server holds a message, at random. */
+/** Kills of each kind to make: right after a crossing, while the SMTP server holds a message, at random. */
 const KILLS = { crossing: 2, sending: 2, random: 2 };
+type KillKind = keyof typeof KILLS;
 const FIRM = 'crash-mail';
 const admin = superuserOf(FIRM);
 const FOREIGN_NATIONALS = Array.from({ length: 10 }, (_, i) => `fn-${i + 1}`);
@@ -45,15 +46,14 @@ describe(`notification emails survive SIGKILL (seed ${SEED})`, () => {
   const pick = generator(SEED);
   const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   /** Set by the test: SIGKILL the service and start it again on the same data. */
-  let kill: (why: string) => Promise<void> = () => Promise.resolve();
+  let kill: (kind: KillKind, why: string) => Promise<void> = () => Promise.resolve();
   const sink = new SmtpSink({
     // The server answers the DATA command after up to 150 ms. Sometimes the service is killed
     // meanwhile: the server has the message, the service never heard it was taken.
     beforeAccept: async (mail) => {
       await delay(pick(150));
-      if (KILLS.sending > 0 && pick(3) === 0) {
-        KILLS.sending--;
-        await kill(`while the server holds ${mail.notification} for ${mail.to}`);
+      if (KILLS.sending > 0 && pick(2) === 0) {
+        await kill('sending', `while the server holds ${mail.notification} for ${mail.to}`);
       }
     },
   });
@@ -77,9 +77,13 @@ describe(`notification emails survive SIGKILL (seed ${SEED})`, () => {
     let restarting: Promise<void> = Promise.resolve();
     let restartInProgress = false;
     let kills = 0;
-    kill = async (why: string) => {
-      if (restartInProgress) return restarting;
+    const made: Record<KillKind, number> = { crossing: 0, sending: 0, random: 0 };
+    kill = async (kind: KillKind, why: string) => {
+      // One at a time: a kill asked for during a restart does not happen (nor count).
+      if (restartInProgress || KILLS[kind] === 0) return restarting;
       restartInProgress = true;
+      KILLS[kind]--;
+      made[kind]++;
       let restarted!: () => void;
       restarting = new Promise((resolve) => (restarted = resolve));
       kills++;
@@ -173,10 +177,11 @@ describe(`notification emails survive SIGKILL (seed ${SEED})`, () => {
           if (count < target) {
             await enroll(FOREIGN_NATIONALS[states.indexOf(false)]);
             // Enrolling the 8th or the 10th crosses a threshold: kill before or while it is notified.
-            if ((count + 1 === 8 || count + 1 === 10) && KILLS.crossing > 0 && pick(2) === 0) {
-              KILLS.crossing--;
+            if ((count + 1 === 8 || count + 1 === 10) && KILLS.crossing > 0) {
               const afterMs = pick(40);
-              void delay(afterMs).then(() => kill(`${afterMs} ms after the ${count + 1}th seat`));
+              void delay(afterMs).then(() =>
+                kill('crossing', `${afterMs} ms after the ${count + 1}th seat`),
+              );
             }
           } else {
             const last = FOREIGN_NATIONALS[states.lastIndexOf(true)];
@@ -192,11 +197,10 @@ describe(`notification emails survive SIGKILL (seed ${SEED})`, () => {
     // And a few kills at seeded moments while the script runs.
     let finished = false;
     void script.finally(() => (finished = true));
-    while (KILLS.random > 0 && !finished) {
-      KILLS.random--;
+    for (let attempt = 0; attempt < 2 && KILLS.random > 0 && !finished; attempt++) {
       const afterMs = 100 + pick(1500);
       await delay(afterMs);
-      if (!finished) await kill(`at random, ${afterMs} ms on`);
+      if (!finished) await kill('random', `at random, ${afterMs} ms on`);
     }
     await script;
     await settle(true);
@@ -266,7 +270,11 @@ describe(`notification emails survive SIGKILL (seed ${SEED})`, () => {
     expect(new Set(arrived.keys())).toEqual(new Set(queued.map(messageIdOf)));
     for (const [, copies] of arrived) expect(copies.size).toBe(1);
     const duplicates = sink.received.length - arrived.size;
-    expect(kills).toBeGreaterThanOrEqual(3);
+    // Kills right after crossings and inside acceptances always happen (the script crosses
+    // 80 % and 100 % several times, and sends more than a dozen emails).
+    expect(made.crossing).toBeGreaterThanOrEqual(1);
+    expect(made.sending).toBeGreaterThanOrEqual(1);
+    expect(kills).toBe(made.crossing + made.sending + made.random);
     console.log(
       `seed ${SEED}: ${queued.length} emails queued, ${sink.received.length} received (${duplicates} duplicates, same Message-ID)`,
     );
