@@ -1,18 +1,16 @@
 import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import {
-  billingRecipients,
-  mfaAppliesTo,
+  billingCandidates,
   PersonDoc,
   peopleWithRole,
-  person,
-  scopeOf,
 } from '../../projections/mail-directory.projection';
-import type { ScopeDoc } from '../../projections/mfa-scope';
 import type { ReadModelReader } from '../../projections/projection';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
-import type { UserRole } from '../directory/user.decider';
+import type { RegisteredUser, UserRole } from '../directory/user.decider';
+import { UserFacts } from '../enrollment/user-facts';
 import type { RecordedEvent } from '../event-store/event-store.port';
+import { isMfaEnabled } from '../login/login-decision';
 import type { ProcessManager } from '../projection-engine/process-manager';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { deterministicId } from '../shared/deterministic-id';
@@ -27,7 +25,8 @@ import {
 } from './notifications.decider';
 
 const STAFF: readonly UserRole[] = ['case-manager', 'vendor-case-manager'];
-const PAGE = 500;
+/** Users looked up per page of the directory, and emails queued per append. */
+const PAGE = 200;
 const DIRECTORY = 'mail-directory';
 /** How long a decision waits for the directory to reach its event before it is retried. */
 const DIRECTORY_WAIT_MS = 10_000;
@@ -37,6 +36,7 @@ const USER_EVENTS: ReadonlySet<string> = new Set([
   'UserRegistered',
   'UserProfileUpdated',
   'UserReactivated',
+  'UserDeactivated',
 ]);
 
 /** Firm-wide events after which MFA may start or stop applying to many staff users at once. */
@@ -57,8 +57,8 @@ const stopsMfa = (event: RecordedEvent) =>
  * Decides who gets which email (DESIGN §5) and queues it in the firm's
  * notifications stream; the mailer sends what is queued. A process manager:
  * it follows the log from its checkpoint and queues idempotently (the stream
- * knows every message id it queued), so an event handled again after a crash
- * queues nothing twice.
+ * knows every message id it queued and every user it invited), so an event
+ * handled again after a crash queues nothing twice.
  *
  * - License usage: every LicenseUsageThresholdReached (recorded by the
  *   subscription in the append that reached the threshold) queues one email to
@@ -71,67 +71,77 @@ const stopsMfa = (event: RecordedEvent) =>
  *   applying to an invited user, the invitation is re-armed, so turning a
  *   switch off and on again invites again those still not enrolled.
  *
- * Recipients and enablement are read from the mail-directory read model once it
- * has processed the event (it may be further on): an email goes to who is a
- * recipient when the policy handles the event, so a user deactivated in
- * between is not written to. See docs/notifications.md.
+ * Who is active, enrolled and MFA-enabled is read from the user's, the
+ * subscription's and the enablement streams when the policy decides (the
+ * command handler's cached states); the mail-directory read model only lists
+ * a firm's staff and possible recipients, once it has processed the event.
+ * So an email goes to who qualifies when the policy handles the event: a user
+ * deactivated in between is not written to. See docs/notifications.md.
  */
 @Injectable()
 export class NotificationPolicy implements ProcessManager {
   readonly name = 'notification-policy';
-  readonly handles = [
-    'LicenseUsageThresholdReached',
-    ...USER_EVENTS,
-    'UserDeactivated',
-    ...Object.keys(FIRM_EVENTS),
-  ];
+  readonly handles = ['LicenseUsageThresholdReached', ...USER_EVENTS, ...Object.keys(FIRM_EVENTS)];
   private engine: ProjectionEngine | undefined;
 
   constructor(
     private readonly commands: CommandHandler,
+    private readonly facts: UserFacts,
     private readonly moduleRef: ModuleRef,
   ) {}
 
   async handle(event: RecordedEvent): Promise<void> {
-    const reader = await this.directoryAt(event.position);
     const { firmId } = event.metadata;
     if (event.type === 'LicenseUsageThresholdReached') {
-      await this.queueLicenseUsage(reader, firmId, event);
-    } else if (USER_EVENTS.has(event.type) || event.type === 'UserDeactivated') {
+      const reader = await this.directoryAt(event.position);
+      await this.forEachPage(
+        (after) => billingCandidates(reader, firmId, after, PAGE),
+        (people, page) => this.queueLicenseUsage(firmId, people, event, page),
+      );
+    } else if (USER_EVENTS.has(event.type)) {
       const userId = event.data.userId;
-      if (typeof userId !== 'string') return;
-      const who = await person(reader, firmId, userId);
-      if (who) await this.invite(firmId, [who], await scopeOf(reader, firmId), event, 'user');
+      if (typeof userId === 'string') await this.invite(firmId, [userId], event, 'user');
     } else {
-      const roles = FIRM_EVENTS[event.type] ?? [];
-      const scope = await scopeOf(reader, firmId);
-      for (const role of roles) {
-        let page = 0;
-        let last: PersonDoc | undefined;
-        for (;;) {
-          const people = await peopleWithRole(reader, firmId, role, last, PAGE);
-          if (people.length === 0) break;
-          await this.invite(firmId, people, scope, event, `${role}/${page++}`);
-          last = people[people.length - 1];
-          if (people.length < PAGE) break;
-        }
+      const reader = await this.directoryAt(event.position);
+      for (const role of FIRM_EVENTS[event.type] ?? []) {
+        await this.forEachPage(
+          (after) => peopleWithRole(reader, firmId, role, after, PAGE),
+          (people, page) =>
+            this.invite(
+              firmId,
+              people.map((p) => p.userId),
+              event,
+              `${role}/${page}`,
+            ),
+        );
       }
     }
   }
 
-  private async queueLicenseUsage(reader: ReadModelReader, firmId: string, event: RecordedEvent) {
+  /** One email per active firm admin or billing-contact case manager among `people`. */
+  private async queueLicenseUsage(
+    firmId: string,
+    people: readonly PersonDoc[],
+    event: RecordedEvent,
+    page: number,
+  ): Promise<void> {
     const usage = event.data as unknown as LicenseUsageFigures & { threshold: Threshold };
     const notification = licenseUsageKind(usage.threshold);
     const cause = causeOf(event);
-    let page = 0;
-    let last: PersonDoc | undefined;
-    for (;;) {
-      const recipients = await billingRecipients(reader, firmId, last, PAGE);
-      if (recipients.length === 0) break;
-      const emails: QueuedEmail[] = recipients.map((who) => ({
-        messageId: deterministicId(notification, firmId, event.metadata.eventId, who.userId),
+    const emails: QueuedEmail[] = [];
+    for (const { userId, user } of await this.usersOf(
+      firmId,
+      people.map((p) => p.userId),
+    )) {
+      if (user.status !== 'active') continue;
+      const { profile } = user;
+      if (!profile.firmAdmin && !(profile.role === 'case-manager' && profile.billingContact)) {
+        continue;
+      }
+      emails.push({
+        messageId: deterministicId(notification, firmId, event.metadata.eventId, userId),
         notification,
-        recipient: recipientOf(who),
+        recipient: recipientOf(user, userId),
         usage: {
           threshold: usage.threshold,
           licenseCount: usage.licenseCount,
@@ -140,48 +150,47 @@ export class NotificationPolicy implements ProcessManager {
           usagePercent: usage.usagePercent,
         },
         cause,
-      }));
-      await this.commands.handle(
-        streams.notifications(firmId),
-        notificationsDecider,
-        { type: 'QueueEmails', emails },
-        this.envelope(event, `queue/${page++}`),
-      );
-      last = recipients[recipients.length - 1];
-      if (recipients.length < PAGE) break;
+      });
     }
+    if (emails.length === 0) return;
+    await this.commands.handle(
+      streams.notifications(firmId),
+      notificationsDecider,
+      { type: 'QueueEmails', emails },
+      this.envelope(event, `queue/${page}`),
+    );
   }
 
   /**
-   * Invites those of `people` whom MFA applies to now and who have not enrolled;
-   * re-arms those it does not apply to. An event that stops MFA (a switch turned
-   * off, a cancellation, a deactivation) re-arms all it concerns even when the
-   * directory has already moved on: a quick off-and-on then still invites again.
+   * Invites those of `userIds` whom MFA applies to now and who have not
+   * enrolled; re-arms those it does not apply to. An event that stops MFA (a
+   * switch turned off, a cancellation, a deactivation) re-arms all it concerns
+   * even when the streams have already moved on: a quick off-and-on then still
+   * invites again.
    */
   private async invite(
     firmId: string,
-    people: readonly PersonDoc[],
-    scope: ScopeDoc,
+    userIds: readonly string[],
     event: RecordedEvent,
     part: string,
   ): Promise<void> {
     const cause = causeOf(event);
+    const stops = stopsMfa(event);
     const invitations: QueuedEmail[] = [];
     const rearm: string[] = [];
-    const stops = stopsMfa(event);
-    for (const who of people) {
-      const applies = !stops && STAFF.includes(who.role) && mfaAppliesTo(scope, who);
-      if (!applies) rearm.push(who.userId);
-      else if (!who.enrolled) {
+    for (const { userId, user, enabled } of await this.usersOf(firmId, userIds)) {
+      const applies = !stops && enabled && STAFF.includes(user.profile.role);
+      if (!applies) rearm.push(userId);
+      else if (user.mfa.factors.size === 0) {
         invitations.push({
           messageId: deterministicId(
             'enrollment-invitation',
             firmId,
             event.metadata.eventId,
-            who.userId,
+            userId,
           ),
           notification: 'enrollment-invitation',
-          recipient: recipientOf(who),
+          recipient: recipientOf(user, userId),
           usage: null,
           cause,
         });
@@ -203,6 +212,32 @@ export class NotificationPolicy implements ProcessManager {
         { type: 'QueueEmails', emails: invitations },
         this.envelope(event, `invite/${part}`),
       );
+    }
+  }
+
+  /** The registered users among `userIds`, as their streams say now, and whether MFA applies to each. */
+  private async usersOf(firmId: string, userIds: readonly string[]) {
+    const found = await Promise.all(
+      userIds.map(async (userId) => {
+        const facts = await this.facts.of(firmId, userId);
+        const { user, subscription, enablement } = facts;
+        if (user.status === 'unregistered') return undefined;
+        return { userId, user, enabled: isMfaEnabled(user, subscription, enablement) };
+      }),
+    );
+    return found.filter((entry) => entry !== undefined);
+  }
+
+  private async forEachPage(
+    read: (after: PersonDoc | undefined) => Promise<PersonDoc[]>,
+    each: (people: PersonDoc[], page: number) => Promise<void>,
+  ): Promise<void> {
+    let last: PersonDoc | undefined;
+    for (let page = 0; ; page++) {
+      const people = await read(last);
+      if (people.length > 0) await each(people, page);
+      if (people.length < PAGE) return;
+      last = people[people.length - 1];
     }
   }
 
@@ -238,6 +273,7 @@ function causeOf(event: RecordedEvent): NotificationCause {
   };
 }
 
-function recipientOf(who: PersonDoc): Recipient {
-  return { userId: who.userId, name: who.name, email: who.email, role: who.role };
+function recipientOf(user: RegisteredUser, userId: string): Recipient {
+  const { name, email, role } = user.profile;
+  return { userId, name, email, role };
 }
