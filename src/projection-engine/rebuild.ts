@@ -63,7 +63,9 @@ export async function rebuildProjections(
 ): Promise<RebuildResult[]> {
   const started = Date.now();
   const pageSize = options.pageSize ?? 2_000;
-  const flushDocuments = options.flushDocuments ?? 10_000;
+  // 10,000 went over the 300 MB bound at 1,000,000 events once a fifth projection came
+  // (271-278 MB at 5,000, 286-320 MB at 10,000, in the same runs; bench/read-models.bench.ts).
+  const flushDocuments = options.flushDocuments ?? 5_000;
   const maxDocuments = options.maxDocuments ?? 20_000;
   const previous = await store.activeGenerations();
   let head = await eventStore.headPosition();
