@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
+import { CommandHandler } from '../command-handling/command-handler';
 import { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import type { RecordedEvent } from '../event-store/event-store.port';
@@ -7,12 +7,14 @@ import type { ProcessManager } from '../projection-engine/process-manager';
 import { deterministicId } from '../shared/deterministic-id';
 import { streams } from '../shared/ids';
 import { renderEmail } from './email-content';
-import type { MailTransport } from './mail-transport';
+import { MAX_CONNECTIONS, type MailTransport } from './mail-transport';
 import { notificationsDecider, QueuedEmail } from './notifications.decider';
 
-/** Messages handed to the transport at once. */
-const CONCURRENCY = 4;
+/** Messages handed to the transport at once: one per SMTP connection. */
+const CONCURRENCY = MAX_CONNECTIONS;
 const FIRST_RETRY_MS = 1_000;
+/** Sends recorded in one append at most. */
+const RECORD_BATCH = 500;
 
 export const MAIL_TRANSPORT = Symbol('MailTransport');
 
@@ -70,7 +72,15 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
   private readonly logger = new Logger('Mailer');
   /** By message id, in queuing order. */
   private readonly deliveries = new Map<string, Delivery>();
+  /** Sends in progress (each holds a slot) and records in progress. */
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly recordings = new Set<Promise<void>>();
+  /** Sends the server took, waiting to be recorded, by firm. */
+  private readonly toRecord = new Map<
+    string,
+    Array<{ delivery: Delivery; done: (error?: unknown) => void }>
+  >();
+  private readonly flushing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private pumping = false;
@@ -151,6 +161,7 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
     this.stopped = true;
     clearTimeout(this.timer);
     await Promise.allSettled([...this.inFlight]);
+    await Promise.allSettled([...this.recordings]);
     this.transport.close();
   }
 
@@ -190,65 +201,117 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
     }
   }
 
+  /**
+   * Hands the message to the transport (holding one of the CONCURRENCY slots),
+   * then records it without holding the slot: records of one firm are batched
+   * into one append, so the log's fsync does not bound the sending rate.
+   */
   private async deliver(delivery: Delivery): Promise<void> {
     delivery.inFlight = true;
     const { firmId, email } = delivery;
-    const stream = streams.notifications(firmId);
     try {
       if (delivery.accepted === null) {
         // Read again after a restart: it may have been sent before the process stopped.
+        const stream = streams.notifications(firmId);
         const { state } = await this.commands.load(stream, notificationsDecider);
         if (!state.pending.has(email.messageId)) {
           this.deliveries.delete(email.messageId);
+          delivery.inFlight = false;
           return;
         }
         delivery.accepted = await this.transport.send(
           renderEmail(firmId, email, this.config.mailFrom),
         );
       }
-      await this.commands.handle(
-        stream,
-        notificationsDecider,
-        {
-          type: 'RecordEmailSent',
-          messageId: email.messageId,
-          transport: this.transport.kind,
-          response: delivery.accepted.slice(0, 200),
-        },
-        this.envelope(delivery),
-      );
-      this.deliveries.delete(email.messageId);
-      this.sent++;
-      if (delivery.attempts > 0) {
-        this.logger.log(
-          `${email.notification} ${email.messageId} of firm ${firmId} sent after ${delivery.attempts} failed attempts`,
-        );
-      }
     } catch (error) {
-      delivery.attempts++;
-      delivery.lastError = error instanceof Error ? error.message : String(error);
-      const backoff = Math.min(
-        this.config.mailRetryMaxMs,
-        FIRST_RETRY_MS * 2 ** Math.min(delivery.attempts - 1, 20),
-      );
-      // Jitter, so that many messages failing together do not retry together.
-      delivery.nextAttemptAt = Date.now() + Math.round(backoff * (0.8 + 0.4 * Math.random()));
-      this.lastFailure = delivery;
-      this.logger.warn(
-        `${email.notification} ${email.messageId} of firm ${firmId}: attempt ${delivery.attempts} failed ` +
-          `(${delivery.lastError}); next in ${Math.round((delivery.nextAttemptAt - Date.now()) / 1000)} s`,
-      );
-    } finally {
+      this.failed(delivery, error);
       delivery.inFlight = false;
+      return;
     }
+    const recording = this.record(delivery)
+      .then(
+        () => {
+          this.deliveries.delete(email.messageId);
+          this.sent++;
+          if (delivery.attempts > 0) {
+            this.logger.log(
+              `${email.notification} ${email.messageId} of firm ${firmId} sent after ${delivery.attempts} failed attempts`,
+            );
+          }
+        },
+        // The server has it; only the record is tried again (`accepted` is kept).
+        (error: unknown) => this.failed(delivery, error),
+      )
+      .finally(() => {
+        delivery.inFlight = false;
+        this.recordings.delete(recording);
+        this.schedule(0);
+      });
+    this.recordings.add(recording);
   }
 
-  private envelope(delivery: Delivery): CommandEnvelope {
-    return {
-      commandId: deterministicId(this.name, delivery.email.messageId),
-      firmId: delivery.firmId,
-      actor: { id: this.name, role: 'system' },
-      correlationId: delivery.correlationId,
-    };
+  private failed(delivery: Delivery, error: unknown): void {
+    const { firmId, email } = delivery;
+    delivery.attempts++;
+    delivery.lastError = error instanceof Error ? error.message : String(error);
+    const backoff = Math.min(
+      this.config.mailRetryMaxMs,
+      FIRST_RETRY_MS * 2 ** Math.min(delivery.attempts - 1, 20),
+    );
+    // Jitter, so that many messages failing together do not retry together.
+    delivery.nextAttemptAt = Date.now() + Math.round(backoff * (0.8 + 0.4 * Math.random()));
+    this.lastFailure = delivery;
+    this.logger.warn(
+      `${email.notification} ${email.messageId} of firm ${firmId}: attempt ${delivery.attempts} failed ` +
+        `(${delivery.lastError}); next in ${Math.round((delivery.nextAttemptAt - Date.now()) / 1000)} s`,
+    );
+  }
+
+  /** Resolves once the send is recorded as EmailSent, in a batch with the firm's other sends. */
+  private record(delivery: Delivery): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const queue = this.toRecord.get(delivery.firmId) ?? [];
+      queue.push({ delivery, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      this.toRecord.set(delivery.firmId, queue);
+      if (!this.flushing.has(delivery.firmId)) void this.flushRecords(delivery.firmId);
+    });
+  }
+
+  private async flushRecords(firmId: string): Promise<void> {
+    this.flushing.add(firmId);
+    for (;;) {
+      const queue = this.toRecord.get(firmId);
+      if (!queue || queue.length === 0) {
+        // No await between this check and these deletions: a send recorded meanwhile starts a new flush.
+        this.toRecord.delete(firmId);
+        this.flushing.delete(firmId);
+        return;
+      }
+      const batch = queue.splice(0, RECORD_BATCH);
+      const messageIds = batch.map(({ delivery }) => delivery.email.messageId);
+      try {
+        await this.commands.handle(
+          streams.notifications(firmId),
+          notificationsDecider,
+          {
+            type: 'RecordEmailsSent',
+            sends: batch.map(({ delivery }) => ({
+              messageId: delivery.email.messageId,
+              transport: this.transport.kind,
+              response: (delivery.accepted ?? '').slice(0, 200),
+            })),
+          },
+          {
+            commandId: deterministicId(this.name, ...messageIds),
+            firmId,
+            actor: { id: this.name, role: 'system' },
+            correlationId: batch[0].delivery.correlationId,
+          },
+        );
+        for (const { done } of batch) done();
+      } catch (error) {
+        for (const { done } of batch) done(error);
+      }
+    }
   }
 }

@@ -48,8 +48,15 @@ export type NotificationCommand =
   | { type: 'QueueEmails'; emails: readonly QueuedEmail[] }
   /** These users are no longer MFA-enabled: their next enablement invites them again. */
   | { type: 'RearmInvitations'; userIds: readonly string[]; cause: NotificationCause }
-  /** The mail server (or the outbox) took the message. */
-  | { type: 'RecordEmailSent'; messageId: string; transport: MailTransportKind; response: string };
+  /** The mail server (or the outbox) took these messages. */
+  | { type: 'RecordEmailsSent'; sends: readonly SentEmail[] };
+
+export interface SentEmail {
+  messageId: string;
+  transport: MailTransportKind;
+  /** The server's answer (`250 ...`) or the outbox file's name. */
+  response: string;
+}
 
 export type NotificationEvent =
   | { type: 'EmailQueued'; data: QueuedEmail & { queuedAt: string } }
@@ -114,21 +121,19 @@ export const notificationsDecider: Decider<
         ];
       }
 
-      case 'RecordEmailSent': {
-        const userId = state.pending.get(command.messageId);
-        if (userId === undefined) return [];
-        return [
-          {
+      case 'RecordEmailsSent': {
+        const events: NotificationEvent[] = [];
+        const recorded = new Set<string>();
+        for (const { messageId, transport, response } of command.sends) {
+          const userId = state.pending.get(messageId);
+          if (userId === undefined || recorded.has(messageId)) continue;
+          recorded.add(messageId);
+          events.push({
             type: 'EmailSent',
-            data: {
-              messageId: command.messageId,
-              userId,
-              transport: command.transport,
-              response: command.response,
-              sentAt: now,
-            },
-          },
-        ];
+            data: { messageId, userId, transport, response, sentAt: now },
+          });
+        }
+        return events;
       }
 
       default:

@@ -39,11 +39,9 @@ const queued = (email: QueuedEmail): NotificationEvent => ({
   type: 'EmailQueued',
   data: { ...email, queuedAt: now },
 });
-const recordSent = (messageId: string): NotificationCommand => ({
-  type: 'RecordEmailSent',
-  messageId,
-  transport: 'smtp',
-  response: '250 OK',
+const recordSent = (...messageIds: string[]): NotificationCommand => ({
+  type: 'RecordEmailsSent',
+  sends: messageIds.map((messageId) => ({ messageId, transport: 'smtp', response: '250 OK' })),
 });
 const sent = (messageId: string, userId: string): NotificationEvent => ({
   type: 'EmailSent',
@@ -139,6 +137,17 @@ describe("A firm's outgoing email (notifications stream)", () => {
 
     it('an email never queued is not recorded', () => {
       spec.given([]).when(recordSent('m-x')).then([]);
+    });
+
+    it('several sends are recorded in one append, each once', () => {
+      spec
+        .given([
+          queued(usageEmail('m-a', 'ann')),
+          queued(usageEmail('m-b', 'bob')),
+          sent('m-a', 'ann'),
+        ])
+        .when(recordSent('m-a', 'm-b', 'm-b'))
+        .then([sent('m-b', 'bob')]);
     });
   });
 

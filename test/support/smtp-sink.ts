@@ -55,6 +55,8 @@ export class SmtpSink {
       disabledCommands: credentials ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
       authOptional: !credentials,
       allowInsecureAuth: true,
+      // No DNS lookup of the client for every connection.
+      disableReverseLookup: true,
       logger: false,
       onAuth: (auth, _session, callback) => {
         if (
