@@ -7,15 +7,19 @@ import {
 } from '../../projections/mail-directory.projection';
 import type { ReadModelReader } from '../../projections/projection';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
-import type { RegisteredUser, UserRole } from '../directory/user.decider';
-import { UserFacts } from '../enrollment/user-facts';
+import { RegisteredUser, userDecider, UserRole } from '../directory/user.decider';
+import { enablementDecider } from '../enablement/enablement.decider';
 import type { RecordedEvent } from '../event-store/event-store.port';
 import { isMfaEnabled } from '../login/login-decision';
 import type { ProcessManager } from '../projection-engine/process-manager';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { deterministicId } from '../shared/deterministic-id';
 import { streams } from '../shared/ids';
-import type { LicenseUsageFigures, Threshold } from '../subscription/subscription.decider';
+import {
+  LicenseUsageFigures,
+  subscriptionDecider,
+  Threshold,
+} from '../subscription/subscription.decider';
 import {
   licenseUsageKind,
   NotificationCause,
@@ -86,7 +90,6 @@ export class NotificationPolicy implements ProcessManager {
 
   constructor(
     private readonly commands: CommandHandler,
-    private readonly facts: UserFacts,
     private readonly moduleRef: ModuleRef,
   ) {}
 
@@ -175,25 +178,44 @@ export class NotificationPolicy implements ProcessManager {
     part: string,
   ): Promise<void> {
     const cause = causeOf(event);
-    const stops = stopsMfa(event);
     const invitations: QueuedEmail[] = [];
     const rearm: string[] = [];
-    for (const { userId, user, enabled } of await this.usersOf(firmId, userIds)) {
-      const applies = !stops && enabled && STAFF.includes(user.profile.role);
-      if (!applies) rearm.push(userId);
-      else if (user.mfa.factors.size === 0) {
-        invitations.push({
-          messageId: deterministicId(
-            'enrollment-invitation',
-            firmId,
-            event.metadata.eventId,
-            userId,
-          ),
-          notification: 'enrollment-invitation',
-          recipient: recipientOf(user, userId),
-          usage: null,
-          cause,
-        });
+    if (stopsMfa(event)) {
+      // Nothing to read: all it concerns are re-armed (the stream ignores those never invited).
+      rearm.push(...userIds);
+    } else {
+      const [subscription, enablement] = await Promise.all([
+        this.commands.load(streams.subscription(firmId), subscriptionDecider),
+        this.commands.load(streams.enablement(firmId), enablementDecider),
+      ]);
+      // Without an active subscription nobody is invited: its cancellation re-armed them all.
+      if (subscription.state.status !== 'active') return;
+      const users = await Promise.all(
+        userIds.map((userId) => this.commands.load(streams.user(firmId, userId), userDecider)),
+      );
+      for (const [i, { state: user }] of users.entries()) {
+        const userId = userIds[i];
+        if (user.status === 'unregistered') continue;
+        const applies =
+          STAFF.includes(user.profile.role) &&
+          isMfaEnabled(user, subscription.state, enablement.state);
+        // A user just registered was never invited: nothing to re-arm.
+        if (!applies) {
+          if (event.type !== 'UserRegistered') rearm.push(userId);
+        } else if (user.mfa.factors.size === 0) {
+          invitations.push({
+            messageId: deterministicId(
+              'enrollment-invitation',
+              firmId,
+              event.metadata.eventId,
+              userId,
+            ),
+            notification: 'enrollment-invitation',
+            recipient: recipientOf(user, userId),
+            usage: null,
+            cause,
+          });
+        }
       }
     }
     const stream = streams.notifications(firmId);
@@ -215,17 +237,14 @@ export class NotificationPolicy implements ProcessManager {
     }
   }
 
-  /** The registered users among `userIds`, as their streams say now, and whether MFA applies to each. */
+  /** The registered users among `userIds`, as their streams say now. */
   private async usersOf(firmId: string, userIds: readonly string[]) {
-    const found = await Promise.all(
-      userIds.map(async (userId) => {
-        const facts = await this.facts.of(firmId, userId);
-        const { user, subscription, enablement } = facts;
-        if (user.status === 'unregistered') return undefined;
-        return { userId, user, enabled: isMfaEnabled(user, subscription, enablement) };
-      }),
+    const loaded = await Promise.all(
+      userIds.map((userId) => this.commands.load(streams.user(firmId, userId), userDecider)),
     );
-    return found.filter((entry) => entry !== undefined);
+    return loaded.flatMap(({ state: user }, i) =>
+      user.status === 'unregistered' ? [] : [{ userId: userIds[i], user }],
+    );
   }
 
   private async forEachPage(

@@ -31,6 +31,9 @@ export interface ProcessManager {
 /** Nest injection token: provide an array of ProcessManager (see app.module.ts). */
 export const PROCESS_MANAGERS = Symbol('ProcessManagers');
 
+/** Positions passed over (no event handled) before the checkpoint is saved anyway. */
+const SAVE_SKIPPED_EVERY = 1_000n;
+
 export type ProcessManagerStatus = 'starting' | 'catching-up' | 'live' | 'retrying' | 'stopped';
 
 export class ProcessManagerRunner {
@@ -39,6 +42,8 @@ export class ProcessManagerRunner {
   attempts = 0;
   lastError: { position: string; eventType: string; error: string; at: string } | null = null;
   private subscription: StoreSubscription | undefined;
+  /** The checkpoint last saved. */
+  private saved = 0n;
   private stopped = false;
   private readonly handles: ReadonlySet<string> | undefined;
   private wakeSleeper: (() => void) | undefined;
@@ -61,6 +66,7 @@ export class ProcessManagerRunner {
       await this.store.saveProcessCheckpoint(this.manager.name, checkpoint);
     }
     this.position = checkpoint;
+    this.saved = checkpoint;
     this.status = 'catching-up';
     this.subscribe();
   }
@@ -78,22 +84,28 @@ export class ProcessManagerRunner {
     });
   }
 
+  /**
+   * Handles the batch's events, then saves the checkpoint once: after a batch
+   * with handled events, and otherwise every SAVE_SKIPPED_EVERY positions (a
+   * write per batch of events nobody here handles would cost a transaction per
+   * command under load). A crash re-handles at most the last batch: `handle`
+   * is idempotent.
+   */
   private async onEvents(events: RecordedEvent[]): Promise<void> {
-    let unsaved = false;
+    let handled = false;
     for (const event of events) {
       if (this.stopped) return;
       if (!this.handles || this.handles.has(event.type)) {
         await this.handleWithRetries(event);
         if (this.stopped) return;
-        await this.store.saveProcessCheckpoint(this.manager.name, this.savable(event.position));
-        unsaved = false;
-      } else {
-        unsaved = true;
+        handled = true;
       }
       this.position = event.position;
     }
-    if (unsaved) {
-      await this.store.saveProcessCheckpoint(this.manager.name, this.savable(this.position));
+    if (handled || this.position - this.saved >= SAVE_SKIPPED_EVERY) {
+      const checkpoint = this.savable(this.position);
+      await this.store.saveProcessCheckpoint(this.manager.name, checkpoint);
+      this.saved = checkpoint;
     }
     this.onProgress();
   }
