@@ -3,12 +3,13 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import autocannon from 'autocannon';
 import jwt from 'jsonwebtoken';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NewEvent } from '../src/event-store/event-store.port';
+import { start } from './child-process';
 import { SqliteEventStore } from '../src/event-store/sqlite-event-store';
 import { currentSchemaVersion } from '../src/event-store/upcasting';
 import { streams } from '../src/shared/ids';
@@ -65,29 +66,6 @@ async function ceilingServer(): Promise<void> {
   );
   await app.listen(0, '127.0.0.1');
   process.stdout.write(`listening on ${await app.getUrl()}\n`);
-}
-
-interface Child {
-  url: string;
-  child: ChildProcess;
-}
-
-function start(args: string[], env: Record<string, string>): Promise<Child> {
-  const child = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) resolve({ url: match[1].replace('[::1]', '127.0.0.1'), child });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited (${code}):\n${output}`)));
-  });
 }
 
 // --- TOTP (RFC 6238, SHA-1, 6 digits, 30 s), independent of the service's library ---

@@ -1,11 +1,11 @@
 import jwt from 'jsonwebtoken';
-import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTransport } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
+import { start } from './child-process';
 
 /**
  * A switch turned on for a firm of N case managers who have not enrolled:
@@ -60,24 +60,6 @@ async function sink(): Promise<{ port: number; received: () => number; close: ()
   };
 }
 
-function start(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) resolve({ url: match[1].replace('[::1]', '127.0.0.1'), child });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`service exited (${code}):\n${output}`)));
-  });
-}
-
 async function call(url: string, method: string, path: string, token: string, body?: object) {
   const response = await fetch(`${url}${path}`, {
     method,
@@ -130,7 +112,7 @@ async function main(): Promise<void> {
 
   // (b) The service.
   const dataDir = mkdtempSync(join(tmpdir(), 'mfa-bench-mail-'));
-  const service = await start({
+  const service = await start([MAIN], {
     DATA_DIR: dataDir,
     PORT: '0',
     MFA_JWT_SECRET: JWT_SECRET,

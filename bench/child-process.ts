@@ -1,0 +1,26 @@
+import { ChildProcess, spawn } from 'node:child_process';
+
+/** A server started by a bench in its own process, once it printed "listening on <url>". */
+export interface Child {
+  url: string;
+  child: ChildProcess;
+}
+
+/** Runs `node <args>` with only PATH from this environment, plus `env`. */
+export function start(args: string[], env: Record<string, string>): Promise<Child> {
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) resolve({ url: match[1].replace('[::1]', '127.0.0.1'), child });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited (${code}):\n${output}`)));
+  });
+}
