@@ -198,6 +198,24 @@ describe('Notification emails, sent over SMTP (DESIGN §5)', () => {
       ['admin-1', 'vcm-billing'].map((user) => `enrollment-invitation -> ${at(user)}`).sort(),
     );
 
+    // A cancellation turns MFA off for everyone (re-arming every invitation); the re-activation
+    // turns it on again: every staff user still not enrolled is invited again, nobody else.
+    expect(
+      await emailsOf(async () => {
+        expectOk(await api.post(`/v1/firms/${FIRM}/mfa/subscription/cancel`, operator, {}));
+        expectOk(
+          await api.post(`/v1/firms/${FIRM}/mfa/subscription/activate`, operator, {
+            licenseCount: 100,
+            plan: 'standard',
+          }),
+        );
+      }),
+    ).toEqual(
+      ['admin-1', 'billing-1', 'billing-gone', 'vcm-billing']
+        .map((user) => `enrollment-invitation -> ${at(user)}`)
+        .sort(),
+    );
+
     // Every message has its own Message-ID, a text and an HTML part, and the routing header.
     const ids = sink.received.map((m) => m.messageId);
     expect(new Set(ids).size).toBe(ids.length);
