@@ -33,7 +33,14 @@ export interface CommandOutcome<State> {
   state: State;
 }
 
-const MAX_ATTEMPTS = 8;
+/**
+ * Attempts before a command gives up with 409 concurrency-conflict. Within a
+ * process, commands on one stream queue (oneAtATime); the losers are writers
+ * of other processes, and a loser competes with the winner's next queued
+ * command: 8 was lost in a row now and then by two instances sharing a hot
+ * stream on a busy machine (test/process/two-processes.spec.ts).
+ */
+const MAX_ATTEMPTS = 16;
 /** Folded states kept in memory, most recently used first out last. */
 const MAX_CACHED_STREAMS = 20_000;
 
@@ -133,8 +140,8 @@ export class CommandHandler {
             'The resource kept changing while the command was decided; retry it.',
           );
         }
-        // Jittered back-off so that writers racing on one stream spread out.
-        await delay(Math.floor(Math.random() * 5 * attempt));
+        // Jittered back-off so that writers racing on one stream spread out (at most 40 ms).
+        await delay(Math.floor(Math.random() * Math.min(5 * attempt, 40)));
       }
     }
   }
