@@ -1,0 +1,91 @@
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { RebuildWriter } from '../../src/projection-engine/rebuild-writer';
+import type { ReadModelSchema } from '../../src/read-model/read-model-store.port';
+import { SqliteReadModelStore } from '../../src/read-model/sqlite-read-model-store';
+import { tempDir } from '../support/harness';
+
+/*
+ * The rebuild's memory bound: which documents leave memory first. A document
+ * that had to be read back once (a counter touched every few thousand events)
+ * stays while documents never read back can go, so it is not read back again
+ * and again, each read waiting for the flush in flight.
+ */
+const schema: ReadModelSchema = {
+  projection: 'bench',
+  collections: [
+    { name: 'users', fields: [], indexes: [] },
+    { name: 'groups', fields: [], indexes: [] },
+  ],
+};
+
+describe('RebuildWriter memory bound', () => {
+  let dir: string;
+  let store: SqliteReadModelStore;
+  let reads: string[];
+
+  beforeEach(async () => {
+    dir = tempDir('mfa-rebuild-writer-');
+    store = new SqliteReadModelStore(join(dir, 'readmodels.sqlite'));
+    const generation = await store.createGeneration(schema.projection, 1);
+    await store.prepare(schema, generation);
+    reads = [];
+    const get = store.get.bind(store);
+    store.get = (target, collection, id) => {
+      reads.push(`${collection}/${id}`);
+      return get(target, collection, id);
+    };
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Applies one "event": a new user, and every `every`-th one bumps the group counter. */
+  async function run(maxDocuments: number, users: number, every: number) {
+    const writer = new RebuildWriter(
+      store,
+      { projection: schema.projection, generation: 1 },
+      schema.collections,
+      { maxDocuments, expectedDocuments: users },
+    );
+    let position = 0n;
+    for (let i = 0; i < users; i++) {
+      writer.put('users', `u${i}`, { n: i });
+      if (i % every === 0) {
+        const group = await writer.get<{ count: number }>('groups', 'g');
+        writer.put('groups', 'g', { count: (group?.count ?? 0) + 1 });
+      }
+      writer.keepEvent();
+      position++;
+      if (writer.pending >= 5) await writer.flush(position, null);
+      else if (writer.size > maxDocuments) writer.dropOldest();
+    }
+    await writer.flush(position, null);
+    await writer.settle();
+    return writer;
+  }
+
+  it('reads a rarely touched counter back once, not every time it was dropped', async () => {
+    await run(20, 2_000, 50);
+    expect(reads.filter((read) => read === 'groups/g')).toHaveLength(1);
+    const group = await store.get({ projection: 'bench', generation: 1 }, 'groups', 'g');
+    expect(group).toEqual({ count: 40 });
+  });
+
+  it('still drops documents read back when nothing else is left to drop', async () => {
+    const writer = await run(20, 200, 1);
+    // Every user was put once and never read back: all of them could go first.
+    expect(writer.size).toBeLessThanOrEqual(20);
+    for (let i = 0; i < 200; i++) writer.put('users', `u${i}`, { n: -i });
+    writer.keepEvent();
+    await writer.flush(201n, null);
+    await writer.settle();
+    // More users than the bound, all dirty at once, then clean: the bound holds again.
+    writer.dropOldest();
+    expect(writer.size).toBeLessThanOrEqual(20);
+    expect(await store.get({ projection: 'bench', generation: 1 }, 'users', 'u199')).toEqual({
+      n: -199,
+    });
+  });
+});
