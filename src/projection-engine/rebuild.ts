@@ -111,7 +111,11 @@ export async function rebuildProjections(
     for (const recorded of page.events) {
       const event = upcasters.upcast(recorded);
       for (const build of builds) {
-        if (!build.failure) build.failure = await applyEvent(build, event);
+        // Checked here, not in `applyEvent`: most (event, projection) pairs are not
+        // handled, and an async call that does nothing still costs a promise and a tick.
+        if (build.failure || !build.handles.has(event.type)) continue;
+        if (build.skips.size > 0 && build.skips.has(event.position)) continue;
+        build.failure = await applyEvent(build, event);
       }
     }
     for (const build of builds) {
@@ -168,22 +172,16 @@ export async function rebuildProjections(
 }
 
 /**
- * Applies one (upcast) event to one projection in memory. An event whose `apply`
+ * Applies one (upcast) event, of a type it handles and not skipped, to one
+ * projection in memory. An event whose `apply`
  * throws leaves no trace: the projection's position stays just before it and
  * the failure is answered.
  */
 async function applyEvent(
-  build: {
-    projection: Projection;
-    handles: ReadonlySet<string>;
-    skips: ReadonlySet<bigint>;
-    writer: RebuildWriter;
-    position: bigint;
-  },
+  build: { projection: Projection; writer: RebuildWriter; position: bigint },
   event: RecordedEvent,
 ): Promise<ProjectionFailure | null> {
-  const { projection, handles, skips, writer } = build;
-  if (!handles.has(event.type) || (skips.size > 0 && skips.has(event.position))) return null;
+  const { projection, writer } = build;
   try {
     await projection.apply(event, writer);
     writer.keepEvent();

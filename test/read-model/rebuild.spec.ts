@@ -152,4 +152,47 @@ describe('Rebuild from zero', () => {
     const declared = ALL_PROJECTIONS.flatMap((p) => p.collections).flatMap((c) => c.indexes);
     expect(indexes).toHaveLength(declared.length);
   });
+
+  it('stops only the projection a poison event breaks, and passes the event once skipped', async () => {
+    const log = new SqliteEventStore(join(dir, 'events.sqlite'));
+    const writer = new LogWriter(log);
+    await history(writer, 7);
+    // A name that is not text: the enrolled-users list cannot be built from it.
+    const poison = BigInt(
+      await writer.append(streams.user('acme', 'u-bad'), 'acme', [
+        'UserRegistered',
+        { userId: 'u-bad', role: 'case-manager', corporationId: null, name: 42, email: 'x@x.io' },
+      ]),
+    );
+    await writer.confirmFactor('acme', 'u-bad', 'f-bad', 'totp');
+    const head = await log.headPosition();
+    const store = new SqliteReadModelStore(join(dir, 'rebuilt.sqlite'), { writerThread: true });
+
+    const failed = await rebuildProjections(log, store, ALL_PROJECTIONS);
+    for (const result of failed) {
+      if (result.projection === 'enrolled-users') {
+        expect(result.position).toBe(poison - 1n);
+        expect(result.failure).toMatchObject({
+          position: String(poison),
+          eventType: 'UserRegistered',
+          error: 'UserRegistered.name is not a string',
+        });
+      } else {
+        expect(result).toMatchObject({ position: head, failure: null });
+      }
+    }
+    // The failed generation is not served.
+    expect((await store.activeGenerations()).has('enrolled-users')).toBe(false);
+
+    await store.recordSkip('enrolled-users', poison, 'bad name from host');
+    const skipped = await rebuildProjections(log, store, ALL_PROJECTIONS);
+    expect(skipped.every((r) => r.failure === null && r.position === head)).toBe(true);
+    const active = await store.activeGenerations();
+    const target = { projection: 'enrolled-users', generation: active.get('enrolled-users')! };
+    // Skipped: u-bad was never registered here, so its factor lists nobody.
+    expect(await store.get(target, 'profiles', 'acme/u-bad')).toBeUndefined();
+    expect(await store.get(target, 'entries', 'acme/u-bad')).toBeUndefined();
+    await store.close();
+    await log.close();
+  });
 });
