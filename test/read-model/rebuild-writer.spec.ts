@@ -73,19 +73,24 @@ describe('RebuildWriter memory bound', () => {
     expect(group).toEqual({ count: 40 });
   });
 
-  it('still drops documents read back when nothing else is left to drop', async () => {
-    const writer = await run(20, 200, 1);
-    // Every user was put once and never read back: all of them could go first.
-    expect(writer.size).toBeLessThanOrEqual(20);
-    for (let i = 0; i < 200; i++) writer.put('users', `u${i}`, { n: -i });
+  it('still drops documents read back once nothing else is left to drop', async () => {
+    const writer = new RebuildWriter(
+      store,
+      { projection: schema.projection, generation: 1 },
+      schema.collections,
+      { maxDocuments: 4, expectedDocuments: 100 },
+    );
+    for (let i = 0; i < 20; i++) writer.put('users', `u${i}`, { n: i });
     writer.keepEvent();
-    await writer.flush(201n, null);
+    await writer.flush(1n, null);
     await writer.settle();
-    // More users than the bound, all dirty at once, then clean: the bound holds again.
+    expect(writer.size).toBeLessThanOrEqual(2);
+    for (let i = 0; i < 20; i++) expect(await writer.get('users', `u${i}`)).toEqual({ n: i });
+    expect(reads.filter((read) => read.startsWith('users/')).length).toBeGreaterThanOrEqual(18);
+    // Every document held was read back: they are all that is left to drop.
+    expect(writer.size).toBeGreaterThan(4);
     writer.dropOldest();
-    expect(writer.size).toBeLessThanOrEqual(20);
-    expect(await store.get({ projection: 'bench', generation: 1 }, 'users', 'u199')).toEqual({
-      n: -199,
-    });
+    expect(writer.size).toBeLessThanOrEqual(2);
+    expect(await writer.get('users', 'u7')).toEqual({ n: 7 });
   });
 });
