@@ -30,6 +30,13 @@ export interface NewEvent {
 }
 
 export interface RecordedEvent extends NewEvent {
+  /**
+   * Set when the stored row could not be read (data or metadata not JSON, or
+   * not an object): the reason. `data` is then `{}` and `metadata` holds only
+   * what could be read. Adapters never throw on such a row; each consumer
+   * quarantines it, and the command handler refuses to decide on its stream.
+   */
+  corrupt?: string;
   streamId: string;
   /** 0-based index of the event in its stream. */
   revision: bigint;
@@ -40,10 +47,22 @@ export interface RecordedEvent extends NewEvent {
 /** `bigint` is the revision of the stream's last event (0-based). */
 export type ExpectedRevision = 'no_stream' | 'stream_exists' | 'any' | bigint;
 
+/** One stream's part of a multi-stream append. */
+export interface StreamAppend {
+  streamId: string;
+  /**
+   * May be empty: the stream is then only checked against `expectedRevision`,
+   * so that a decision which relied on its state (a seat the user already
+   * holds, say) cannot commit once that state has moved.
+   */
+  events: NewEvent[];
+  expectedRevision: ExpectedRevision;
+}
+
 export interface AppendResult {
-  /** Revision of the last event now in the stream; pass it as the next expected revision. */
+  /** Revision of the last event now in the stream (-1n: the stream does not exist); pass it as the next expected revision. */
   nextExpectedRevision: bigint;
-  /** Global position of the last event of this append. */
+  /** Global position of the last event of this append (0n for a multi-stream part without events). */
   position: bigint;
 }
 
@@ -129,6 +148,27 @@ export interface EventStore {
     events: NewEvent[],
     expectedRevision: ExpectedRevision,
   ): Promise<AppendResult>;
+  /**
+   * Appends to several streams as one unit, each part checked against its own
+   * expected revision (DESIGN §6: a rule spanning two streams, a seat and the
+   * factor holding it, commits atomically where the store allows it).
+   * Answers one result per part, in order. `multiStreamAtomicity()` says
+   * whether the store makes it all or nothing; a store that cannot (KurrentDB
+   * before 25.1) appends the parts one after another in the order given and
+   * stops at the first refusal, so callers put first the part whose loss a
+   * process manager can repair. Errors: WrongExpectedRevisionError (nothing of
+   * an atomic append was written), DuplicateEventIdError.
+   */
+  appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]>;
+  /** `atomic` when `appendToStreams` is all or nothing (SQLite; KurrentDB 25.1+), else `sequential`. */
+  multiStreamAtomicity(): Promise<'atomic' | 'sequential'>;
+  /**
+   * The events that command `commandId` appended to `streamId`, in stream
+   * order, or [] when it appended none: how the command handler recognises a
+   * command it already applied, whatever the stream's state by now (DESIGN §6,
+   * idempotent commands). Matches `metadata.commandId` exactly.
+   */
+  readCommand(streamId: string, commandId: string): Promise<RecordedEvent[]>;
   /** A stream that does not exist reads as empty. */
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;

@@ -18,10 +18,23 @@
  *   (this adapter never raises DuplicateEventIdError).
  * - Revisions and positions are converted with BigInt(): depending on the code
  *   path (gRPC or the native bridge) the client hands back numbers or bigints.
+ * - Multi-stream appends (a seat and its factor) are atomic from KurrentDB 25.1:
+ *   `appendRecords` (26.1+) also checks the revision of a stream it writes
+ *   nothing to; `multiStreamAppend` (25.1) cannot, so such a stream is checked
+ *   by a read just before the append (a window of one round trip, documented in
+ *   ADR 0011). Older servers get the parts one after another, in the order
+ *   given; the seat keeper repairs a crash between them. These v2 calls take
+ *   metadata as string values only: ours travels as one JSON string property,
+ *   `mfaMetadata`, and is unpacked on read.
+ * - `readCommand` has no server-side index to ask: the adapter keeps, per
+ *   recently used stream, the command ids it has read, and reads only the
+ *   events appended since (bounded memory: the least recently used streams go).
  */
 import {
   ANY,
+  AppendConsistencyViolationError,
   BACKWARDS,
+  DeadlineExceededError,
   END,
   FORWARDS,
   KurrentDBClient,
@@ -29,13 +42,17 @@ import {
   NotFoundError,
   START,
   STREAM_EXISTS,
+  STREAM_STATE,
   StreamNotFoundError,
+  UnavailableError,
+  UnsupportedError,
   WrongExpectedVersionError,
   excludeSystemEvents,
   jsonEvent,
   type AllStreamResolvedEvent,
   type AllStreamSubscription,
   type AppendStreamState,
+  type EventData,
   type ReadPosition,
   type ResolvedEvent,
 } from '@kurrent/kurrentdb-client';
@@ -52,16 +69,32 @@ import {
   ReadStreamOptions,
   RecordedEvent,
   StoreSubscription,
+  StreamAppend,
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
 
 type Numeric = number | bigint;
 
+/** The v2 append APIs carry metadata as string values: ours goes as one JSON string. */
+const PACKED_METADATA = 'mfaMetadata';
+/** Streams whose command ids readCommand keeps in memory. */
+const COMMAND_INDEX_STREAMS = 2_000;
+
+type MultiAppendSupport = 'records' | 'multi-stream' | 'sequential';
+
+interface CommandIndex {
+  /** The last revision read into `commands`; -1n before any. */
+  revision: bigint;
+  commands: Map<string, bigint[]>;
+}
+
 export class KurrentDbEventStore implements EventStore {
   private readonly client: KurrentDBClient;
   private readonly subscriptions = new Set<StoreSubscription>();
   private closed = false;
+  private support: Promise<MultiAppendSupport> | undefined;
+  private readonly commandIndexes = new Map<string, CommandIndex>();
 
   constructor(connectionString: string) {
     this.client = KurrentDBClient.connectionString(connectionString);
@@ -121,6 +154,145 @@ export class KurrentDbEventStore implements EventStore {
     }
     if (position === undefined) throw new Error(`KurrentDB returned no position for ${streamId}`);
     return { nextExpectedRevision, position };
+  }
+
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]> {
+    if (this.closed) throw new Error('Event store is closed');
+    const writing = appends.filter((part) => part.events.length > 0);
+    if (writing.length === 0) throw new Error('Nothing to append');
+    const support = await this.multiAppendSupport();
+    if (support === 'sequential') {
+      // Not atomic: the order given is the order of the appends (ADR 0011).
+      const results: AppendResult[] = [];
+      for (const part of appends) {
+        results.push(
+          part.events.length > 0
+            ? await this.appendToStream(part.streamId, part.events, part.expectedRevision)
+            : await this.checkRevision(part),
+        );
+      }
+      return results;
+    }
+    if (support === 'multi-stream') {
+      // multiStreamAppend cannot check a stream it does not write to: read it just before.
+      await Promise.all(
+        appends.filter((part) => part.events.length === 0).map((part) => this.checkRevision(part)),
+      );
+    }
+    try {
+      if (support === 'records') {
+        await this.client.appendRecords(
+          writing.flatMap((part) =>
+            part.events.map((event) => ({ streamName: part.streamId, record: packed(event) })),
+          ),
+          appends.map((part) => ({
+            type: STREAM_STATE,
+            streamName: part.streamId,
+            expectedState: toStreamState(part.expectedRevision),
+          })),
+        );
+      } else {
+        await this.client.multiStreamAppend(
+          writing.map((part) => ({
+            streamName: part.streamId,
+            expectedState: toStreamState(part.expectedRevision),
+            events: part.events.map(packed),
+          })),
+        );
+      }
+    } catch (error) {
+      throw toPortError(error, appends);
+    }
+    // The server answers revisions; the port promises each part's last position too.
+    return Promise.all(
+      appends.map(async (part) => {
+        const last = await this.lastEvent(part.streamId);
+        return {
+          nextExpectedRevision: last?.revision ?? -1n,
+          position: part.events.length > 0 ? (last?.position ?? 0n) : 0n,
+        };
+      }),
+    );
+  }
+
+  async multiStreamAtomicity(): Promise<'atomic' | 'sequential'> {
+    return (await this.multiAppendSupport()) === 'sequential' ? 'sequential' : 'atomic';
+  }
+
+  /** Which atomic append the server offers, asked once. */
+  private multiAppendSupport(): Promise<MultiAppendSupport> {
+    this.support ??= (async () => {
+      // The client asks the server's feature list before either call; an empty request
+      // writes nothing. Only UnsupportedError says "not here": the server refusing the
+      // empty request itself still means it knows the call.
+      const knows = async (call: () => Promise<unknown>) => {
+        try {
+          await call();
+          return true;
+        } catch (error) {
+          if (error instanceof UnsupportedError) return false;
+          if (error instanceof UnavailableError || error instanceof DeadlineExceededError) {
+            throw error;
+          }
+          return true;
+        }
+      };
+      let support: MultiAppendSupport = 'sequential';
+      if (await knows(() => this.client.appendRecords([], []))) support = 'records';
+      else if (await knows(() => this.client.multiStreamAppend([]))) support = 'multi-stream';
+      return support;
+    })();
+    // A server that could not be asked is asked again next time.
+    this.support.catch(() => (this.support = undefined));
+    return this.support;
+  }
+
+  /** A part with nothing to write: its stream must still be where the decision saw it. */
+  private async checkRevision(part: StreamAppend): Promise<AppendResult> {
+    const last = await this.lastEvent(part.streamId);
+    const current = last?.revision ?? null;
+    const expected = part.expectedRevision;
+    const matches =
+      expected === 'any' ||
+      (expected === 'no_stream' && current === null) ||
+      (expected === 'stream_exists' && current !== null) ||
+      (typeof expected === 'bigint' && current === expected);
+    if (!matches)
+      throw new WrongExpectedRevisionError(part.streamId, expected, current ?? 'no_stream');
+    return { nextExpectedRevision: current ?? -1n, position: 0n };
+  }
+
+  /**
+   * Reads the stream forwards from the last revision this process indexed, so a
+   * stream is scanned once and then only for what was appended since.
+   */
+  async readCommand(streamId: string, commandId: string): Promise<RecordedEvent[]> {
+    let index = this.commandIndexes.get(streamId);
+    this.commandIndexes.delete(streamId);
+    index ??= { revision: -1n, commands: new Map() };
+    const fresh = await this.readStream(streamId, { fromRevision: index.revision + 1n });
+    for (const event of fresh) {
+      const id = event.metadata.commandId;
+      if (typeof id === 'string') {
+        const revisions = index.commands.get(id) ?? [];
+        revisions.push(event.revision);
+        index.commands.set(id, revisions);
+      }
+      index.revision = event.revision;
+    }
+    this.commandIndexes.set(streamId, index);
+    if (this.commandIndexes.size > COMMAND_INDEX_STREAMS) {
+      this.commandIndexes.delete(this.commandIndexes.keys().next().value as string);
+    }
+    const revisions = index.commands.get(commandId);
+    if (!revisions) return [];
+    const events = await Promise.all(
+      revisions.map(async (revision) => {
+        const [event] = await this.readStream(streamId, { fromRevision: revision, maxCount: 1 });
+        return event;
+      }),
+    );
+    return events.filter((event): event is RecordedEvent => event !== undefined);
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -267,6 +439,46 @@ function toStreamState(expected: ExpectedRevision): AppendStreamState {
   }
 }
 
+/** An event for the v2 append APIs: the metadata as one JSON string property. */
+function packed(event: NewEvent): EventData {
+  return jsonEvent({
+    id: event.metadata.eventId,
+    type: event.type,
+    data: event.data,
+    metadata: { [PACKED_METADATA]: JSON.stringify(event.metadata) },
+  });
+}
+
+function unpackedMetadata(metadata: unknown): EventMetadata {
+  const packedValue = (metadata as Record<string, unknown> | undefined)?.[PACKED_METADATA];
+  if (typeof packedValue === 'string') return JSON.parse(packedValue) as EventMetadata;
+  return metadata as EventMetadata;
+}
+
+/** The v2 APIs' refusals, as the port's errors. */
+function toPortError(error: unknown, appends: readonly StreamAppend[]): unknown {
+  if (error instanceof WrongExpectedVersionError) {
+    const part = appends.find((candidate) => candidate.streamId === error.streamName) ?? appends[0];
+    return new WrongExpectedRevisionError(
+      part.streamId,
+      part.expectedRevision,
+      error.actualState === NO_STREAM ? 'no_stream' : BigInt(error.actualState as Numeric),
+    );
+  }
+  if (error instanceof AppendConsistencyViolationError && error.violations.length > 0) {
+    const violation = error.violations[0];
+    const part =
+      appends.find((candidate) => candidate.streamId === violation.streamName) ?? appends[0];
+    const actual = violation.actualState;
+    return new WrongExpectedRevisionError(
+      part.streamId,
+      part.expectedRevision,
+      actual === NO_STREAM ? 'no_stream' : BigInt(actual as Numeric),
+    );
+  }
+  return error;
+}
+
 function fromPosition(after: bigint): ReadPosition {
   return after === 0n ? START : { commit: after, prepare: after };
 }
@@ -292,7 +504,7 @@ function toRecordedEvent(
     position: BigInt(commit),
     type: event.type,
     data: event.data as JsonObject,
-    metadata: event.metadata as unknown as EventMetadata,
+    metadata: unpackedMetadata(event.metadata),
   };
 }
 

@@ -12,6 +12,7 @@ import {
   ReadStreamOptions,
   RecordedEvent,
   StoreSubscription,
+  StreamAppend,
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
@@ -30,11 +31,10 @@ interface EventRow {
 /** position, stream_id, revision, type, data, metadata (integers as bigints). */
 type PageRow = [bigint, string, bigint, string, string, string];
 
+/** One caller's append: one stream, or several that commit together. */
 interface PendingAppend {
-  streamId: string;
-  events: NewEvent[];
-  expectedRevision: ExpectedRevision;
-  resolve: (result: AppendResult) => void;
+  appends: readonly StreamAppend[];
+  resolve: (results: AppendResult[]) => void;
   reject: (error: unknown) => void;
 }
 
@@ -59,7 +59,7 @@ export interface SqliteEventStoreOptions {
 export class SqliteEventStore implements EventStore {
   private readonly db: Database.Database;
   private readonly statements;
-  private readonly appendOne: (request: PendingAppend) => AppendResult;
+  private readonly appendOne: (request: PendingAppend) => AppendResult[];
   private queue: PendingAppend[] = [];
   private flushScheduled = false;
   private readonly waiters = new Set<() => void>();
@@ -89,6 +89,10 @@ export class SqliteEventStore implements EventStore {
         metadata  TEXT    NOT NULL,
         UNIQUE (stream_id, revision)
       );
+      -- "Has this command already appended to this stream?" (readCommand). An index
+      -- on an expression of the metadata, so logs written before it need no migration.
+      CREATE INDEX IF NOT EXISTS events_by_command
+        ON events (json_extract(metadata, '$.commandId'), stream_id);
     `);
     this.statements = {
       streamRevision: this.db
@@ -103,6 +107,13 @@ export class SqliteEventStore implements EventStore {
       ),
       readForwards: this.db.prepare(
         `SELECT * FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision ASC LIMIT ?`,
+      ),
+      // INDEXED BY: the planner would otherwise walk the stream's (stream_id, revision)
+      // index for the ORDER BY, which is the whole stream for a firm's long ones.
+      byCommand: this.db.prepare(
+        `SELECT * FROM events INDEXED BY events_by_command
+         WHERE json_extract(metadata, '$.commandId') = ? AND stream_id = ?
+         ORDER BY revision`,
       ),
       readBackwards: this.db.prepare(
         `SELECT * FROM events WHERE stream_id = ? AND revision <= ? ORDER BY revision DESC LIMIT ?`,
@@ -128,28 +139,49 @@ export class SqliteEventStore implements EventStore {
         )
         .raw(),
     };
-    // A nested better-sqlite3 transaction is a SAVEPOINT: a refused append rolls
-    // back alone and the rest of the group still commits.
+    // A nested better-sqlite3 transaction is a SAVEPOINT: a refused append (all the
+    // streams of a multi-stream append together) rolls back alone and the rest of
+    // the group still commits.
     this.appendOne = this.db.transaction((request: PendingAppend) =>
-      this.appendInTransaction(request),
+      this.appendInTransaction(request.appends),
     );
     this.lastDataVersion = Number(this.db.pragma('data_version', { simple: true }));
   }
 
-  appendToStream(
+  async appendToStream(
     streamId: string,
     events: NewEvent[],
     expectedRevision: ExpectedRevision,
   ): Promise<AppendResult> {
+    if (events.length === 0) throw new Error('Nothing to append');
+    const [result] = await this.appendToStreams([{ streamId, events, expectedRevision }]);
+    return result;
+  }
+
+  appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]> {
     if (this.closed) return Promise.reject(new Error('Event store is closed'));
-    if (events.length === 0) return Promise.reject(new Error('Nothing to append'));
+    if (!appends.some((part) => part.events.length > 0)) {
+      return Promise.reject(new Error('Nothing to append'));
+    }
+    if (new Set(appends.map((part) => part.streamId)).size !== appends.length) {
+      return Promise.reject(new Error('A multi-stream append names a stream twice'));
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ streamId, events, expectedRevision, resolve, reject });
+      this.queue.push({ appends, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  multiStreamAtomicity(): Promise<'atomic'> {
+    return Promise.resolve('atomic');
+  }
+
+  readCommand(streamId: string, commandId: string): Promise<RecordedEvent[]> {
+    const rows = this.statements.byCommand.all(commandId, streamId) as EventRow[];
+    return Promise.resolve(rows.map(toRecordedEvent));
   }
 
   private flush(): void {
@@ -158,7 +190,7 @@ export class SqliteEventStore implements EventStore {
     this.flushScheduled = false;
     // close() may have flushed this group already; the scheduled turn then finds nothing.
     if (batch.length === 0 || this.closed) return;
-    const outcomes: Array<{ result?: AppendResult; error?: unknown }> = [];
+    const outcomes: Array<{ result?: AppendResult[]; error?: unknown }> = [];
     try {
       this.db
         .transaction(() => {
@@ -192,20 +224,46 @@ export class SqliteEventStore implements EventStore {
     this.wakeWaiters();
   }
 
-  private appendInTransaction(request: PendingAppend): AppendResult {
-    const { streamId, events, expectedRevision } = request;
-    const replay = this.findEarlierAppend(streamId, events);
-    if (replay) return replay;
+  /**
+   * Inside the group's transaction, in the caller's savepoint: a retried write
+   * (all its event ids already stored) answers the first result; otherwise
+   * every part's revision is checked before anything is inserted.
+   */
+  private appendInTransaction(appends: readonly StreamAppend[]): AppendResult[] {
+    const earlier = appends.map((part) => this.findEarlierAppend(part.streamId, part.events));
+    const written = appends.filter((part, index) => part.events.length > 0 && earlier[index]);
+    if (written.length > 0) {
+      if (written.length !== appends.filter((part) => part.events.length > 0).length) {
+        const part = appends.find(
+          (candidate, index) => candidate.events.length > 0 && !earlier[index],
+        )!;
+        throw new DuplicateEventIdError(part.events[0].metadata.eventId);
+      }
+      return appends.map(
+        (part, index) =>
+          earlier[index] ?? {
+            nextExpectedRevision: this.revisionOf(part.streamId) ?? -1n,
+            position: 0n,
+          },
+      );
+    }
+    const currents = appends.map((part) => {
+      const current = this.revisionOf(part.streamId);
+      requireRevision(part.streamId, part.expectedRevision, current);
+      return current;
+    });
+    return appends.map((part, index) => this.insert(part.streamId, part.events, currents[index]));
+  }
 
-    const current = this.statements.streamRevision.get(streamId) as bigint | null;
-    const actual = current ?? 'no_stream';
-    const matches =
-      expectedRevision === 'any' ||
-      (expectedRevision === 'no_stream' && current === null) ||
-      (expectedRevision === 'stream_exists' && current !== null) ||
-      (typeof expectedRevision === 'bigint' && current === expectedRevision);
-    if (!matches) throw new WrongExpectedRevisionError(streamId, expectedRevision, actual);
+  private revisionOf(streamId: string): bigint | null {
+    return this.statements.streamRevision.get(streamId) as bigint | null;
+  }
 
+  private insert(
+    streamId: string,
+    events: readonly NewEvent[],
+    current: bigint | null,
+  ): AppendResult {
     let revision = current ?? -1n;
     let position = 0n;
     for (const event of events) {
@@ -227,7 +285,11 @@ export class SqliteEventStore implements EventStore {
    * A retried append (the same event ids, same stream, same order) answers what
    * the first one answered. Any other reuse of an event id is refused.
    */
-  private findEarlierAppend(streamId: string, events: NewEvent[]): AppendResult | undefined {
+  private findEarlierAppend(
+    streamId: string,
+    events: readonly NewEvent[],
+  ): AppendResult | undefined {
+    if (events.length === 0) return undefined;
     const rows = events.map(
       (event) =>
         this.statements.byEventId.get(event.metadata.eventId) as
@@ -368,6 +430,21 @@ export class SqliteEventStore implements EventStore {
     this.walWatcher?.close();
     this.wakeWaiters();
     this.db.close();
+  }
+}
+
+function requireRevision(
+  streamId: string,
+  expectedRevision: ExpectedRevision,
+  current: bigint | null,
+): void {
+  const matches =
+    expectedRevision === 'any' ||
+    (expectedRevision === 'no_stream' && current === null) ||
+    (expectedRevision === 'stream_exists' && current !== null) ||
+    (typeof expectedRevision === 'bigint' && current === expectedRevision);
+  if (!matches) {
+    throw new WrongExpectedRevisionError(streamId, expectedRevision, current ?? 'no_stream');
   }
 }
 

@@ -100,6 +100,98 @@ export function eventStoreContract(name: string, open: () => Promise<StoreUnderT
       expect(all.filter((e) => e.streamId === stream('d'))).toHaveLength(2);
     });
 
+    describe('multi-stream appends', () => {
+      it('append to several streams with one expected revision each, in one position range', async () => {
+        await store.appendToStream(stream('m-seat'), [event('SubscriptionActivated')], 'no_stream');
+        const [seat, factor] = await store.appendToStreams([
+          { streamId: stream('m-seat'), events: [event('SeatAssigned')], expectedRevision: 0n },
+          {
+            streamId: stream('m-user'),
+            events: [event('UserRegistered'), event('FactorConfirmed')],
+            expectedRevision: 'no_stream',
+          },
+        ]);
+        expect(seat.nextExpectedRevision).toBe(1n);
+        expect(factor.nextExpectedRevision).toBe(1n);
+        const [assigned] = await store.readStream(stream('m-seat'), { fromRevision: 1n });
+        const [, confirmed] = await store.readStream(stream('m-user'));
+        expect(assigned.position).toBe(seat.position);
+        expect(confirmed.position).toBe(factor.position);
+      });
+
+      it('are all or nothing where the store is atomic, and in the order given where it is not', async () => {
+        await store.appendToStream(stream('m2-seat'), [event('A')], 'no_stream');
+        await expect(
+          store.appendToStreams([
+            { streamId: stream('m2-user'), events: [event('B')], expectedRevision: 'no_stream' },
+            { streamId: stream('m2-seat'), events: [event('C')], expectedRevision: 7n },
+          ]),
+        ).rejects.toMatchObject({
+          name: 'WrongExpectedRevisionError',
+          streamId: stream('m2-seat'),
+        });
+        expect(await store.readStream(stream('m2-seat'))).toHaveLength(1);
+        // A store that cannot append atomically (KurrentDB before 25.1) wrote the first part.
+        expect(await store.readStream(stream('m2-user'))).toHaveLength(
+          (await store.multiStreamAtomicity()) === 'atomic' ? 0 : 1,
+        );
+      });
+
+      it('check a stream they write nothing to: a decision that relied on it cannot commit once it moved', async () => {
+        await store.appendToStream(stream('m3-seat'), [event('SeatAssigned')], 'no_stream');
+        const relied = 0n;
+        await store.appendToStream(stream('m3-seat'), [event('SeatReleased')], 0n);
+        await expect(
+          store.appendToStreams([
+            { streamId: stream('m3-seat'), events: [], expectedRevision: relied },
+            {
+              streamId: stream('m3-user'),
+              events: [event('FactorConfirmed')],
+              expectedRevision: 'no_stream',
+            },
+          ]),
+        ).rejects.toMatchObject({
+          name: 'WrongExpectedRevisionError',
+          streamId: stream('m3-seat'),
+        });
+        expect(await store.readStream(stream('m3-user'))).toEqual([]);
+        const [checked, written] = await store.appendToStreams([
+          { streamId: stream('m3-seat'), events: [], expectedRevision: 1n },
+          {
+            streamId: stream('m3-user'),
+            events: [event('FactorConfirmed')],
+            expectedRevision: 'no_stream',
+          },
+        ]);
+        expect(checked).toEqual({ nextExpectedRevision: 1n, position: 0n });
+        expect(written.nextExpectedRevision).toBe(0n);
+      });
+    });
+
+    it('finds the events a command appended to a stream, by command id', async () => {
+      const commandId = randomUUID();
+      const mine = [withCommand(event('A'), commandId), withCommand(event('B'), commandId)];
+      await store.appendToStream(stream('cmd'), [event('Before')], 'no_stream');
+      await store.appendToStream(stream('cmd'), mine, 0n);
+      await store.appendToStream(stream('cmd'), [event('After')], 2n);
+      await store.appendToStream(
+        stream('cmd-other'),
+        [withCommand(event('Elsewhere'), commandId)],
+        'no_stream',
+      );
+      const found = await store.readCommand(stream('cmd'), commandId);
+      expect(found.map((e) => [e.type, e.revision])).toEqual([
+        ['A', 1n],
+        ['B', 2n],
+      ]);
+      expect(await store.readCommand(stream('cmd'), randomUUID())).toEqual([]);
+      expect(await store.readCommand(stream('never-written'), commandId)).toEqual([]);
+      // Appended after a first lookup: still found (an adapter may cache what it read).
+      const later = randomUUID();
+      await store.appendToStream(stream('cmd'), [withCommand(event('Later'), later)], 3n);
+      expect((await store.readCommand(stream('cmd'), later)).map((e) => e.type)).toEqual(['Later']);
+    });
+
     it('reads a stream forwards and backwards, from a revision, with a limit', async () => {
       await store.appendToStream(
         stream('e'),
@@ -244,6 +336,10 @@ export function event(type: string, data: Record<string, unknown> = {}): NewEven
       schemaVersion: 1,
     },
   };
+}
+
+function withCommand(newEvent: NewEvent, commandId: string): NewEvent {
+  return { ...newEvent, metadata: { ...newEvent.metadata, commandId } };
 }
 
 async function readEverything(store: EventStore, after: bigint): Promise<RecordedEvent[]> {
