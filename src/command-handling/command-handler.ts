@@ -1,8 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Decider, DecisionContext, DomainEvent, evolveAll } from '../shared/decider';
 import { Clock, CLOCK } from '../shared/clock';
-import { conflict } from '../shared/domain-error';
+import { conflict, DomainError } from '../shared/domain-error';
 import { deterministicId } from '../shared/deterministic-id';
 import {
   ActorRole,
@@ -13,6 +13,7 @@ import {
   JsonObject,
   NewEvent,
   RecordedEvent,
+  StreamAppend,
   WrongExpectedRevisionError,
 } from '../event-store/event-store.port';
 import { currentSchemaVersion, upcasters } from '../event-store/upcasting';
@@ -20,6 +21,13 @@ import { currentSchemaVersion, upcasters } from '../event-store/upcasting';
 /** Who asks, on whose behalf, and under which ids: becomes every event's metadata. */
 export interface CommandEnvelope {
   commandId: string;
+  /**
+   * True when `commandId` was made for this request alone (a random UUID): no
+   * earlier append can carry it, so the handler skips looking it up. Leave it
+   * unset for ids that a retry repeats (an Idempotency-Key's, a process
+   * manager's derived ones).
+   */
+  freshCommandId?: boolean;
   firmId: string;
   actor: { id: string; role: ActorRole };
   correlationId: string;
@@ -31,6 +39,36 @@ export interface CommandOutcome<State> {
   position: bigint;
   events: DomainEvent[];
   state: State;
+  /**
+   * The command id was already in the stream: nothing was decided or appended
+   * now; `events` and `position` are what the first run appended, `state` is
+   * the stream's current state.
+   */
+  alreadyApplied: boolean;
+}
+
+/** One stream taking part in a command that spans several (a seat and the factor that holds it). */
+export interface Participant<Event extends DomainEvent = DomainEvent, State = unknown> {
+  streamId: string;
+  decider: Folding<Event, State>;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any --
+   A decider's folding functions take its own event and state types (contravariant): only `any`
+   lets one record hold deciders of different streams while each keeps its types. */
+type Participants = Record<string, Participant<any, any>>;
+type StateOf<P> = P extends Participant<any, infer State> ? State : never;
+type EventOf<P> = P extends Participant<infer Event, any> ? Event : never;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+export type StatesOf<P extends Participants> = { [K in keyof P]: StateOf<P[K]> };
+export type EventsOf<P extends Participants> = { [K in keyof P]?: EventOf<P[K]>[] };
+
+export interface MultiStreamOutcome<P extends Participants> {
+  /** Position of the last event appended (or already there), or the latest of the streams when nothing changed. */
+  position: bigint;
+  events: { [K in keyof P]: EventOf<P[K]>[] };
+  states: StatesOf<P>;
+  alreadyApplied: boolean;
 }
 
 /**
@@ -44,9 +82,9 @@ const MAX_ATTEMPTS = 16;
 /** Folded states kept in memory, most recently used first out last. */
 const MAX_CACHED_STREAMS = 20_000;
 
-type Folding<Event extends DomainEvent, State> = Pick<
+export type Folding<Event extends DomainEvent, State> = Pick<
   Decider<unknown, Event, State, never>,
-  'initialState' | 'evolve' | 'stateIsInLastEvent' | 'evolveMany'
+  'initialState' | 'evolve' | 'stateIsInLastEvent' | 'evolveMany' | 'eventTypes'
 >;
 
 interface CachedState {
@@ -56,15 +94,28 @@ interface CachedState {
   position: bigint;
 }
 
+interface Loaded<State> {
+  state: State;
+  expectedRevision: ExpectedRevision;
+  lastPosition: bigint;
+}
+
 /**
  * Load the stream, fold it into state, decide, append with the revision we
  * read. When another writer got there first the append is refused and we
  * start over on the fresher state, so a rule is always checked against the
- * state it changes. Event ids derive from the command id: a command that is
- * retried after its events were stored appends nothing the second time.
+ * state it changes.
+ *
+ * A command applies once (DESIGN §6): before deciding, the handler asks the
+ * store whether this command id already appended to the stream, and if so
+ * answers what it appended then, whatever the stream's state by now. The
+ * expected revision closes the race with a concurrent retry: of two runs that
+ * both found nothing, the second append is refused and its next attempt finds
+ * the first one's events.
  */
 @Injectable()
 export class CommandHandler {
+  private readonly logger = new Logger('CommandHandler');
   private readonly streamQueues = new Map<string, Promise<void>>();
   /**
    * The last folded state of recently used streams. A load reads only the
@@ -72,6 +123,8 @@ export class CommandHandler {
    * a long stream is folded once, not at every command.
    */
   private readonly folded = new Map<string, CachedState>();
+  /** Event types a fold passed over, with how many times: logged once per type. */
+  readonly unknownEventTypes = new Map<string, number>();
 
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
@@ -85,49 +138,107 @@ export class CommandHandler {
     envelope: CommandEnvelope,
     loadContext: (now: string) => Promise<Context> = (now) => Promise.resolve({ now } as Context),
   ): Promise<CommandOutcome<State>> {
-    return this.oneAtATime(streamId, () =>
-      this.decideAndAppend(streamId, decider, command, envelope, loadContext),
+    const outcome = await this.handleAcross(
+      { stream: { streamId, decider } },
+      (states, context: Context) => ({
+        stream: decider.decide(command, states.stream as State, context),
+      }),
+      envelope,
+      loadContext,
+    );
+    return {
+      position: outcome.position,
+      events: outcome.events.stream,
+      state: outcome.states.stream as State,
+      alreadyApplied: outcome.alreadyApplied,
+    };
+  }
+
+  /**
+   * A command over several streams, decided on all their states and appended
+   * as one unit, each stream at the revision it was read at (DESIGN §6: a
+   * seat and the factor that holds it commit atomically). `decide` returns
+   * the events per participant (none for a stream it only relied on: that
+   * stream's revision is still checked). On a store without atomic
+   * multi-stream appends the parts are appended in the order of
+   * `participants`; put first the part a process manager can repair.
+   * Errors: what `decide` throws (nothing appended), 409 concurrency-conflict.
+   */
+  async handleAcross<P extends Participants, Context extends DecisionContext>(
+    participants: P,
+    decide: (states: StatesOf<P>, context: Context) => EventsOf<P>,
+    envelope: CommandEnvelope,
+    loadContext: (now: string) => Promise<Context> = (now) => Promise.resolve({ now } as Context),
+  ): Promise<MultiStreamOutcome<P>> {
+    const streamIds = Object.values(participants).map((participant) => participant.streamId);
+    return this.oneAtATime(streamIds, () =>
+      this.decideAndAppend(participants, decide, envelope, loadContext),
     );
   }
 
-  private async decideAndAppend<
-    Command,
-    Event extends DomainEvent,
-    State,
-    Context extends DecisionContext,
-  >(
-    streamId: string,
-    decider: Decider<Command, Event, State, Context>,
-    command: Command,
+  private async decideAndAppend<P extends Participants, Context extends DecisionContext>(
+    participants: P,
+    decide: (states: StatesOf<P>, context: Context) => EventsOf<P>,
     envelope: CommandEnvelope,
     loadContext: (now: string) => Promise<Context>,
-  ): Promise<CommandOutcome<State>> {
+  ): Promise<MultiStreamOutcome<P>> {
+    const keys = Object.keys(participants) as Array<keyof P & string>;
     for (let attempt = 1; ; attempt++) {
-      const { state, expectedRevision, lastPosition } = await this.load(streamId, decider);
+      const loaded = await Promise.all(
+        keys.map((key) => this.load(participants[key].streamId, participants[key].decider)),
+      );
+      const states = Object.fromEntries(
+        keys.map((key, index) => [key, loaded[index].state]),
+      ) as StatesOf<P>;
+      const earlier = await this.earlierRun(participants, keys, states, envelope);
+      if (earlier) return earlier;
       const context = await loadContext(this.clock.now().toISOString());
-      const events = decider.decide(command, state, context);
-      if (events.length === 0) return { position: lastPosition, events, state };
+      const decided = decide(states, context);
+      const events = Object.fromEntries(
+        keys.map((key) => [key, (decided[key] ?? []) as DomainEvent[]]),
+      ) as MultiStreamOutcome<P>['events'];
+      const latest = loaded.reduce(
+        (max, { lastPosition }) => (lastPosition > max ? lastPosition : max),
+        0n,
+      );
+      const writing = keys.filter((key) => events[key].length > 0);
+      if (writing.length === 0) {
+        return { position: latest, events, states, alreadyApplied: false };
+      }
       try {
-        const firstRevision = expectedRevision === 'no_stream' ? 0n : BigInt(expectedRevision) + 1n;
-        const result = await this.store.appendToStream(
-          streamId,
-          events.map((event, index) =>
-            this.toNewEvent(event, firstRevision + BigInt(index), streamId, envelope, context),
+        const appends: StreamAppend[] = keys.map((key, index) => ({
+          streamId: participants[key].streamId,
+          events: events[key].map((event, eventIndex) =>
+            this.toNewEvent(event, eventIndex, participants[key].streamId, envelope, context),
           ),
-          expectedRevision,
-        );
-        if (result.nextExpectedRevision !== firstRevision + BigInt(events.length) - 1n) {
-          // The store recognised these event ids from an earlier append (a retried write)
-          // and kept that one: what is in the stream is the truth, not what we decided now.
-          this.folded.delete(streamId);
-          const stored = await this.load(streamId, decider);
-          return { position: result.position, events: [], state: stored.state };
-        }
-        const next = evolveAll(decider, state, events);
-        this.remember(streamId, decider, next, result.nextExpectedRevision, result.position);
-        return { position: result.position, events, state: next };
+          expectedRevision: loaded[index].expectedRevision,
+        }));
+        const results = await this.store.appendToStreams(appends);
+        const next = Object.fromEntries(
+          keys.map((key, index) => {
+            const { decider, streamId } = participants[key];
+            const state = evolveAll(decider, loaded[index].state, events[key]);
+            if (events[key].length > 0) {
+              this.remember(
+                streamId,
+                decider,
+                state,
+                results[index].nextExpectedRevision,
+                results[index].position,
+              );
+            }
+            return [key, state];
+          }),
+        ) as StatesOf<P>;
+        const position = results.reduce((max, { position: p }) => (p > max ? p : max), 0n);
+        return { position, events, states: next, alreadyApplied: false };
       } catch (error) {
         if (error instanceof DuplicateEventIdError) {
+          // These event ids derive from the command id: a concurrent run of the same command
+          // got there first. The next attempt finds its events; anything else is a misuse.
+          for (const key of keys) this.folded.delete(participants[key].streamId);
+          const reloaded = await this.earlierRun(participants, keys, states, envelope);
+          if (reloaded) return reloaded;
           throw conflict(
             'idempotency-key-in-use',
             'This Idempotency-Key was already used by a command that changed this resource differently.',
@@ -147,23 +258,53 @@ export class CommandHandler {
   }
 
   /**
+   * The outcome of an earlier run of this command, if its id is in any of the
+   * streams: a command's parts are appended together, so one found is all of it
+   * (on a store without atomic appends, a part never appended stays missing:
+   * the process managers repair that, not a retry).
+   */
+  private async earlierRun<P extends Participants>(
+    participants: P,
+    keys: Array<keyof P & string>,
+    states: StatesOf<P>,
+    envelope: CommandEnvelope,
+  ): Promise<MultiStreamOutcome<P> | undefined> {
+    if (envelope.freshCommandId) return undefined;
+    const found = await Promise.all(
+      keys.map((key) => this.store.readCommand(participants[key].streamId, envelope.commandId)),
+    );
+    if (found.every((events) => events.length === 0)) return undefined;
+    const events = Object.fromEntries(
+      keys.map((key, index) => [key, found[index].map((event) => asDomainEvent(event))]),
+    ) as MultiStreamOutcome<P>['events'];
+    const position = found
+      .flat()
+      .reduce((max, event) => (event.position > max ? event.position : max), 0n);
+    return { position, events, states, alreadyApplied: true };
+  }
+
+  /**
    * Commands on one stream run one after another inside this process: a hot
    * stream (a firm's seats, say) would otherwise make every racer but one
    * lose its append and retry, and a crowd of racers could exhaust the retries.
+   * A command over several streams waits for all of them; it only ever waits
+   * for commands queued before it, so no two commands wait for each other.
    * Other processes are still kept out by the expected revision.
    */
-  private async oneAtATime<T>(streamId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.streamQueues.get(streamId) ?? Promise.resolve();
-    const current = previous.then(work);
+  private async oneAtATime<T>(streamIds: readonly string[], work: () => Promise<T>): Promise<T> {
+    const previous = streamIds.map((id) => this.streamQueues.get(id) ?? Promise.resolve());
+    const current = (previous.length === 1 ? previous[0] : Promise.all(previous)).then(work);
     const settled = current.then(
       () => undefined,
       () => undefined,
     );
-    this.streamQueues.set(streamId, settled);
+    for (const id of streamIds) this.streamQueues.set(id, settled);
     try {
       return await current;
     } finally {
-      if (this.streamQueues.get(streamId) === settled) this.streamQueues.delete(streamId);
+      for (const id of streamIds) {
+        if (this.streamQueues.get(id) === settled) this.streamQueues.delete(id);
+      }
     }
   }
 
@@ -171,18 +312,8 @@ export class CommandHandler {
   async load<Event extends DomainEvent, State>(
     streamId: string,
     decider: Folding<Event, State>,
-  ): Promise<{ state: State; expectedRevision: ExpectedRevision; lastPosition: bigint }> {
-    if (decider.stateIsInLastEvent) {
-      // Each event carries the state it leaves: one event is the whole state.
-      const [last] = await this.store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
-      if (!last)
-        return { state: decider.initialState(), expectedRevision: 'no_stream', lastPosition: 0n };
-      return {
-        state: decider.evolve(decider.initialState(), asDomainEvent<Event>(last)),
-        expectedRevision: last.revision,
-        lastPosition: last.position,
-      };
-    }
+  ): Promise<Loaded<State>> {
+    if (decider.stateIsInLastEvent) return this.loadLastState(streamId, decider);
     const cached = this.folded.get(streamId);
     const from = cached?.decider === decider ? cached : undefined;
     const recorded = await this.store.readStream(
@@ -192,7 +323,7 @@ export class CommandHandler {
     const state = evolveAll(
       decider,
       from ? (from.state as State) : decider.initialState(),
-      recorded.map((event) => asDomainEvent<Event>(event)),
+      this.known(decider, recorded),
     );
     const last = recorded[recorded.length - 1];
     const revision = last ? last.revision : from?.revision;
@@ -203,6 +334,80 @@ export class CommandHandler {
       expectedRevision: revision ?? 'no_stream',
       lastPosition: position,
     };
+  }
+
+  /**
+   * Each event carries the state it leaves: the stream's last event is the
+   * whole state. The last one this code knows, that is: an unknown type after
+   * it (a newer version's) must not reset the state to its start (a lockout
+   * forgotten).
+   */
+  private async loadLastState<Event extends DomainEvent, State>(
+    streamId: string,
+    decider: Folding<Event, State>,
+  ): Promise<Loaded<State>> {
+    let page = await this.store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+    const [last] = page;
+    if (!last) {
+      return { state: decider.initialState(), expectedRevision: 'no_stream', lastPosition: 0n };
+    }
+    const found = {
+      state: decider.initialState(),
+      expectedRevision: last.revision,
+      lastPosition: last.position,
+    };
+    for (;;) {
+      const [known] = this.known<Event>(decider, page).slice(0, 1);
+      if (known) return { ...found, state: decider.evolve(decider.initialState(), known) };
+      const oldest = page[page.length - 1];
+      if (!oldest || oldest.revision === 0n) return found;
+      page = await this.store.readStream(streamId, {
+        direction: 'backwards',
+        fromRevision: oldest.revision - 1n,
+        maxCount: 16,
+      });
+    }
+  }
+
+  /**
+   * The stream's events in their current shape, without the types this code
+   * does not know (DESIGN §6: an event of a newer version, or left after a
+   * rollback, is passed over, counted and logged once per type). A corrupt
+   * event is different: deciding without it could hand out what it took away
+   * (a reset, say), so the stream is refused until it is repaired.
+   */
+  private known<Event extends DomainEvent>(
+    decider: Pick<Folding<Event, unknown>, 'eventTypes'>,
+    recorded: readonly RecordedEvent[],
+  ): Event[] {
+    const types = new Set(decider.eventTypes);
+    const events: Event[] = [];
+    for (const event of recorded) {
+      if (event.corrupt !== undefined) {
+        this.logger.error(
+          `Stream ${event.streamId} holds an unreadable event at revision ${event.revision} ` +
+            `(position ${event.position}): ${event.corrupt}; commands on it are refused`,
+        );
+        throw new DomainError(
+          'stream-unreadable',
+          'The history of this resource holds an event that cannot be read; an operator must repair it.',
+          'unavailable',
+        );
+      }
+      const current = asDomainEvent<Event>(event);
+      if (types.has(current.type)) {
+        events.push(current);
+        continue;
+      }
+      const seen = this.unknownEventTypes.get(current.type) ?? 0;
+      this.unknownEventTypes.set(current.type, seen + 1);
+      if (seen === 0) {
+        this.logger.warn(
+          `Event type ${current.type} (first at position ${event.position}) is unknown to this version: passed over in every fold`,
+        );
+      }
+    }
+    return events;
   }
 
   private remember(
@@ -221,14 +426,14 @@ export class CommandHandler {
   }
 
   /**
-   * The event id derives from the command, the stream and the revision the
-   * event lands at: the same write retried carries the same ids (and the
-   * store keeps it once), while two appends of one command to one stream — a
-   * confirmation's steps, say — never share an id.
+   * The event id derives from the command, the stream and the event's index
+   * within what the command appends to that stream: the same command run
+   * again carries the same ids, so even a run that raced past the command-id
+   * lookup cannot store its events twice (the store refuses the ids).
    */
   private toNewEvent(
     event: DomainEvent,
-    revision: bigint,
+    index: number,
     streamId: string,
     envelope: CommandEnvelope,
     context: DecisionContext,
@@ -237,7 +442,7 @@ export class CommandHandler {
       type: event.type,
       data: event.data as JsonObject,
       metadata: {
-        eventId: deterministicId(envelope.commandId, streamId, String(revision)),
+        eventId: deterministicId(envelope.commandId, streamId, `#${index}`),
         firmId: envelope.firmId,
         actor: envelope.actor,
         correlationId: envelope.correlationId,

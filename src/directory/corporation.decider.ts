@@ -1,4 +1,4 @@
-import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
 
 /* A corporate client of the firm, registered by the host so the admin's picker can show names. */
 
@@ -26,6 +26,11 @@ export const corporationDecider: Decider<
   CorporationState,
   DecisionContext
 > = {
+  eventTypes: eventTypesOf<CorporationEvent['type']>({
+    CorporationRegistered: true,
+    CorporationRenamed: true,
+  }),
+
   initialState: () => ({ registered: false }),
 
   decide(command, state, { now }) {

@@ -1,4 +1,4 @@
-import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
 import { conflict, notFound } from '../shared/domain-error';
 import type { SubscriptionStatus } from '../subscription/subscription.decider';
 import type { UserRole } from '../directory/user.decider';
@@ -64,6 +64,14 @@ export const enablementDecider: Decider<
   EnablementState,
   EnablementContext
 > = {
+  eventTypes: eventTypesOf<EnablementEvent['type']>({
+    CaseManagersEnablementChanged: true,
+    VendorCaseManagersEnablementChanged: true,
+    CorporationModeChanged: true,
+    SpecificCorporationSet: true,
+    SpecificCorporationRemoved: true,
+  }),
+
   initialState: () => ({
     caseManagers: false,
     vendorCaseManagers: false,

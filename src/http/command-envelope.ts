@@ -18,6 +18,8 @@ export const Envelope = createParamDecorator(
     const params = request.params as Record<string, string>;
     return {
       commandId: request.commandId ?? randomUUID(),
+      // A random id cannot be in any stream yet: the handler need not look it up.
+      freshCommandId: request.commandId === undefined,
       firmId: params.firmId,
       actor: { id: request.principal.id, role: request.principal.role },
       correlationId: request.id,

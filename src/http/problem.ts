@@ -25,6 +25,7 @@ const statusOfKind: Record<DomainErrorKind, number> = {
   invalid: 400,
   locked: 423,
   unauthorized: 401,
+  unavailable: 503,
 };
 
 const titles: Record<number, string> = {

@@ -1,5 +1,5 @@
 import type { UserRole } from '../directory/user.decider';
-import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
 import type { LicenseUsageFigures, Threshold } from '../subscription/subscription.decider';
 
 /*
@@ -91,6 +91,12 @@ export const notificationsDecider: Decider<
   NotificationState,
   DecisionContext
 > = {
+  eventTypes: eventTypesOf<NotificationEvent['type']>({
+    EmailQueued: true,
+    EmailSent: true,
+    EnrollmentInvitationsRearmed: true,
+  }),
+
   initialState: () => ({ queued: new Set(), pending: new Map(), invited: new Map() }),
 
   decide(command, state, { now }) {

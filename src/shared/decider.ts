@@ -9,6 +9,13 @@ export interface DomainEvent<Type extends string = string, Data extends object =
 }
 
 export interface Decider<Command, Event extends DomainEvent, State, Context = DecisionContext> {
+  /**
+   * Every event type `evolve` handles. A fold passes over any other type (an
+   * event written by a newer version, or left after a rollback: DESIGN §6)
+   * instead of failing on it. Build it with `eventTypesOf` so that a new type
+   * left out fails to compile.
+   */
+  eventTypes: readonly string[];
   initialState: () => State;
   /** Returns the events the command causes; an empty list means "nothing to change". Throws DomainError to refuse. */
   decide: (command: Command, state: State, context: Context) => Event[];
@@ -32,11 +39,25 @@ export interface DecisionContext {
   now: string;
 }
 
+/** The list of a union's event types, checked complete by the compiler: `eventTypesOf<Event['type']>({ A: true, B: true })`. */
+export function eventTypesOf<Type extends string>(types: Record<Type, true>): readonly Type[] {
+  return Object.keys(types) as Type[];
+}
+
+/** The state the events leave, from the initial state; types the decider does not know are passed over. */
 export function fold<Event extends DomainEvent, State>(
-  decider: Pick<Decider<unknown, Event, State, never>, 'initialState' | 'evolve' | 'evolveMany'>,
+  decider: Pick<
+    Decider<unknown, Event, State, never>,
+    'initialState' | 'evolve' | 'evolveMany' | 'eventTypes'
+  >,
   events: readonly Event[],
 ): State {
-  return evolveAll(decider, decider.initialState(), events);
+  const known = new Set(decider.eventTypes);
+  return evolveAll(
+    decider,
+    decider.initialState(),
+    events.filter((event) => known.has(event.type)),
+  );
 }
 
 /** `events.reduce(evolve, state)`, through `evolveMany` when the decider has one. */

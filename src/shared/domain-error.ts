@@ -3,7 +3,14 @@
  * the problem+json `type`, so hosts can branch on it. The kind picks the HTTP
  * status family without the domain knowing about HTTP.
  */
-export type DomainErrorKind = 'conflict' | 'not-found' | 'invalid' | 'locked' | 'unauthorized';
+export type DomainErrorKind =
+  | 'conflict'
+  | 'not-found'
+  | 'invalid'
+  | 'locked'
+  | 'unauthorized'
+  /** The data needed to decide cannot be read now (503). */
+  | 'unavailable';
 
 export class DomainError extends Error {
   constructor(

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Identifiers come from the host application and are opaque to us, but they end
  * up in stream names, file names of exports and log lines, so the contract pins
@@ -20,6 +22,12 @@ export const streams = {
   corporation: (firmId: string, corporationId: string) => `corporation-${firmId}/${corporationId}`,
   /** The firm's outgoing email: what was queued, for whom, why, and what was sent. */
   notifications: (firmId: string) => `notifications-${firmId}`,
+  /**
+   * Who holds one WebAuthn credential in the firm. Credential ids are up to
+   * 1,023 bytes of base64url: the stream is named by a hash of it.
+   */
+  securityKey: (firmId: string, credentialId: string) =>
+    `securitykey-${firmId}/${createHash('sha256').update(credentialId).digest('hex').slice(0, 40)}`,
 };
 
 export function categoryOf(streamId: string): string {

@@ -1,4 +1,4 @@
-import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
 import { DomainError } from '../shared/domain-error';
 
 /*
@@ -81,8 +81,17 @@ export type WebAuthnOutcome =
   | { verified: false; reason: string; credentialId: string | null };
 
 export type VerificationCommand =
-  /** `match` is the factor and time step the code matched (checked by the caller, with the secret), or null. */
-  | { type: 'RecordTotpAttempt'; match: { factorId: string; timeStep: number } | null }
+  /**
+   * `match` is the factor and time step the code matched (checked by the
+   * caller, with the secret), or null. `spentStep`: the latest step spent
+   * outside this stream, by the code that confirmed one of the user's
+   * factors (DESIGN §4: it counts as accepted), or null.
+   */
+  | {
+      type: 'RecordTotpAttempt';
+      match: { factorId: string; timeStep: number } | null;
+      spentStep?: number | null;
+    }
   | { type: 'IssueWebAuthnChallenge'; challenge: string; expiresAt: string }
   /** The challenge the assertion answered, and what checking its signature gave. */
   | { type: 'RecordWebAuthnAttempt'; challenge: string; outcome: WebAuthnOutcome };
@@ -127,6 +136,15 @@ export const verificationDecider: Decider<
 > & { stateIsInLastEvent: true } = {
   stateIsInLastEvent: true,
 
+  eventTypes: eventTypesOf<VerificationEvent['type']>({
+    TotpVerificationSucceeded: true,
+    TotpVerificationFailed: true,
+    TotpVerificationLocked: true,
+    WebAuthnChallengeIssued: true,
+    WebAuthnVerificationSucceeded: true,
+    WebAuthnVerificationFailed: true,
+  }),
+
   initialState: () => freshVerificationState(0),
 
   decide(command, stored, { now, generation }) {
@@ -137,7 +155,8 @@ export const verificationDecider: Decider<
       case 'RecordTotpAttempt': {
         if (isLocked(state, now)) throw totpLocked(state.lockedUntil as string, now);
         const { match } = command;
-        if (match && (state.lastAcceptedStep === null || match.timeStep > state.lastAcceptedStep)) {
+        const spent = Math.max(state.lastAcceptedStep ?? -1, command.spentStep ?? -1);
+        if (match && match.timeStep > spent) {
           return [
             {
               type: 'TotpVerificationSucceeded',

@@ -2,12 +2,16 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandEnvelope, CommandHandler } from '../../src/command-handling/command-handler';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
+import { EventStore, RecordedEvent } from '../../src/event-store/event-store.port';
 import { Decider } from '../../src/shared/decider';
+import { DomainError } from '../../src/shared/domain-error';
+import { event as newEvent } from '../event-store/event-store.contract';
 import { tempDir, TestClock } from '../support/harness';
 
 /** A counter: `Add` appends one `Added` event; the state is the sum. */
 type Added = { type: 'Added'; data: { amount: number; total: number } };
 const counter: Decider<{ amount: number }, Added, number> = {
+  eventTypes: ['Added'],
   initialState: () => 0,
   decide: (command, total) => [
     { type: 'Added', data: { amount: command.amount, total: total + command.amount } },
@@ -37,14 +41,146 @@ describe('CommandHandler', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('two appends of one command to one stream both land, with distinct event ids', async () => {
+  it('a command retried after the stream moved on appends nothing and answers its first outcome', async () => {
+    // DESIGN §6: the retry of a reset must not wipe the factor enrolled in between.
     const handler = new CommandHandler(store, clock);
-    await handler.handle('two-steps', counter, { amount: 1 }, envelope('cmd-1'));
-    const second = await handler.handle('two-steps', counter, { amount: 2 }, envelope('cmd-1'));
-    expect(second.state).toBe(3);
-    const events = await store.readStream('two-steps');
-    expect(events.map((e) => e.data.amount)).toEqual([1, 2]);
-    expect(new Set(events.map((e) => e.metadata.eventId)).size).toBe(2);
+    const first = await handler.handle('retried', counter, { amount: 1 }, envelope('cmd-1'));
+    await handler.handle('retried', counter, { amount: 10 }, envelope('cmd-2'));
+    // Another process (no cache) receives the retry.
+    const retry = await new CommandHandler(store, clock).handle(
+      'retried',
+      counter,
+      { amount: 1 },
+      envelope('cmd-1'),
+    );
+    expect(retry.alreadyApplied).toBe(true);
+    expect(retry.position).toBe(first.position);
+    expect(retry.events).toEqual(first.events);
+    expect(retry.state).toBe(11);
+    const events = await store.readStream('retried');
+    expect(events.map((e) => e.metadata.commandId)).toEqual(['cmd-1', 'cmd-2']);
+  });
+
+  it('the same command run at once by two handlers is appended once', async () => {
+    const handlers = [new CommandHandler(store, clock), new CommandHandler(store, clock)];
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        handlers[i % 2].handle('same-command', counter, { amount: 5 }, envelope('only-once')),
+      ),
+    );
+    const events = await store.readStream('same-command');
+    expect(events).toHaveLength(1);
+    expect(new Set(outcomes.map((outcome) => String(outcome.position)))).toEqual(
+      new Set([String(events[0].position)]),
+    );
+  });
+
+  it('a fresh command id is not looked up: nothing can carry it yet', async () => {
+    const handler = new CommandHandler(store, clock);
+    const spy = jest.spyOn(store, 'readCommand');
+    await handler.handle(
+      'fresh',
+      counter,
+      { amount: 1 },
+      { ...envelope('f-1'), freshCommandId: true },
+    );
+    expect(spy).not.toHaveBeenCalled();
+    await handler.handle('fresh', counter, { amount: 1 }, envelope('f-2'));
+    expect(spy).toHaveBeenCalledWith('fresh', 'f-2');
+    spy.mockRestore();
+  });
+
+  it('a fold passes over event types this version does not know, and counts them', async () => {
+    await store.appendToStream(
+      'with-unknown',
+      [newEvent('AddedByANewerVersion', { amount: 1000 })],
+      'no_stream',
+    );
+    const handler = new CommandHandler(store, clock);
+    const outcome = await handler.handle('with-unknown', counter, { amount: 2 }, envelope('u-1'));
+    expect(outcome.state).toBe(2);
+    expect(handler.unknownEventTypes.get('AddedByANewerVersion')).toBe(1);
+    // A stream whose last event is the state keeps the last one it knows.
+    await handler.handle('snap-unknown', snapshotting, { amount: 3 }, envelope('u-2'));
+    await store.appendToStream('snap-unknown', [newEvent('Later', { total: 0 })], 0n);
+    expect((await handler.load('snap-unknown', snapshotting)).state).toBe(3);
+  });
+
+  it('refuses to decide on a stream holding an event it cannot read (503), and appends nothing', async () => {
+    await store.appendToStream(
+      'corrupt',
+      [newEvent('Added', { amount: 1, total: 1 })],
+      'no_stream',
+    );
+    const reading: EventStore = Object.create(store) as EventStore;
+    reading.readStream = async (...args) =>
+      (await store.readStream(...args)).map((e): RecordedEvent => ({
+        ...e,
+        data: {},
+        corrupt: 'data is not JSON',
+      }));
+    const handler = new CommandHandler(reading, clock);
+    await expect(
+      handler.handle('corrupt', counter, { amount: 1 }, envelope('c-1')),
+    ).rejects.toMatchObject({ code: 'stream-unreadable', kind: 'unavailable' });
+    expect(await store.readStream('corrupt')).toHaveLength(1);
+  });
+
+  describe('commands over several streams', () => {
+    const both = (suffix: string) => ({
+      a: { streamId: `multi-a-${suffix}`, decider: counter },
+      b: { streamId: `multi-b-${suffix}`, decider: counter },
+    });
+
+    it('append to every stream at once, or to none when the decision refuses', async () => {
+      const handler = new CommandHandler(store, clock);
+      const outcome = await handler.handleAcross(
+        both('1'),
+        (states) => ({
+          a: counter.decide({ amount: 1 }, states.a, { now: '' }),
+          b: counter.decide({ amount: 2 }, states.b, { now: '' }),
+        }),
+        envelope('m-1'),
+      );
+      expect(outcome.states).toEqual({ a: 1, b: 2 });
+      await expect(
+        handler.handleAcross(
+          both('1'),
+          () => {
+            throw new DomainError('refused', 'no');
+          },
+          envelope('m-2'),
+        ),
+      ).rejects.toMatchObject({ code: 'refused' });
+      expect(await store.readStream('multi-a-1')).toHaveLength(1);
+      expect(await store.readStream('multi-b-1')).toHaveLength(1);
+    });
+
+    it('decide again when a stream they only relied on moved before the append', async () => {
+      const handler = new CommandHandler(store, clock);
+      const other = new CommandHandler(store, clock);
+      await handler.handle('multi-b-2', counter, { amount: 1 }, envelope('seed'));
+      const seen: number[] = [];
+      let moved = false;
+      await handler.handleAcross(
+        both('2'),
+        (states) => {
+          seen.push(states.b);
+          return { a: counter.decide({ amount: states.b }, states.a, { now: '' }) };
+        },
+        envelope('m-3'),
+        async (now) => {
+          // Between this decision's reads and its append, another process moves stream b.
+          if (!moved) {
+            moved = true;
+            await other.handle('multi-b-2', counter, { amount: 100 }, envelope('mover'));
+          }
+          return { now };
+        },
+      );
+      expect(seen).toEqual([1, 101]);
+      expect((await store.readStream('multi-a-2')).map((e) => e.data.amount)).toEqual([101]);
+    });
   });
 
   it('a handler with a cached state sees what another process appended since', async () => {
