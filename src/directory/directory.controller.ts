@@ -16,7 +16,7 @@ import { Envelope } from '../http/command-envelope';
 import { ID_MESSAGE, IdPipe, TEXT } from '../http/validation';
 import { ID_PATTERN, streams } from '../shared/ids';
 import { EmptyBody } from '../subscription/subscription.controller';
-import { SeatKeeper } from '../enrollment/seat-keeper';
+import { EnrollmentService } from '../enrollment/enrollment.service';
 import { corporationDecider } from './corporation.decider';
 import {
   DEACTIVATION_REASONS,
@@ -102,7 +102,7 @@ function userView(userId: string, state: UserState) {
 export class DirectoryController {
   constructor(
     private readonly commands: CommandHandler,
-    private readonly seats: SeatKeeper,
+    private readonly enrollment: EnrollmentService,
   ) {}
 
   @Put('users/:userId')
@@ -135,18 +135,15 @@ export class DirectoryController {
 
   @Post('users/:userId/deactivate')
   @HttpCode(200)
-  deactivate(
+  async deactivate(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
     @Body() body: DeactivateBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.runUser(
-      firmId,
-      userId,
-      { type: 'DeactivateUser', userId, reason: body.reason },
-      envelope,
-    );
+    // Recycling: the user's enrollment is reset and its seat freed in the same append.
+    const outcome = await this.enrollment.deactivate(firmId, userId, body.reason, envelope);
+    return { position: String(outcome.position), ...userView(userId, outcome.state) };
   }
 
   @Post('users/:userId/reactivate')
@@ -189,12 +186,6 @@ export class DirectoryController {
       command,
       envelope,
     );
-    let position = outcome.position;
-    if (outcome.events.some((event) => event.type === 'EnrollmentReset')) {
-      // Recycling: the deactivated user's seat goes back to the firm.
-      const released = await this.seats.afterReset(firmId, userId, envelope);
-      if (released > position) position = released;
-    }
-    return { position: String(position), ...userView(userId, outcome.state) };
+    return { position: String(outcome.position), ...userView(userId, outcome.state) };
   }
 }

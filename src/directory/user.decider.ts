@@ -1,10 +1,11 @@
-import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
 import { DomainError, notFound } from '../shared/domain-error';
 import {
   decideMfa,
   evolveMfa,
   initialMfaState,
   isMfaEvent,
+  MFA_EVENT_TYPES,
   MfaCommand,
   MfaEvent,
   MfaState,
@@ -75,6 +76,16 @@ export type RegisteredUser = {
 export type UserState = { status: 'unregistered' } | RegisteredUser;
 
 export const userDecider: Decider<UserCommand, UserEvent, UserState, DecisionContext> = {
+  eventTypes: [
+    ...eventTypesOf<DirectoryEvent['type']>({
+      UserRegistered: true,
+      UserProfileUpdated: true,
+      UserDeactivated: true,
+      UserReactivated: true,
+    }),
+    ...MFA_EVENT_TYPES,
+  ],
+
   initialState: () => ({ status: 'unregistered' }),
 
   decide(command, state, { now }) {

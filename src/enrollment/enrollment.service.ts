@@ -9,18 +9,34 @@ import { createHash, randomBytes } from 'node:crypto';
 import { generateSecret, generateURI, verifySync } from 'otplib';
 import QRCode from 'qrcode';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
+import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { shredRetiredKeys } from '../crypto/crypto-shredding';
+import { enablementDecider } from '../enablement/enablement.decider';
 import { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { KEY_STORE, KeyStore } from '../crypto/key-store.port';
 import { open, seal, SealedSecret } from '../crypto/secret-box';
-import { RegisteredUser, userDecider } from '../directory/user.decider';
+import {
+  DeactivationReason,
+  RegisteredUser,
+  userDecider,
+  UserState,
+} from '../directory/user.decider';
 import { Clock, CLOCK } from '../shared/clock';
 import { deterministicId } from '../shared/deterministic-id';
 import { conflict, DomainError, notFound } from '../shared/domain-error';
 import { streams } from '../shared/ids';
 import { subscriptionDecider } from '../subscription/subscription.decider';
 import { Factor, PendingEnrollment, WebAuthnCredential } from './mfa';
-import { factorIdOf, SeatKeeper } from './seat-keeper';
+import {
+  Confirmation,
+  ConfirmationContext,
+  decideConfirmation,
+  decideDeactivation,
+  decideReset,
+} from './seats-and-factors';
+import { factorIdOf } from './seat-keeper';
+import { securityKeyClaimDecider } from './security-key-claim.decider';
 import { eligibilityOf, UserFacts, UserFactsSnapshot } from './user-facts';
 
 /** A started enrollment must be confirmed within this time. */
@@ -44,16 +60,16 @@ export interface TotpEnrollmentAnswer {
 
 /**
  * Enrollment (DESIGN §2.4, §3): start and confirm a TOTP app or a security
- * key, reset a user, list factors. A confirmation takes the user's seat first
- * (the firm's subscription stream decides S1 with an expected revision), then
- * records the factor; the seat keeper repairs a crash between the two.
+ * key, reset or deactivate a user, list factors. Every change to a factor and
+ * to the seat that goes with it is decided in seats-and-factors.ts over the
+ * user's and the firm's streams together, and appended atomically (ADR 0011).
  */
 @Injectable()
 export class EnrollmentService {
   constructor(
     private readonly commands: CommandHandler,
     private readonly facts: UserFacts,
-    private readonly seats: SeatKeeper,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(KEY_STORE) private readonly keys: KeyStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(CLOCK) private readonly clock: Clock,
@@ -92,8 +108,8 @@ export class EnrollmentService {
       },
       envelope,
     );
-    const pending = (outcome.state as RegisteredUser).mfa.pending.get(enrollmentId);
-    if (!pending?.secret) throw enrollmentNotFound(enrollmentId);
+    const pending = this.stillPending(outcome.state as RegisteredUser, enrollmentId);
+    if (!pending.secret) throw enrollmentNotFound(enrollmentId);
     const base32 = (await this.openSecret(firmId, userId, enrollmentId, pending.secret)).toString(
       'utf8',
     );
@@ -111,6 +127,12 @@ export class EnrollmentService {
     };
   }
 
+  /**
+   * The code is checked before anything else, also for an enrollment already
+   * confirmed: a retried confirmation answers the first answer only to the
+   * holder of the app (a wrong code is 400 invalid-code, as it would have
+   * been the first time).
+   */
   async confirmTotp(
     firmId: string,
     userId: string,
@@ -121,31 +143,24 @@ export class EnrollmentService {
     const facts = await this.facts.of(firmId, userId);
     const user = registered(facts, userId);
     const factorId = factorIdOf(enrollmentId);
-    if (user.mfa.factors.has(factorId)) {
+    const confirmed = user.mfa.factors.get(factorId);
+    if (confirmed) {
+      if (!confirmed.secret) throw enrollmentNotFound(enrollmentId);
+      await this.requireCode(firmId, userId, enrollmentId, confirmed.secret, code);
       return { position: String(await this.lastPosition(firmId, userId)), factorId };
     }
     const pending = user.mfa.pending.get(enrollmentId);
     if (!pending || pending.factorType !== 'totp' || !pending.secret) {
       throw enrollmentNotFound(enrollmentId);
     }
-    if (pending.expiresAt <= this.clock.now().toISOString()) {
-      throw conflict(
-        'enrollment-expired',
-        `Enrollment ${enrollmentId} expired at ${pending.expiresAt}; start a new one.`,
-      );
-    }
-    const secret = (await this.openSecret(firmId, userId, enrollmentId, pending.secret)).toString(
-      'utf8',
+    requireNotExpired(pending, this.clock.now().toISOString());
+    const acceptedStep = await this.requireCode(firmId, userId, enrollmentId, pending.secret, code);
+    const outcome = await this.confirm(
+      firmId,
+      { userId, enrollmentId, factorId, generation: user.mfa.generation, acceptedStep },
+      envelope,
     );
-    if (matchTotp(secret, code, this.clock.now()) === null) {
-      throw new DomainError(
-        'invalid-code',
-        'The code does not match the authenticator app; check the device time and try the current code.',
-        'invalid',
-        { errors: [{ field: 'code', message: 'does not match' }] },
-      );
-    }
-    return this.takeSeatAndConfirm(firmId, userId, facts, pending, envelope);
+    return { position: String(outcome.position), factorId };
   }
 
   async webAuthnRegistrationOptions(
@@ -173,15 +188,14 @@ export class EnrollmentService {
       envelope,
     );
     const state = outcome.state as RegisteredUser;
-    const pending = state.mfa.pending.get(enrollmentId);
-    if (!pending?.challenge) throw enrollmentNotFound(enrollmentId);
+    const pending = this.stillPending(state, enrollmentId);
+    if (!pending.challenge) throw enrollmentNotFound(enrollmentId);
     const options = await generateRegistrationOptions({
       rpName: this.config.webauthn.rpName,
       rpID: this.config.webauthn.rpId,
       userName: user.profile.email,
       userDisplayName: user.profile.name,
-      // A stable handle that names nobody: the authenticator stores it.
-      userID: createHash('sha256').update(`${firmId}\u0000${userId}`).digest().subarray(0, 16),
+      userID: userHandleOf(firmId, userId),
       challenge: Buffer.from(pending.challenge, 'base64url'),
       timeout: WEBAUTHN_TIMEOUT_MS,
       attestationType: 'none',
@@ -195,6 +209,11 @@ export class EnrollmentService {
     return { ...options, position: String(outcome.position), enrollmentId };
   }
 
+  /**
+   * Verifies the attestation, then confirms the key, takes the seat and
+   * claims the credential for this user in one append: a refusal (no seat, a
+   * key registered to someone else) appends nothing.
+   */
   async webAuthnRegistrationVerify(
     firmId: string,
     userId: string,
@@ -213,65 +232,37 @@ export class EnrollmentService {
         'This registration challenge is unknown, expired or already used; ask for new options.',
       );
     }
-    // A verified key whose confirmation did not finish (the process stopped before the seat)
-    // may be sent again and finishes; any other use of a spent challenge is refused.
+    // On a store without atomic appends a verified key is recorded before its seat, and a
+    // confirmation interrupted after that may be sent again: it finishes.
     const resuming = pending.verifiedCredential?.credentialId === response.id;
     if (pending.verifiedCredential && !resuming) {
       throw conflict('challenge-already-used', 'This registration challenge was already used.');
     }
-    let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
-    try {
-      verification = await verifyRegistrationResponse({
-        response,
-        expectedChallenge: challenge,
-        expectedOrigin: this.config.webauthn.origin,
-        expectedRPID: this.config.webauthn.rpId,
-        requireUserVerification: false,
-        supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
-      });
-    } catch (error) {
-      throw registrationRefused(error);
+    requireNotExpired(pending, this.clock.now().toISOString());
+    const credential = await this.verifyAttestation(response, challenge);
+    const generation = user.mfa.generation;
+    if (!resuming && (await this.store.multiStreamAtomicity()) === 'sequential') {
+      await this.commands.handle(
+        streams.user(firmId, userId),
+        userDecider,
+        {
+          type: 'RecordWebAuthnRegistration',
+          userId,
+          enrollmentId: pending.enrollmentId,
+          generation,
+          credential,
+        },
+        // Its own command id: the confirmation appends to the same stream next.
+        { ...envelope, commandId: deterministicId('webauthn-registration', envelope.commandId) },
+      );
     }
-    if (!verification.verified) throw registrationRefused(undefined);
-    const info = verification.registrationInfo;
-    const credential: WebAuthnCredential = {
-      credentialId: info.credential.id,
-      publicKey: Buffer.from(info.credential.publicKey).toString('base64url'),
-      counter: info.credential.counter,
-      transports: info.credential.transports ?? response.response.transports ?? [],
-      aaguid: info.aaguid,
-      attestationFormat: info.fmt,
-      backedUp: info.credentialBackedUp,
-    };
-    if (resuming) return this.takeSeatAndConfirm(firmId, userId, facts, pending, envelope);
-    const recorded = await this.commands.handle(
-      streams.user(firmId, userId),
-      userDecider,
-      {
-        type: 'RecordWebAuthnRegistration',
-        userId,
-        enrollmentId: pending.enrollmentId,
-        generation: user.mfa.generation,
-        credential,
-      },
-      // The confirmation appends to the user's stream again under the request's command id:
-      // this first append needs an id of its own, or the store takes FactorConfirmed for a
-      // retry of this append (same event id) and drops it.
-      {
-        ...envelope,
-        commandId: deterministicId('webauthn-registration', envelope.commandId),
-        causationId: envelope.causationId ?? envelope.commandId,
-      },
-    );
-    const verified = (recorded.state as RegisteredUser).mfa.pending.get(pending.enrollmentId);
-    if (!verified) throw enrollmentNotFound(pending.enrollmentId);
-    return this.takeSeatAndConfirm(
+    const factorId = factorIdOf(pending.enrollmentId);
+    const outcome = await this.confirm(
       firmId,
-      userId,
-      { ...facts, user: recorded.state },
-      verified,
+      { userId, enrollmentId: pending.enrollmentId, factorId, generation, credential },
       envelope,
     );
+    return { position: String(outcome.position), factorId };
   }
 
   /** Every factor of the user stops working at once; the seat is freed and the old key destroyed. */
@@ -281,22 +272,34 @@ export class EnrollmentService {
     reason: string,
     envelope: CommandEnvelope,
   ): Promise<{ position: string; factorsRemoved: number }> {
-    const outcome = await this.commands.handle(
-      streams.user(firmId, userId),
-      userDecider,
-      { type: 'ResetEnrollment', userId, reason, trigger: 'superuser' },
+    const outcome = await this.commands.handleAcross(
+      // Factors first: on a store without atomic appends the seat keeper frees a seat left behind.
+      this.userAndSeats(firmId, userId),
+      (states, context) => decideReset(states, { userId, reason, trigger: 'superuser' }, context),
       envelope,
     );
-    const reset = outcome.events.find((event) => event.type === 'EnrollmentReset');
-    const released = await this.seats.afterReset(firmId, userId, envelope);
-    const position = released > outcome.position ? released : outcome.position;
+    await this.shred(firmId, userId, outcome.states.user);
+    const reset = outcome.events.user.find((event) => event.type === 'EnrollmentReset');
     return {
-      position: String(position),
-      factorsRemoved:
-        reset?.type === 'EnrollmentReset'
-          ? (reset.data as { factorIds: string[] }).factorIds.length
-          : 0,
+      position: String(outcome.position),
+      factorsRemoved: reset?.type === 'EnrollmentReset' ? reset.data.factorIds.length : 0,
     };
+  }
+
+  /** Deactivation with recycling (DESIGN §2.7): reset and seat freed in the same append. */
+  async deactivate(
+    firmId: string,
+    userId: string,
+    reason: DeactivationReason,
+    envelope: CommandEnvelope,
+  ): Promise<{ position: bigint; state: UserState }> {
+    const outcome = await this.commands.handleAcross(
+      this.userAndSeats(firmId, userId),
+      (states, context) => decideDeactivation(states, { userId, reason }, context),
+      envelope,
+    );
+    await this.shred(firmId, userId, outcome.states.user);
+    return { position: outcome.position, state: outcome.states.user };
   }
 
   async factors(firmId: string, userId: string, lastUsed: Record<string, string>) {
@@ -324,55 +327,175 @@ export class EnrollmentService {
   }
 
   /**
-   * The seat first, then the factor. A user who holds the seat of its current
-   * generation keeps it; anyone else takes a free one or is refused with
-   * `license-exhausted` — the subscription stream's expected revision makes
-   * that exact under any concurrency, across processes.
+   * The confirmation, the seat and (for a security key) the key's claim, in
+   * one append. The order of the parts is the order of the appends on a store
+   * without atomic ones: the claim and the seat, which can be refused, before
+   * the factor; a crash between them leaves a seat the seat keeper completes
+   * or frees.
    */
-  private async takeSeatAndConfirm(
+  private confirm(firmId: string, confirmation: Confirmation, envelope: CommandEnvelope) {
+    const { userId, credential } = confirmation;
+    const seatsAndFactor = this.userAndSeats(firmId, userId, 'seat-first');
+    const context = async (now: string) => ({
+      now,
+      enablement: (await this.commands.load(streams.enablement(firmId), enablementDecider)).state,
+      ownerStillHolds: credential ? await this.ownerStillHolds(firmId, userId, credential) : false,
+    });
+    if (!credential) {
+      return this.commands.handleAcross(
+        seatsAndFactor,
+        (states, ctx: ConfirmationContext) => decideConfirmation(states, confirmation, ctx),
+        envelope,
+        context,
+      );
+    }
+    return this.commands.handleAcross(
+      {
+        claim: {
+          streamId: streams.securityKey(firmId, credential.credentialId),
+          decider: securityKeyClaimDecider,
+        },
+        ...seatsAndFactor,
+      },
+      (states, ctx: ConfirmationContext & { ownerStillHolds: boolean }) => {
+        const decided = decideConfirmation(states, confirmation, ctx);
+        if (!decided.user?.length) return decided;
+        const claim = securityKeyClaimDecider.decide(
+          {
+            type: 'ClaimSecurityKey',
+            credentialId: credential.credentialId,
+            claimant: {
+              userId,
+              generation: confirmation.generation,
+              factorId: confirmation.factorId,
+            },
+            ownerStillHolds: ctx.ownerStillHolds,
+          },
+          states.claim,
+          ctx,
+        );
+        return { ...decided, claim };
+      },
+      envelope,
+      context,
+    );
+  }
+
+  /** Whether another user of the firm has this key among its factors now. */
+  private async ownerStillHolds(
     firmId: string,
     userId: string,
-    facts: UserFactsSnapshot,
-    pending: PendingEnrollment,
-    envelope: CommandEnvelope,
-  ): Promise<{ position: string; factorId: string }> {
-    const eligibility = eligibilityOf(facts, userId);
-    if (!eligibility.mfaEnabled) {
-      throw conflict('mfa-not-enabled', 'MFA is not enabled for this user.');
+    credential: WebAuthnCredential,
+  ): Promise<boolean> {
+    const { state } = await this.commands.load(
+      streams.securityKey(firmId, credential.credentialId),
+      securityKeyClaimDecider,
+    );
+    const owner = state.owner;
+    if (!owner || owner.userId === userId) return false;
+    const { state: ownerState } = await this.commands.load(
+      streams.user(firmId, owner.userId),
+      userDecider,
+    );
+    return (
+      ownerState.status !== 'unregistered' &&
+      ownerState.mfa.generation === owner.generation &&
+      ownerState.mfa.factors.has(owner.factorId)
+    );
+  }
+
+  private userAndSeats(
+    firmId: string,
+    userId: string,
+    order: 'factor-first' | 'seat-first' = 'factor-first',
+  ) {
+    const user = { streamId: streams.user(firmId, userId), decider: userDecider };
+    const subscription = {
+      streamId: streams.subscription(firmId),
+      decider: subscriptionDecider,
+    };
+    return order === 'seat-first' ? { subscription, user } : { user, subscription };
+  }
+
+  /** Crypto-shredding of every generation the user has left (ADR 0008). */
+  private async shred(firmId: string, userId: string, user: UserState): Promise<void> {
+    if (user.status !== 'unregistered') {
+      await shredRetiredKeys(this.keys, firmId, userId, user.mfa.generation);
     }
-    const user = registered(facts, userId);
-    const generation = user.mfa.generation;
-    if (!eligibility.holdsSeat) {
-      await this.commands.handle(
-        streams.subscription(firmId),
-        subscriptionDecider,
-        { type: 'AssignSeat', userId, generation, enrollmentId: pending.enrollmentId },
-        envelope,
-      );
-    }
-    const factorId = factorIdOf(pending.enrollmentId);
+  }
+
+  private async verifyAttestation(
+    response: RegistrationResponseJSON,
+    challenge: string,
+  ): Promise<WebAuthnCredential> {
+    let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
     try {
-      const outcome = await this.commands.handle(
-        streams.user(firmId, userId),
-        userDecider,
-        {
-          type: 'ConfirmFactor',
-          userId,
-          enrollmentId: pending.enrollmentId,
-          factorId,
-          generation,
-          // The proof was checked in time and the seat is taken: what remains is to record it,
-          // as the seat keeper would, even if the expiry passed meanwhile.
-          completing: true,
-        },
-        envelope,
-      );
-      return { position: String(outcome.position), factorId };
+      verification = await verifyRegistrationResponse({
+        response,
+        expectedChallenge: challenge,
+        expectedOrigin: this.config.webauthn.origin,
+        expectedRPID: this.config.webauthn.rpId,
+        requireUserVerification: false,
+        supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
+      });
     } catch (error) {
-      // Reset or deactivated meanwhile: the seat just taken may belong to nobody now.
-      await this.seats.reconcile(firmId, userId, envelope);
-      throw error;
+      throw registrationRefused(error);
     }
+    if (!verification.verified) throw registrationRefused(undefined);
+    const info = verification.registrationInfo;
+    return {
+      credentialId: info.credential.id,
+      publicKey: Buffer.from(info.credential.publicKey).toString('base64url'),
+      counter: info.credential.counter,
+      transports: info.credential.transports ?? response.response.transports ?? [],
+      aaguid: info.aaguid,
+      attestationFormat: info.fmt,
+      backedUp: info.credentialBackedUp,
+    };
+  }
+
+  /** The time step the code matches, or 400 invalid-code. */
+  private async requireCode(
+    firmId: string,
+    userId: string,
+    enrollmentId: string,
+    sealed: SealedSecret,
+    code: string,
+  ): Promise<number> {
+    const secret = (await this.openSecret(firmId, userId, enrollmentId, sealed)).toString('utf8');
+    const step = matchTotp(secret, code, this.clock.now());
+    if (step === null) {
+      throw new DomainError(
+        'invalid-code',
+        'The code does not match the authenticator app; check the device time and try the current code.',
+        'invalid',
+        { errors: [{ field: 'code', message: 'does not match' }] },
+      );
+    }
+    return step;
+  }
+
+  /**
+   * The enrollment a start (or its retry) answers. A retry after the
+   * enrollment was confirmed, reset or expired gets a clear 409, never a new
+   * secret under the same enrollment id.
+   */
+  private stillPending(user: RegisteredUser, enrollmentId: string): PendingEnrollment {
+    const pending = user.mfa.pending.get(enrollmentId);
+    if (!pending) {
+      if (user.mfa.factors.has(factorIdOf(enrollmentId))) {
+        throw conflict(
+          'enrollment-already-confirmed',
+          `Enrollment ${enrollmentId} was already confirmed; start a new one to add another factor.`,
+        );
+      }
+      throw conflict(
+        'enrollment-not-pending',
+        `Enrollment ${enrollmentId} is no longer pending (it expired or the user was reset); start a new one.`,
+      );
+    }
+    requireNotExpired(pending, this.clock.now().toISOString());
+    return pending;
   }
 
   private async lastPosition(firmId: string, userId: string): Promise<bigint> {
@@ -381,6 +504,22 @@ export class EnrollmentService {
 
   private inFuture(ms: number): string {
     return new Date(this.clock.now().getTime() + ms).toISOString();
+  }
+}
+
+/** The user handle a security key stores: stable, and naming nobody (16 bytes of a hash). */
+export function userHandleOf(firmId: string, userId: string): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(
+    createHash('sha256').update(`${firmId}\u0000${userId}`).digest().subarray(0, 16),
+  );
+}
+
+function requireNotExpired(pending: PendingEnrollment, now: string): void {
+  if (pending.expiresAt <= now) {
+    throw conflict(
+      'enrollment-expired',
+      `Enrollment ${pending.enrollmentId} expired at ${pending.expiresAt}; start a new one.`,
+    );
   }
 }
 

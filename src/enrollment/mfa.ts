@@ -49,6 +49,8 @@ export interface Factor {
   createdAt: string;
   secret?: SealedSecret;
   credential?: WebAuthnCredential;
+  /** TOTP: the time step of the code that confirmed it; that code is spent (DESIGN §4). */
+  acceptedStep?: number;
 }
 
 export interface MfaState {
@@ -114,6 +116,8 @@ export type MfaEvent =
         generation: number;
         confirmedAt: string;
         credential?: WebAuthnCredential;
+        /** TOTP: the RFC 6238 time step of the confirming code, which login then refuses as a replay. */
+        acceptedStep?: number;
       };
     }
   | {
@@ -169,11 +173,11 @@ export type MfaCommand =
     }
   | {
       /**
-       * The proof was checked (the code, the attestation) and the user holds a
-       * seat of this generation. `completing`: the proof was checked before
-       * the expiry and the seat taken for it (by the confirmation itself, or
-       * before a crash that the seat keeper now repairs), so the expiry no
-       * longer matters.
+       * The proof was checked (the code, the attestation) by the caller, who
+       * takes the seat in the same append (seats-and-factors.ts). `completing`:
+       * the seat keeper finishes a confirmation whose seat was taken before a
+       * crash, on a store without atomic multi-stream appends; the proof was
+       * checked in time then, so the expiry no longer matters.
        */
       type: 'ConfirmFactor';
       userId: string;
@@ -181,6 +185,10 @@ export type MfaCommand =
       factorId: string;
       generation: number;
       completing: boolean;
+      /** TOTP: the time step the confirming code matched. */
+      acceptedStep?: number;
+      /** WebAuthn: the key, verified now (else the one a fallback recorded on the enrollment). */
+      credential?: WebAuthnCredential;
     }
   | { type: 'ResetEnrollment'; userId: string; reason: string; trigger: ResetTrigger };
 
@@ -238,10 +246,7 @@ export function decideMfa(
       if (!active) throw userInactive();
       requireNotExpired(pending, now);
       if (credentialInUse(mfa, command.credential.credentialId)) {
-        throw conflict(
-          'credential-already-registered',
-          'This security key is already registered for the user.',
-        );
+        throw credentialAlreadyRegistered();
       }
       return [
         {
@@ -262,14 +267,18 @@ export function decideMfa(
       const pending = requirePending(mfa, command.enrollmentId, command.generation);
       if (!command.completing) {
         if (!active) throw userInactive();
-        // A verified security key was checked in time; only a TOTP code is checked now.
-        if (!pending.verifiedCredential) requireNotExpired(pending, now);
+        // A verified registration that never got its seat expires like any other (DESIGN §2.4).
+        requireNotExpired(pending, now);
       }
-      if (pending.factorType === 'webauthn' && !pending.verifiedCredential) {
+      const credential = command.credential ?? pending.verifiedCredential;
+      if (pending.factorType === 'webauthn' && !credential) {
         throw conflict(
           'registration-not-verified',
           `Enrollment ${command.enrollmentId} has no verified security key yet.`,
         );
+      }
+      if (credential && credentialInUse(mfa, credential.credentialId)) {
+        throw credentialAlreadyRegistered();
       }
       return [
         {
@@ -282,7 +291,10 @@ export function decideMfa(
             label: pending.label,
             generation: mfa.generation,
             confirmedAt: now,
-            ...(pending.verifiedCredential ? { credential: pending.verifiedCredential } : {}),
+            ...(credential ? { credential } : {}),
+            ...(pending.factorType === 'totp' && command.acceptedStep !== undefined
+              ? { acceptedStep: command.acceptedStep }
+              : {}),
           },
         },
       ];
@@ -361,6 +373,7 @@ export function evolveMfa(mfa: MfaState, event: MfaEvent): MfaState {
         createdAt: data.confirmedAt,
         ...(enrollment?.secret ? { secret: enrollment.secret } : {}),
         ...(data.credential ? { credential: data.credential } : {}),
+        ...(data.acceptedStep !== undefined ? { acceptedStep: data.acceptedStep } : {}),
       });
       return { ...mfa, pending, factors };
     }
@@ -442,6 +455,13 @@ export function licenseExhausted(extensions: Record<string, unknown> = {}): Doma
     'license-exhausted',
     'All MFA licenses of the firm are in use; the user may log in without MFA until a seat is free.',
     extensions,
+  );
+}
+
+function credentialAlreadyRegistered(): DomainError {
+  return conflict(
+    'credential-already-registered',
+    'This security key is already registered for the user.',
   );
 }
 

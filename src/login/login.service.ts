@@ -15,6 +15,7 @@ import {
   EnrollmentService,
   matchTotp,
   registered,
+  userHandleOf,
 } from '../enrollment/enrollment.service';
 import type { Factor } from '../enrollment/mfa';
 import { UserFacts } from '../enrollment/user-facts';
@@ -99,10 +100,18 @@ export class LoginService {
         break;
       }
     }
+    // The code that confirmed a factor is spent: a code of that step or earlier is a replay.
+    const confirmedSteps = factors.flatMap((factor) =>
+      factor.acceptedStep === undefined ? [] : [factor.acceptedStep],
+    );
     const outcome = await this.commands.handle(
       streams.verification(firmId, userId),
       verificationDecider,
-      { type: 'RecordTotpAttempt', match },
+      {
+        type: 'RecordTotpAttempt',
+        match,
+        spentStep: confirmedSteps.length > 0 ? Math.max(...confirmedSteps) : null,
+      },
       envelope,
       (decidedAt) => Promise.resolve({ now: decidedAt, generation: user.mfa.generation }),
     );
@@ -178,7 +187,7 @@ export class LoginService {
       (candidate) => candidate.credential?.credentialId === response.id,
     );
     const state = await this.verificationState(firmId, userId, user.mfa.generation);
-    const outcome = await this.check(response, challenge, factor, state);
+    const outcome = await this.check(firmId, userId, response, challenge, factor, state);
     const recorded = await this.commands.handle(
       streams.verification(firmId, userId),
       verificationDecider,
@@ -200,6 +209,8 @@ export class LoginService {
   }
 
   private async check(
+    firmId: string,
+    userId: string,
     response: AuthenticationResponseJSON,
     challenge: string,
     factor: Factor | undefined,
@@ -210,6 +221,15 @@ export class LoginService {
     const credential = factor?.credential;
     if (!factor || !credential) {
       return { verified: false, reason: 'credential-not-registered-for-user', credentialId };
+    }
+    // The authenticator's record of whom the key was made for must be this user.
+    const { userHandle } = response.response;
+    if (
+      userHandle !== undefined &&
+      userHandle !== null &&
+      userHandle !== Buffer.from(userHandleOf(firmId, userId)).toString('base64url')
+    ) {
+      return { verified: false, reason: 'user-handle-mismatch', credentialId };
     }
     try {
       const result = await verifyAuthenticationResponse({

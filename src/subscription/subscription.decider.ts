@@ -1,4 +1,4 @@
-import { assertNever, Decider, DecisionContext } from '../shared/decider';
+import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
 import { conflict } from '../shared/domain-error';
 
 /*
@@ -22,8 +22,19 @@ export type SubscriptionCommand =
    * has not landed yet) moves it to the new one: the count does not change.
    */
   | { type: 'AssignSeat'; userId: string; generation: number; enrollmentId: string | null }
-  /** Frees the user's seat if it belongs to a generation below `belowGeneration`. */
-  | { type: 'ReleaseSeat'; userId: string; reason: string; belowGeneration: number };
+  /**
+   * Frees exactly this seat: the user's seat of `generation`, taken for
+   * `enrollmentId`. A seat that is not that one any more (moved to a newer
+   * generation by a confirmation) is left alone: the decision that asked saw
+   * another state.
+   */
+  | { type: 'ReleaseSeat'; userId: string; reason: string; seat: Seat }
+  /**
+   * A repair of invariant S2 that could not be made: the user holds a
+   * confirmed factor of `generation` but no seat, and none is free. Recorded
+   * so that operators see it (/health) instead of a log line.
+   */
+  | { type: 'RecordSeatRepairFailure'; userId: string; generation: number; reason: string };
 
 export type SubscriptionEvent =
   | { type: 'SubscriptionRequested'; data: { plan: string | null; requestedAt: string } }
@@ -55,7 +66,24 @@ export type SubscriptionEvent =
     }
   | {
       type: 'SeatReleased';
-      data: { userId: string; reason: string; releasedAt: string; generation: number };
+      data: {
+        userId: string;
+        reason: string;
+        releasedAt: string;
+        generation: number;
+        /** The enrollment the seat was taken for; absent before the exact release. */
+        enrollmentId?: string | null;
+      };
+    }
+  /**
+   * The seat keeper found a user with a confirmed factor and no seat, and no
+   * seat free to give: invariant S2 does not hold for this user until a seat
+   * frees up or the user is reset. A later SeatAssigned for the user, or its
+   * SeatReleased, closes it.
+   */
+  | {
+      type: 'SeatRepairFailed';
+      data: { userId: string; generation: number; reason: string; failedAt: string };
     }
   /**
    * Usage reached a threshold from below (DESIGN §5), in the same append as the
@@ -84,6 +112,8 @@ export interface SubscriptionState {
   licenseCount: number;
   /** Users holding a seat, with the enrollment generation and enrollment it is for. Kept while cancelled: a re-activation restores them. */
   seatHolders: ReadonlyMap<string, Seat>;
+  /** Users with a confirmed factor of this generation and no seat, recorded by the seat keeper (S2 broken until a seat is free). */
+  seatRepairsFailed: ReadonlyMap<string, number>;
 }
 
 export interface Seat {
@@ -97,7 +127,25 @@ export const subscriptionDecider: Decider<
   SubscriptionState,
   DecisionContext
 > = {
-  initialState: () => ({ status: 'none', plan: null, licenseCount: 0, seatHolders: new Map() }),
+  eventTypes: eventTypesOf<SubscriptionEvent['type']>({
+    SubscriptionRequested: true,
+    SubscriptionActivated: true,
+    LicenseCountChanged: true,
+    SubscriptionCancelled: true,
+    SeatAssigned: true,
+    SeatReleased: true,
+    SeatRepairFailed: true,
+    LicenseUsageThresholdReached: true,
+    LicenseUsageThresholdRearmed: true,
+  }),
+
+  initialState: () => ({
+    status: 'none',
+    plan: null,
+    licenseCount: 0,
+    seatHolders: new Map(),
+    seatRepairsFailed: new Map(),
+  }),
 
   decide(command, state, context) {
     const events = decideSubscription(command, state, context);
@@ -114,9 +162,11 @@ export const subscriptionDecider: Decider<
       if (event.type === 'SeatAssigned') {
         seatHolders ??= new Map(current.seatHolders);
         seatHolders.set(event.data.userId, seatOf(event.data));
+        current = withoutRepairFailure(current, event.data.userId);
       } else if (event.type === 'SeatReleased') {
         seatHolders ??= new Map(current.seatHolders);
         seatHolders.delete(event.data.userId);
+        current = withoutRepairFailure(current, event.data.userId);
       } else {
         current = evolveSubscription(current, event);
       }
@@ -211,7 +261,7 @@ function decideSubscription(
 
     case 'ReleaseSeat': {
       const held = state.seatHolders.get(command.userId);
-      if (!held || held.generation >= command.belowGeneration) return [];
+      if (!held || !sameSeat(held, command.seat)) return [];
       return [
         {
           type: 'SeatReleased',
@@ -220,10 +270,25 @@ function decideSubscription(
             reason: command.reason,
             releasedAt: now,
             generation: held.generation,
+            enrollmentId: held.enrollmentId,
           },
         },
       ];
     }
+
+    case 'RecordSeatRepairFailure':
+      if (state.seatRepairsFailed.get(command.userId) === command.generation) return [];
+      return [
+        {
+          type: 'SeatRepairFailed',
+          data: {
+            userId: command.userId,
+            generation: command.generation,
+            reason: command.reason,
+            failedAt: now,
+          },
+        },
+      ];
 
     default:
       return assertNever(command);
@@ -232,6 +297,17 @@ function decideSubscription(
 
 function seatOf(data: { generation: number; enrollmentId: string | null }): Seat {
   return { generation: data.generation, enrollmentId: data.enrollmentId };
+}
+
+export function sameSeat(a: Seat, b: Seat): boolean {
+  return a.generation === b.generation && a.enrollmentId === b.enrollmentId;
+}
+
+function withoutRepairFailure(state: SubscriptionState, userId: string): SubscriptionState {
+  if (!state.seatRepairsFailed.has(userId)) return state;
+  const seatRepairsFailed = new Map(state.seatRepairsFailed);
+  seatRepairsFailed.delete(userId);
+  return { ...state, seatRepairsFailed };
 }
 
 function evolveSubscription(state: SubscriptionState, event: SubscriptionEvent): SubscriptionState {
@@ -251,14 +327,22 @@ function evolveSubscription(state: SubscriptionState, event: SubscriptionEvent):
       return { ...state, status: 'cancelled' };
     case 'SeatAssigned':
       return {
-        ...state,
+        ...withoutRepairFailure(state, event.data.userId),
         seatHolders: new Map(state.seatHolders).set(event.data.userId, seatOf(event.data)),
       };
     case 'SeatReleased': {
       const seatHolders = new Map(state.seatHolders);
       seatHolders.delete(event.data.userId);
-      return { ...state, seatHolders };
+      return { ...withoutRepairFailure(state, event.data.userId), seatHolders };
     }
+    case 'SeatRepairFailed':
+      return {
+        ...state,
+        seatRepairsFailed: new Map(state.seatRepairsFailed).set(
+          event.data.userId,
+          event.data.generation,
+        ),
+      };
     case 'LicenseUsageThresholdReached':
     case 'LicenseUsageThresholdRearmed':
       // Records of what the counts already say: nothing to change.

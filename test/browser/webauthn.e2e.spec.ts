@@ -4,6 +4,7 @@ import type {
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
+import { isoCBOR } from '@simplewebauthn/server/helpers';
 import type { Browser } from 'playwright-core';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import {
@@ -348,7 +349,7 @@ describe('Security keys in a real browser', () => {
     expect(await factors(firmId, 'hal')).toHaveLength(1);
   });
 
-  it('refuses a registration with 409 license-exhausted when the last seat went meanwhile', async () => {
+  it('refuses a registration with 409 license-exhausted when the last seat went meanwhile, appending nothing', async () => {
     const firmId = await firmWithUsers(1, 'ivy', 'jon');
     // Jon starts while the seat is free...
     const jonsOptions = await registrationOptions(firmId, 'jon');
@@ -376,20 +377,87 @@ describe('Security keys in a real browser', () => {
     expect(await factors(firmId, 'ivy')).toHaveLength(2);
     expect(ofType(await firmEvents(firmId), 'SeatAssigned')).toHaveLength(1);
 
-    // Jon's key was verified (its challenge is spent); once a license is free, sending the
-    // same response again finishes the confirmation. Another key on that challenge may not.
+    // The refusal appended nothing: no verified registration left behind, no seat, no factor.
+    expect(ofType(await firmEvents(firmId), 'WebAuthnRegistrationVerified')).toEqual([]);
+    // Once a license is free, the same response, still within the enrollment's 10 minutes,
+    // confirms the key.
     expect(
       (await api().put(`/v1/firms/${firmId}/mfa/licenses`, operator, { licenseCount: 2 })).status,
     ).toBe(200);
-    await tab.plugInNewKey();
-    const otherKey = await tab.register(jonsOptions.body);
-    const stolen = await registrationVerify(firmId, 'jon', otherKey);
-    expect(stolen.status).toBe(409);
-    expect(problemType(stolen)).toBe('challenge-already-used');
     const resumed = await registrationVerify(firmId, 'jon', jonsKey);
     expect(resumed.status).toBe(200);
     expect(await factors(firmId, 'jon')).toHaveLength(1);
     expect(await requirement(firmId, 'jon')).toMatchObject({ decision: 'verify' });
+    // Its challenge is spent now.
+    await tab.plugInNewKey();
+    const otherKey = await tab.register(jonsOptions.body);
+    const again = await registrationVerify(firmId, 'jon', otherKey);
+    expect(again.status).toBe(409);
+    expect(problemType(again)).toBe('challenge-not-pending');
+  });
+
+  it('refuses to register a key already registered to another user of the firm (409), whatever the client claims', async () => {
+    const firmId = await firmWithUsers(5, 'lea', 'max');
+    const lea = await enrollKey(firmId, 'lea');
+    // Max's genuine ceremony, its attested credential id swapped for Lea's: with attestation
+    // "none" nothing signs the registration, so a hostile client can claim any credential id.
+    const options = await registrationOptions(firmId, 'max');
+    await tab.plugInNewKey();
+    const genuine = await tab.register(options.body);
+    const forged = withCredentialId(genuine, lea.credentialId);
+    // What a registration writes to: Max's stream, the seats, the keys' claims.
+    const decisive = async () =>
+      (await firmEvents(firmId)).filter(
+        (event) =>
+          event.streamId === `user-${firmId}/max` ||
+          event.streamId === `subscription-${firmId}` ||
+          event.streamId.startsWith(`securitykey-${firmId}/`),
+      );
+    const before = await decisive();
+    const refused = await registrationVerify(firmId, 'max', forged);
+    expect(refused.status).toBe(409);
+    expect(problemType(refused)).toBe('credential-registered-to-another-user');
+    expect(await decisive()).toEqual(before);
+    expect(await factors(firmId, 'max')).toEqual([]);
+    // Max's own key on the same challenge still registers.
+    expect((await registrationVerify(firmId, 'max', genuine)).status).toBe(200);
+
+    // Once Lea is reset, her old key is nobody's: it may be registered again.
+    expect(
+      (
+        await api().post(`${mfaPath(firmId, 'lea')}/reset`, superuserOf(firmId), {
+          reason: 'Key handed over',
+        })
+      ).status,
+    ).toBe(200);
+    const next = await registrationOptions(firmId, 'max');
+    await tab.plugInNewKey();
+    const handedOver = withCredentialId(await tab.register(next.body), lea.credentialId);
+    expect((await registrationVerify(firmId, 'max', handedOver)).status).toBe(200);
+  });
+
+  it("refuses an assertion whose user handle is not the user's (401)", async () => {
+    const firmId = await firmWithUsers(5, 'ned', 'ola');
+    const ned = await enrollKey(firmId, 'ned');
+    const oneOfOlas = await enrollKey(firmId, 'ola');
+    const olasHandle = (await tab.credential(oneOfOlas.credentialId)).userHandle;
+    const nedsKey = await tab.credential(ned.credentialId);
+    expect(olasHandle).toBeDefined();
+    expect(olasHandle).not.toBe(nedsKey.userHandle);
+    // A copy of Ned's key whose authenticator says it was made for Ola.
+    await tab.plugInNewKey();
+    await tab.addCredential({ ...nedsKey, userHandle: olasHandle });
+    const signed = await assertion(firmId, 'ned');
+    expect(signed.response.userHandle).toBe(base64url(olasHandle!));
+    const refused = await authenticationVerify(firmId, 'ned', signed);
+    expect(refused.status).toBe(401);
+    expect(refused.body).toMatchObject({ verified: false, reason: 'user-handle-mismatch' });
+    // Ned's own copy, with Ned's handle, verifies.
+    await tab.plugInNewKey();
+    await tab.addCredential(nedsKey);
+    expect((await authenticationVerify(firmId, 'ned', await assertion(firmId, 'ned'))).status).toBe(
+      200,
+    );
   });
 
   it('stops the key from authenticating after a superuser reset', async () => {
@@ -420,3 +488,38 @@ describe('Security keys in a real browser', () => {
     expect(ofType(events, 'WebAuthnVerificationSucceeded')).toEqual([]);
   });
 });
+
+/**
+ * The same registration response with another credential id in its attested
+ * credential data (authData: rpIdHash 32, flags 1, counter 4, AAGUID 16,
+ * id length 2, id, public key...). Only possible because attestation "none"
+ * signs nothing: the forgery a hostile client can make.
+ */
+function withCredentialId(response: RegistrationResponseJSON, credentialId: string) {
+  const attestation = isoCBOR.decodeFirst<Map<string, Parameters<typeof isoCBOR.encode>[0]>>(
+    Buffer.from(response.response.attestationObject, 'base64url'),
+  );
+  const authData = Buffer.from(attestation.get('authData') as Uint8Array);
+  const idLength = authData.readUInt16BE(53);
+  const id = Buffer.from(credentialId, 'base64url');
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(id.length);
+  const forged = Buffer.concat([
+    authData.subarray(0, 53),
+    length,
+    id,
+    authData.subarray(55 + idLength),
+  ]);
+  attestation.set('authData', new Uint8Array(forged));
+  return {
+    ...response,
+    id: credentialId,
+    rawId: credentialId,
+    response: {
+      ...response.response,
+      attestationObject: Buffer.from(isoCBOR.encode(attestation)).toString('base64url'),
+      authenticatorData: undefined,
+      publicKey: undefined,
+    },
+  } as RegistrationResponseJSON;
+}

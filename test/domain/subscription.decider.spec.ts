@@ -35,11 +35,17 @@ const assignSeat = (userId: string, generation = 0): SubscriptionCommand => ({
   generation,
   enrollmentId: `enr-${userId}-${generation}`,
 });
+/** Releases exactly the seat `seatAssigned(userId, generation)` gave. */
 const releaseSeat = (
   userId: string,
   reason = 'enrollment-reset',
-  belowGeneration = 1,
-): SubscriptionCommand => ({ type: 'ReleaseSeat', userId, reason, belowGeneration });
+  generation = 0,
+): SubscriptionCommand => ({
+  type: 'ReleaseSeat',
+  userId,
+  reason,
+  seat: { generation, enrollmentId: `enr-${userId}-${generation}` },
+});
 
 // Facts.
 const requested = (plan: string | null = 'standard'): SubscriptionEvent => ({
@@ -70,7 +76,13 @@ const seatReleased = (
   generation = 0,
 ): SubscriptionEvent => ({
   type: 'SeatReleased',
-  data: { userId, reason, releasedAt: now, generation },
+  data: {
+    userId,
+    reason,
+    releasedAt: now,
+    generation,
+    enrollmentId: `enr-${userId}-${generation}`,
+  },
 });
 const figures = (licenseCount: number, seatsInUse: number) => ({
   licenseCount,
@@ -403,15 +415,49 @@ describe('Subscription', () => {
         .then([]);
     });
 
-    it('a release names the generation it ends: a seat already moved to a newer generation stays', () => {
+    it('a release names the exact seat it ends: a seat moved to a newer generation or enrollment stays', () => {
       spec
         .given([...active(2, 'ann'), seatAssigned('ann', 1)])
-        .when(releaseSeat('ann', 'enrollment-reset', 1))
+        .when(releaseSeat('ann', 'enrollment-reset', 0))
         .then([]);
       spec
         .given([...active(2, 'ann'), seatAssigned('ann', 1)])
-        .when(releaseSeat('ann', 'enrollment-reset', 2))
+        .when({
+          type: 'ReleaseSeat',
+          userId: 'ann',
+          reason: 'no-confirmed-factor',
+          seat: { generation: 1, enrollmentId: 'another-enrollment' },
+        })
+        .then([]);
+      spec
+        .given([...active(2, 'ann'), seatAssigned('ann', 1)])
+        .when(releaseSeat('ann', 'enrollment-reset', 1))
         .then([seatReleased('ann', 'enrollment-reset', 1)]);
+    });
+
+    it('a seat repair that cannot be made is recorded once, and closed by the seat', () => {
+      const failure: SubscriptionCommand = {
+        type: 'RecordSeatRepairFailure',
+        userId: 'bob',
+        generation: 0,
+        reason: 'license-exhausted',
+      };
+      const failed: SubscriptionEvent = {
+        type: 'SeatRepairFailed',
+        data: { userId: 'bob', generation: 0, reason: 'license-exhausted', failedAt: now },
+      };
+      spec.given(active(1, 'ann')).when(failure).then([failed]);
+      spec
+        .given([...active(1, 'ann'), failed])
+        .when(failure)
+        .then([]);
+      expect(fold(subscriptionDecider, [...active(1, 'ann'), failed]).seatRepairsFailed).toEqual(
+        new Map([['bob', 0]]),
+      );
+      expect(
+        fold(subscriptionDecider, [...active(1, 'ann'), failed, seatAssigned('bob')])
+          .seatRepairsFailed.size,
+      ).toBe(0);
     });
 
     it('a dormant seat is freed even while the subscription is cancelled', () => {

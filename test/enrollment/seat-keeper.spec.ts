@@ -4,6 +4,8 @@ import { CommandEnvelope, CommandHandler } from '../../src/command-handling/comm
 import { SqliteKeyStore } from '../../src/crypto/sqlite-key-store';
 import { RegisteredUser, userDecider } from '../../src/directory/user.decider';
 import { factorIdOf, SeatKeeper } from '../../src/enrollment/seat-keeper';
+import { ConfirmationContext, decideConfirmation } from '../../src/enrollment/seats-and-factors';
+import { enablementDecider } from '../../src/enablement/enablement.decider';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import { streams } from '../../src/shared/ids';
 import { subscriptionDecider } from '../../src/subscription/subscription.decider';
@@ -177,6 +179,137 @@ describe('seat keeper', () => {
       if ((await user(userId)).mfa.factors.size > 0) enrolled.push(userId);
     }
     expect(enrolled).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a confirmation relying on a seat the keeper frees meanwhile decides again: no factor without a seat', async () => {
+    // Issue 11 item 6, the interleaving that broke S2 for good: `a` holds a seat of its current
+    // generation for a security-key enrollment that never got its key (a crash on a store
+    // without atomic appends). `a` now confirms another enrollment, deciding on a snapshot in
+    // which it holds that seat (so it takes none); before its append, the keeper (another
+    // process) frees the seat and `b` takes the last one.
+    const licenses = 2;
+    await commands.handle(
+      streams.subscription(FIRM),
+      subscriptionDecider,
+      { type: 'ChangeLicenseCount', licenseCount: licenses, force: false },
+      envelope(),
+    );
+    for (const userId of ['a', 'b', 'z']) await register(userId);
+    await enroll('z', 'z-0');
+    const generation = (await user('a')).mfa.generation;
+    await commands.handle(
+      streams.user(FIRM, 'a'),
+      userDecider,
+      {
+        type: 'StartWebAuthnRegistration',
+        userId: 'a',
+        enrollmentId: 'a-key',
+        label: 'key',
+        generation,
+        challenge: 'c',
+        expiresAt: new Date(Date.now() + 600_000).toISOString(),
+        eligibility: { mfaEnabled: true, holdsSeat: false, seatAvailable: true },
+      },
+      envelope(),
+    );
+    await assignSeat('a', generation, 'a-key');
+    await start('a', 'a-app');
+    await start('b', 'b-app');
+
+    const otherProcess = new CommandHandler(store, { now: () => new Date() });
+    const otherKeeper = new SeatKeeper(otherProcess, keys);
+    const enablement = { ...enablementDecider.initialState(), caseManagers: true };
+    let interleaved = false;
+    const confirmation = commands.handleAcross(
+      {
+        subscription: { streamId: streams.subscription(FIRM), decider: subscriptionDecider },
+        user: { streamId: streams.user(FIRM, 'a'), decider: userDecider },
+      },
+      (states, context: ConfirmationContext) => {
+        return decideConfirmation(
+          states,
+          { userId: 'a', enrollmentId: 'a-app', factorId: factorIdOf('a-app'), generation },
+          context,
+        );
+      },
+      envelope(),
+      async (now) => {
+        if (!interleaved) {
+          interleaved = true;
+          // Between the confirmation's reads and its append:
+          await otherKeeper.reconcile(FIRM, 'a', envelope());
+          expect((await seats()).has('a')).toBe(false);
+          await otherProcess.handle(
+            streams.subscription(FIRM),
+            subscriptionDecider,
+            { type: 'AssignSeat', userId: 'b', generation: 0, enrollmentId: 'b-app' },
+            envelope(),
+          );
+          await otherProcess.handle(
+            streams.user(FIRM, 'b'),
+            userDecider,
+            {
+              type: 'ConfirmFactor',
+              userId: 'b',
+              enrollmentId: 'b-app',
+              factorId: factorIdOf('b-app'),
+              generation: 0,
+              completing: false,
+            },
+            envelope(),
+          );
+        }
+        return { now, enablement };
+      },
+    );
+    // The confirmation decided again on the new state: no seat is free, so it is refused.
+    await expect(confirmation).rejects.toMatchObject({ code: 'license-exhausted' });
+    expect(interleaved).toBe(true);
+    expect((await user('a')).mfa.factors.size).toBe(0);
+
+    // S2: every seat holder has a factor, every user with a factor holds a seat.
+    const holders = [...(await seats()).keys()].sort();
+    const enrolled = [];
+    for (const userId of ['a', 'b', 'z']) {
+      if ((await user(userId)).mfa.factors.size > 0) enrolled.push(userId);
+    }
+    expect(holders).toEqual(['b', 'z']);
+    expect(enrolled).toEqual(holders);
+  });
+
+  it('records a repair that cannot be made instead of only logging it', async () => {
+    // A factor without a seat in a full firm (history written by a crash on a store without
+    // atomic appends): the keeper can give no seat, and says so in the log.
+    await commands.handle(
+      streams.subscription(FIRM),
+      subscriptionDecider,
+      { type: 'ChangeLicenseCount', licenseCount: 1, force: false },
+      envelope(),
+    );
+    for (const userId of ['a', 'b']) await register(userId);
+    await enroll('a', 'a-0');
+    const generation = await start('b', 'b-0');
+    await confirm('b', generation, 'b-0');
+    await keeper.reconcile(FIRM, 'b', envelope());
+    await keeper.reconcile(FIRM, 'b', envelope());
+    const failures = (await store.readStream(streams.subscription(FIRM))).filter(
+      (event) => event.type === 'SeatRepairFailed',
+    );
+    expect(failures.map((event) => event.data)).toEqual([
+      expect.objectContaining({ userId: 'b', generation: 0, reason: 'license-exhausted' }),
+    ]);
+    // A seat frees up: the next repair gives it, and the failure is closed.
+    await commands.handle(
+      streams.subscription(FIRM),
+      subscriptionDecider,
+      { type: 'ChangeLicenseCount', licenseCount: 2, force: false },
+      envelope(),
+    );
+    await keeper.reconcile(FIRM, 'b', envelope());
+    const subscription = (await commands.load(streams.subscription(FIRM), subscriptionDecider))
+      .state;
+    expect(subscription.seatHolders.has('b')).toBe(true);
+    expect(subscription.seatRepairsFailed.size).toBe(0);
   });
 
   it('frees the seat of a generation the user has left', async () => {

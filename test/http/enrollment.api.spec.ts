@@ -176,6 +176,55 @@ describe('Enrollment over HTTP', () => {
       expect(started).toHaveLength(1);
     });
 
+    it('a start retried after its confirmation is a clear 409, never a new secret under the same enrollment', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 5);
+      await registerUser(api(), firmId, 'ann');
+      const headers = { 'idempotency-key': 'start-then-confirm' };
+      const path = `${mfaPath(firmId, 'ann')}/totp/enrollment`;
+      const first = await api().post(path, host, {}, headers);
+      expect(first.status).toBe(201);
+      const confirmed = await api().post(`${path}/${first.body.enrollmentId}/confirm`, host, {
+        code: oathtool(secretOf(first.body.otpauthUri), clock.now()),
+      });
+      expect(confirmed.status).toBe(200);
+
+      const again = await api().post(path, host, {}, headers);
+      expect(again.status).toBe(409);
+      expect(again.body.type).toBe('/problems/enrollment-already-confirmed');
+      expect(JSON.stringify(again.body)).not.toContain(secretOf(first.body.otpauthUri));
+      const started = (await service.events()).filter(
+        (e) => e.streamId === `user-${firmId}/ann` && e.type === 'TotpEnrollmentStarted',
+      );
+      expect(started).toHaveLength(1);
+    });
+
+    it('confirming an enrollment already confirmed checks the code first: a wrong one is 400', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 5);
+      await registerUser(api(), firmId, 'ann');
+      const { enrollmentId, secret, factorId } = await enrollTotp(
+        api(),
+        firmId,
+        'ann',
+        clock.now(),
+      );
+      const confirm = (code: string) =>
+        api().post(`${mfaPath(firmId, 'ann')}/totp/enrollment/${enrollmentId}/confirm`, host, {
+          code,
+        });
+      const wrong = await confirm(oathtool(secret, clock.now(), 5));
+      expect(wrong.status).toBe(400);
+      expect(wrong.body.type).toBe('/problems/invalid-code');
+      const right = await confirm(oathtool(secret, clock.now()));
+      expect(right.status).toBe(200);
+      expect(right.body.factorId).toBe(factorId);
+      const confirmations = (await service.events()).filter(
+        (e) => e.streamId === `user-${firmId}/ann` && e.type === 'FactorConfirmed',
+      );
+      expect(confirmations).toHaveLength(1);
+    });
+
     it('a user holding a seat adds another factor without taking a second seat', async () => {
       const firmId = newFirm();
       await activeFirm(api(), firmId, 1);

@@ -114,15 +114,43 @@ describe('Login over HTTP', () => {
   });
 
   describe('TOTP verification', () => {
+    it('the code that confirmed the enrollment is spent: refused as a replay at login (DESIGN §4)', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 3);
+      await registerUser(api(), firmId, 'ann');
+      const { secret } = await enrollTotp(api(), firmId, 'ann', clock.now());
+      const sameCode = await verify(firmId, 'ann', oathtool(secret, clock.now()));
+      expect(sameCode.status).toBe(401);
+      expect(sameCode.body).toMatchObject({ type: '/problems/code-already-used', verified: false });
+      // The step before it too: at or before the spent step is a replay.
+      const before = await verify(firmId, 'ann', oathtool(secret, clock.now(), -1));
+      expect(before.status).toBe(401);
+      expect(before.body.type).toBe('/problems/code-already-used');
+      // The next step is a new code: accepted.
+      const next = await verify(firmId, 'ann', oathtool(secret, clock.now(), 1));
+      expect(next.status).toBe(200);
+      const events = await verificationEvents(firmId, 'ann');
+      expect(events.map((e) => [e.type, e.data.reason])).toEqual([
+        ['TotpVerificationFailed', 'replayed-code'],
+        ['TotpVerificationFailed', 'replayed-code'],
+        ['TotpVerificationSucceeded', undefined],
+      ]);
+    });
+
     it('accepts the current step and one either side, once each; a replayed step is refused', async () => {
       const firmId = newFirm();
       await activeFirm(api(), firmId, 3);
       await registerUser(api(), firmId, 'ann');
-      const { secret, factorId } = await enrollTotp(api(), firmId, 'ann', clock.now());
+      // Confirmed with the code of two steps ago, so that the steps around now are unspent.
+      const { secret, factorId } = await enrollTotp(
+        api(),
+        firmId,
+        'ann',
+        new Date(clock.now().getTime() - 30_000),
+      );
       clock.advance(30_000);
 
       const previous = await verify(firmId, 'ann', oathtool(secret, clock.now(), -1));
-      // The step before was already used to confirm the enrollment? No: confirmation is not a login.
       expect(previous.status).toBe(200);
       const current = await verify(firmId, 'ann', oathtool(secret, clock.now()));
       expect(current.status).toBe(200);

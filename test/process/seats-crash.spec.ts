@@ -251,12 +251,14 @@ interface HealthBody {
   eventStore: { headPosition: string };
   projections: Array<{ name: string; status: string; position: string }>;
   processManagers: Array<{ name: string; status: string; position: string; attempts: number }>;
+  mail: { pending: number };
 }
 
 /**
  * Waits until every process manager and projection of the instance has
- * applied the head of the log (nothing else writes any more, so the head
- * only moves when a process manager appends). The engine has no hook for
+ * applied the head of the log and no email is waiting to be recorded as sent
+ * (nothing else writes any more, so the head only moves when a process
+ * manager appends). The engine has no hook for
  * process managers, so this polls /health, with a deadline.
  */
 async function quiet(api: Api): Promise<bigint> {
@@ -270,7 +272,9 @@ async function quiet(api: Api): Promise<bigint> {
     if (
       answer.status === 200 &&
       last.processManagers.length > 0 &&
-      consumers.every((c) => c.position === head && c.status === 'live')
+      consumers.every((c) => c.position === head && c.status === 'live') &&
+      // The mailer's position passes a message it is still sending: its record comes later.
+      last.mail.pending === 0
     ) {
       return BigInt(head);
     }
