@@ -1,11 +1,8 @@
 import { DynamicModule, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { CommandHandler } from './command-handling/command-handler';
-import {
-  IDEMPOTENCY_STORE,
-  IdempotencyInterceptor,
-  IdempotencyStore,
-} from './command-handling/idempotency';
+import { IdempotencyInterceptor } from './command-handling/idempotency';
+import { IDEMPOTENCY_STORE, IdempotencyStore } from './command-handling/idempotency-store.port';
 import { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { KEY_STORE, KeyStore } from './crypto/key-store.port';

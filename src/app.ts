@@ -1,13 +1,13 @@
 import { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import Database from 'better-sqlite3';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppModule, Infrastructure } from './app.module';
-import { SqliteIdempotencyStore } from './command-handling/idempotency';
+import { IdempotencyStore } from './command-handling/idempotency-store.port';
+import { SqliteIdempotencyStore } from './command-handling/sqlite-idempotency-store';
 import { KeyStore } from './crypto/key-store.port';
 import { SqliteKeyStore } from './crypto/sqlite-key-store';
 import { AppConfig } from './config/config';
@@ -35,22 +35,19 @@ export async function openInfrastructure(
   const eventStore = await openEventStore(config);
   const readModelStore = await openReadModelStore(config);
   const keyStore = await openKeyStore(config);
-  const stateDb = new Database(join(config.dataDir, 'state.sqlite'));
-  stateDb.pragma('journal_mode = WAL');
-  stateDb.pragma('synchronous = FULL');
-  stateDb.pragma('busy_timeout = 10000');
+  const idempotencyStore = await openIdempotencyStore(config);
   return {
     config,
     eventStore,
     readModelStore,
-    idempotencyStore: new SqliteIdempotencyStore(stateDb),
+    idempotencyStore,
     keyStore,
     clock,
     close: async () => {
       await eventStore.close();
       await readModelStore.close();
       await keyStore.close();
-      stateDb.close();
+      await idempotencyStore.close();
     },
   };
 }
@@ -68,6 +65,19 @@ async function openKeyStore(config: AppConfig): Promise<KeyStore> {
     return new SqliteKeyStore(join(config.dataDir, 'keys.sqlite'), config.masterKey);
   const { MongoKeyStore } = await import('./crypto/mongo-key-store');
   return MongoKeyStore.connect(config.mongodbUrl, config.masterKey);
+}
+
+/**
+ * Idempotency keys where every instance of the deployment finds them: MongoDB
+ * with the read models when MONGODB_URL is set, else DATA_DIR/state.sqlite,
+ * which the instances on one data folder share.
+ */
+async function openIdempotencyStore(config: AppConfig): Promise<IdempotencyStore> {
+  if (!config.mongodbUrl) {
+    return new SqliteIdempotencyStore(join(config.dataDir, 'state.sqlite'));
+  }
+  const { MongoIdempotencyStore } = await import('./command-handling/mongodb-idempotency-store');
+  return MongoIdempotencyStore.connect(config.mongodbUrl);
 }
 
 export async function createApp(

@@ -1,4 +1,5 @@
 import {
+  applyDecorators,
   CallHandler,
   ExecutionContext,
   Inject,
@@ -8,94 +9,14 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
+import { ApiExtension } from '@nestjs/swagger';
 import { createHash } from 'node:crypto';
 import { catchError, from, mergeMap, Observable, tap, throwError } from 'rxjs';
-import Database from 'better-sqlite3';
 import { DomainError } from '../shared/domain-error';
 import { deterministicId } from '../shared/deterministic-id';
 import type { CommandRequest } from '../http/command-envelope';
 import { problem, problemFromDomainError, ProblemException } from '../http/problem';
-
-/** The first answer to a command sent with an Idempotency-Key. */
-export interface IdempotencyRecord {
-  fingerprint: string;
-  status: number;
-  body: unknown;
-  contentType: string;
-}
-
-/** Port: where first answers are kept. */
-export interface IdempotencyStore {
-  get(scope: string): Promise<IdempotencyRecord | undefined>;
-  /** Keeps the first record for a scope; a second put for the same scope is ignored. */
-  putIfAbsent(scope: string, record: IdempotencyRecord): Promise<void>;
-}
-
-export const IDEMPOTENCY_STORE = Symbol('IdempotencyStore');
-
-/** Keys are kept this long; a retry after that is a new command. */
-const RETENTION_MS = 24 * 60 * 60 * 1000;
-
-export class SqliteIdempotencyStore implements IdempotencyStore {
-  private readonly select;
-  private readonly insert;
-  private readonly purge;
-  private lastPurge = 0;
-
-  constructor(db: Database.Database) {
-    db.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
-      scope TEXT PRIMARY KEY,
-      fingerprint TEXT NOT NULL,
-      status INTEGER NOT NULL,
-      content_type TEXT NOT NULL,
-      body TEXT NOT NULL,
-      created_at INTEGER NOT NULL
-    ) WITHOUT ROWID`);
-    this.select = db.prepare('SELECT * FROM idempotency_keys WHERE scope = ?');
-    this.insert = db.prepare(
-      `INSERT OR IGNORE INTO idempotency_keys (scope, fingerprint, status, content_type, body, created_at)
-       VALUES (?, ?, ?, ?, ?, ?)`,
-    );
-    this.purge = db.prepare('DELETE FROM idempotency_keys WHERE created_at < ?');
-  }
-
-  get(scope: string): Promise<IdempotencyRecord | undefined> {
-    const row = this.select.get(scope) as
-      | {
-          fingerprint: string;
-          status: number;
-          content_type: string;
-          body: string;
-          created_at: number;
-        }
-      | undefined;
-    if (!row || Number(row.created_at) < Date.now() - RETENTION_MS)
-      return Promise.resolve(undefined);
-    return Promise.resolve({
-      fingerprint: row.fingerprint,
-      status: Number(row.status),
-      contentType: row.content_type,
-      body: JSON.parse(row.body),
-    });
-  }
-
-  putIfAbsent(scope: string, record: IdempotencyRecord): Promise<void> {
-    const now = Date.now();
-    if (now - this.lastPurge > 60_000) {
-      this.lastPurge = now;
-      this.purge.run(now - RETENTION_MS);
-    }
-    this.insert.run(
-      scope,
-      record.fingerprint,
-      record.status,
-      record.contentType,
-      JSON.stringify(record.body),
-      now,
-    );
-    return Promise.resolve();
-  }
-}
+import { IDEMPOTENCY_STORE, IdempotencyRecord, IdempotencyStore } from './idempotency-store.port';
 
 /** Thrown to answer a retried command with the first answer, status and all. */
 export class StoredResponse extends Error {
@@ -115,18 +36,32 @@ const SECRET_ANSWER = 'mfa:secret-answer';
  */
 export const SecretAnswer = () => SetMetadata(SECRET_ANSWER, true);
 
+const IGNORES_KEY = 'mfa:ignores-idempotency-key';
+/**
+ * A verification (API.md, Commands): the route ignores `Idempotency-Key`. A
+ * retried verification is a new attempt under a fresh command id, so a code
+ * already accepted is refused as a replay; a kept `{ verified: true }`
+ * replayed for 24 h would be a login without a second factor. The OpenAPI
+ * description says so (`x-idempotency-key: ignored`, see openapi.ts).
+ */
+export const IgnoresIdempotencyKey = () =>
+  applyDecorators(SetMetadata(IGNORES_KEY, true), ApiExtension('x-idempotency-key', 'ignored'));
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
 /**
  * `Idempotency-Key` on a command: the first answer (success or refusal) is
- * kept for 24 h and a retry gets it again without running the command. The
- * key is scoped to the caller; reusing it for a different request is a 422.
- * The command id, and so every event id, derives from the key: should the
- * process die after the append but before the answer was kept, the retry's
- * append is recognised by the event store and not written twice.
+ * kept for 24 h in the deployment's shared store and a retry, on any
+ * instance, gets it again without running the command. The key is scoped to
+ * the caller and to the firm in the path; reusing it for a different request
+ * is a 422. The scope is claimed in the store before the command runs, so a
+ * retry arriving while it runs (on any instance) is a 409. The command id,
+ * and so every event id, derives from the scope: should the process die
+ * after the append but before the answer was kept, the retry (once the dead
+ * claim expired) appends nothing new.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
-  private readonly inFlight = new Set<string>();
-
   constructor(
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     private readonly reflector: Reflector,
@@ -140,7 +75,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
       request.method === 'GET' ||
       request.method === 'HEAD' ||
       header === undefined ||
-      !request.principal
+      !request.principal ||
+      this.reflector.get<boolean>(IGNORES_KEY, context.getHandler())
     ) {
       return next.handle();
     }
@@ -155,7 +91,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
       );
     }
     const { principal } = request;
-    const scope = sha256([principal.role, principal.id, principal.firm ?? '', key].join('\u0000'));
+    const firmInPath = (request.params as Record<string, string | undefined>).firmId ?? '';
+    // A host without a firm claim syncs many firms: `sync-user-42` in firm a is not firm b's.
+    const scope = sha256(
+      [principal.role, principal.id, principal.firm ?? '', firmInPath, key].join('\u0000'),
+    );
     const fingerprint = sha256(
       [request.method, request.url.split('?')[0], canonicalJson(request.body ?? null)].join(
         '\u0000',
@@ -170,10 +110,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
       return next.handle();
     }
 
-    return from(this.store.get(scope)).pipe(
-      mergeMap((stored) => {
-        if (stored) {
-          if (stored.fingerprint !== fingerprint) {
+    return from(this.store.claim(scope, fingerprint)).pipe(
+      mergeMap((claim) => {
+        if (claim.state !== 'claimed') {
+          const held = claim.state === 'answered' ? claim.record.fingerprint : claim.fingerprint;
+          if (held !== fingerprint) {
             throw new ProblemException(
               problem(
                 422,
@@ -182,9 +123,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
               ),
             );
           }
-          throw new StoredResponse(stored);
-        }
-        if (this.inFlight.has(scope)) {
+          if (claim.state === 'answered') throw new StoredResponse(claim.record);
           throw new ProblemException(
             problem(
               409,
@@ -194,13 +133,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
             { 'retry-after': '1' },
           );
         }
-        this.inFlight.add(scope);
         request.commandId = deterministicId('command', scope);
-        const keep = (record: Omit<IdempotencyRecord, 'fingerprint'>) =>
-          this.store.putIfAbsent(scope, { fingerprint, ...record });
+        let settled = false;
+        const keep = async (record: Omit<IdempotencyRecord, 'fingerprint'>) => {
+          await this.store.complete(scope, { fingerprint, ...record });
+          settled = true;
+        };
         return next.handle().pipe(
           mergeMap(async (body) => {
-            await keep({ status, body, contentType: 'application/json; charset=utf-8' });
+            await keep({ status, body, contentType: JSON_CONTENT_TYPE });
             return body;
           }),
           catchError((error: unknown) => {
@@ -213,7 +154,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
             }
             return throwError(() => error);
           }),
-          tap({ finalize: () => this.inFlight.delete(scope) }),
+          // Nothing kept (invalid body, unexpected error, client gone): the next try runs at once.
+          // Should the release itself fail, the claim still expires after its timeout.
+          tap({
+            finalize: () => {
+              if (!settled) void this.store.release(scope, claim.claimId).catch(() => undefined);
+            },
+          }),
         );
       }),
     );

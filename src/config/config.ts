@@ -14,6 +14,7 @@ export interface AppConfig {
   /** Wraps the per-user data keys that encrypt TOTP secrets. 32 bytes. */
   masterKey: Buffer;
   eventStoreUrl: string | null;
+  /** Read models, checkpoints, data keys and idempotency keys in MongoDB instead of DATA_DIR. */
   mongodbUrl: string | null;
   smtpUrl: string | null;
   mailFrom: string;
@@ -75,13 +76,6 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     bodyLimit: 64 * 1024,
     serviceName: SERVICE_NAME,
   };
-  // Accepted and validated now so deployments can set them, but not used yet:
-  // say so rather than let an operator believe they took effect.
-  if (config.mongodbUrl) {
-    warnings.push(
-      'MONGODB_URL is set but not used yet: idempotency keys stay in DATA_DIR/state.sqlite until the read-model store lands.',
-    );
-  }
   return { config, warnings };
 }
 

@@ -31,7 +31,11 @@ export interface Principal {
 const PUBLIC = 'mfa:public';
 const ROLES = 'mfa:roles';
 
-/** Opt a route out of authentication (health, docs). */
+/**
+ * Opt a route out of authentication (health). A public route still reads a
+ * token when one is sent, so it may answer more to some roles; a token that is
+ * sent must be valid (401 otherwise), never silently ignored.
+ */
 export const Public = () => SetMetadata(PUBLIC, true);
 /** The roles that may call a route. Every non-public route must say. */
 export const Roles = (...roles: TokenRole[]) =>
@@ -75,8 +79,13 @@ export class AuthGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest & { principal?: Principal }>();
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) {
+      if (request.headers.authorization !== undefined) {
+        request.principal = this.authenticate(request.headers.authorization);
+      }
+      return true;
+    }
     const principal = this.authenticate(request.headers.authorization);
     request.principal = principal;
 

@@ -1,10 +1,31 @@
-import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Inject, Req } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyRequest } from 'fastify';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Mailer } from '../notifications/mailer';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
-import { Public } from './auth';
+import { Principal, Public } from './auth';
 import { problem, ProblemException } from './problem';
+
+/** One projection or process manager as anyone may see it. */
+interface PublicConsumer {
+  name: string;
+  status: string;
+  position: string;
+  lag: string;
+  /** Events this consumer set aside as corrupt, when the engine reports them. */
+  quarantined?: number;
+}
+
+/** What /health says without an operator token: no firm, user, address or error text. */
+export interface PublicHealth {
+  status: 'ok' | 'degraded';
+  uptimeSeconds: number;
+  eventStore: { headPosition: string };
+  projections: PublicConsumer[];
+  processManagers: PublicConsumer[];
+  mail: { pending: number; retrying: number; failed?: number };
+}
 
 @ApiTags('Operations')
 @Controller('health')
@@ -19,13 +40,23 @@ export class HealthController {
 
   /**
    * Liveness and readiness: the log is reachable. Each projection and process
-   * manager shows its position and lag behind the head; `mail` shows the
-   * emails waiting to be sent and the last failure. `status` is `degraded`
-   * while a consumer is stopped or retrying, or an email is being retried.
+   * manager shows its position and lag behind the head; `mail` counts the
+   * emails waiting. `status` is `degraded` while a consumer is stopped or
+   * retrying, or an email is being retried. An operator token without a firm
+   * claim adds the details (failures, last errors, the mail queue), which name
+   * firms, users and addresses.
    */
   @Get()
   @Public()
-  async health() {
+  @ApiOperation({
+    summary: 'Liveness, readiness and projection lag',
+    description:
+      'No token needed: status, uptime, the head of the log, each projection and process manager ' +
+      '(name, status, position, lag) and counts, nothing that names a firm, a user or an ' +
+      'address. With an `operator` token (without a `firm` claim): the details as well — ' +
+      'failed events, last errors, the mail queue. A token that is sent must be valid (401).',
+  })
+  async health(@Req() request: FastifyRequest & { principal?: Principal }) {
     let headPosition: bigint;
     try {
       headPosition = await this.store.headPosition();
@@ -37,13 +68,65 @@ export class HealthController {
     }
     const consumers = this.engine.health(headPosition);
     const mail = this.mailer.health();
-    return {
-      status: consumers.healthy && mail.retrying === 0 ? 'ok' : 'degraded',
+    const detailed = {
+      status: consumers.healthy && mail.retrying === 0 ? ('ok' as const) : ('degraded' as const),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       eventStore: { headPosition: String(headPosition) },
       projections: consumers.projections,
       processManagers: consumers.processManagers,
       mail,
     };
+    // Another firm's failures are tenant data too: a firm-bound operator sees what anyone sees.
+    const { principal } = request;
+    if (principal?.role === 'operator' && principal.firm === null) return detailed;
+    return publicView(detailed);
   }
+}
+
+/**
+ * The public answer, built field by field from the detailed one: whatever the
+ * engine or the mailer report next (error messages, quarantined events,
+ * failed emails) stays out unless it is added here, and then only as a count.
+ */
+function publicView(detailed: {
+  status: PublicHealth['status'];
+  uptimeSeconds: number;
+  eventStore: { headPosition: string };
+  projections: ReadonlyArray<ConsumerDetails>;
+  processManagers: ReadonlyArray<ConsumerDetails>;
+  mail: { pending: number; retrying: number };
+}): PublicHealth {
+  const failed = countOf((detailed.mail as Record<string, unknown>).failed);
+  return {
+    status: detailed.status,
+    uptimeSeconds: detailed.uptimeSeconds,
+    eventStore: { headPosition: detailed.eventStore.headPosition },
+    projections: detailed.projections.map(publicConsumer),
+    processManagers: detailed.processManagers.map(publicConsumer),
+    mail: {
+      pending: detailed.mail.pending,
+      retrying: detailed.mail.retrying,
+      ...(failed === undefined ? {} : { failed }),
+    },
+  };
+}
+
+type ConsumerDetails = { name: string; status: string; position: string; lag: string };
+
+function publicConsumer(consumer: ConsumerDetails): PublicConsumer {
+  const quarantined = countOf((consumer as Record<string, unknown>).quarantined);
+  return {
+    name: consumer.name,
+    status: consumer.status,
+    position: consumer.position,
+    lag: consumer.lag,
+    ...(quarantined === undefined ? {} : { quarantined }),
+  };
+}
+
+/** A count, from a number or from a list (whose entries never leave this function). */
+function countOf(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (Array.isArray(value)) return value.length;
+  return undefined;
 }

@@ -8,6 +8,7 @@ type Operation = {
   parameters?: Array<Record<string, unknown>>;
   responses: Record<string, unknown>;
   'x-roles'?: string[];
+  'x-idempotency-key'?: 'ignored';
 };
 
 const problemRef = { $ref: '#/components/schemas/Problem' };
@@ -32,7 +33,8 @@ export function setUpOpenApi(app: INestApplication): void {
           'counts licenses and keeps an auditable history.\n\n' +
           'Errors are RFC 9457 `application/problem+json` with a stable `type` of the form ' +
           '`/problems/<code>`. Commands answer the global log `position` of their effect, accept ' +
-          'an `Idempotency-Key` header (the first answer is replayed for 24 h) and an ' +
+          'an `Idempotency-Key` header (the first answer is replayed for 24 h; keys are scoped ' +
+          'by caller and by the firm in the path; the verification endpoints ignore it) and an ' +
           '`X-Correlation-Id` that every resulting event carries. Reads accept `minPosition`.',
       )
       .setVersion('1')
@@ -88,15 +90,28 @@ function describeConventions(document: OpenAPIObject): void {
         );
       }
       if (method !== 'get' && path.startsWith('/v1/')) {
+        const keyed = operation['x-idempotency-key'] !== 'ignored';
+        if (!keyed) {
+          operation.description =
+            `${operation.description ?? ''}\n\nThis verification ignores \`Idempotency-Key\`: ` +
+            'a retried verification is a new attempt, and a code or challenge already accepted ' +
+            'is refused as a replay.';
+        }
         operation.parameters = [
           ...(operation.parameters ?? []),
-          {
-            name: 'Idempotency-Key',
-            in: 'header',
-            required: false,
-            description: 'Makes a retry a no-op that answers the first answer (24 h).',
-            schema: { type: 'string', maxLength: 255 },
-          },
+          ...(keyed
+            ? [
+                {
+                  name: 'Idempotency-Key',
+                  in: 'header',
+                  required: false,
+                  description:
+                    'Makes a retry a no-op that answers the first answer (24 h); scoped by caller ' +
+                    'and by the firm in the path.',
+                  schema: { type: 'string', maxLength: 255 },
+                },
+              ]
+            : []),
           {
             name: 'X-Correlation-Id',
             in: 'header',
@@ -108,9 +123,11 @@ function describeConventions(document: OpenAPIObject): void {
         operation.responses['409'] = problemResponse(
           'A rule refused the command (see `type`); nothing was appended.',
         );
-        operation.responses['422'] = problemResponse(
-          'The Idempotency-Key was used for another request.',
-        );
+        if (keyed) {
+          operation.responses['422'] = problemResponse(
+            'The Idempotency-Key was used for another request.',
+          );
+        }
       }
     }
   }

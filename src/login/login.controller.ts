@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/com
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { CommandEnvelope } from '../command-handling/command-handler';
+import { IgnoresIdempotencyKey } from '../command-handling/idempotency';
 import { CodeBody, digitsOf } from '../enrollment/enrollment.controller';
 import { AuthenticationResponseBody } from '../enrollment/webauthn.dto';
 import { Roles } from '../http/auth';
@@ -32,6 +33,7 @@ export class LoginController {
 
   @Post('totp/verify')
   @HttpCode(200)
+  @IgnoresIdempotencyKey()
   @ApiOperation({
     summary: 'Verify a TOTP code at login',
     description:
@@ -48,6 +50,7 @@ export class LoginController {
 
   @Post('webauthn/authentication/options')
   @HttpCode(200)
+  @IgnoresIdempotencyKey()
   @ApiOperation({
     summary: 'Options to log in with a security key',
     description:
@@ -64,6 +67,7 @@ export class LoginController {
 
   @Post('webauthn/authentication/verify')
   @HttpCode(200)
+  @IgnoresIdempotencyKey()
   @ApiOperation({
     summary: "Verify the browser's assertion",
     description:

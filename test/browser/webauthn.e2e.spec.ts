@@ -233,6 +233,41 @@ describe('Security keys in a real browser', () => {
     expect(await factors(firmId, 'cat')).toHaveLength(1);
   });
 
+  it('ignores Idempotency-Key on the login ceremony: fresh options each time, a replayed assertion refused', async () => {
+    const firmId = await firmWithUsers(5, 'dora');
+    await enrollKey(firmId, 'dora');
+    const key = { 'idempotency-key': 'login-dora' };
+    const optionsWithKey = () =>
+      api().post<PublicKeyCredentialRequestOptionsJSON>(
+        `${mfaPath(firmId, 'dora')}/webauthn/authentication/options`,
+        host,
+        {},
+        key,
+      );
+    const verifyWithKey = (response: AuthenticationResponseJSON) =>
+      api().post(`${mfaPath(firmId, 'dora')}/webauthn/authentication/verify`, host, response, key);
+
+    const first = await optionsWithKey();
+    const second = await optionsWithKey();
+    expectOk(first);
+    expectOk(second);
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.body.challenge).not.toBe(first.body.challenge);
+
+    const response = await tab.authenticate(second.body);
+    const verified = await verifyWithKey(response);
+    expect(verified.status).toBe(200);
+    expect(verified.body).toMatchObject({ verified: true });
+    // The same assertion again under the same key: a new attempt, and its challenge is spent.
+    const retried = await verifyWithKey(response);
+    expect(retried.status).toBe(401);
+    expect(retried.headers.get('idempotent-replayed')).toBeNull();
+    expect(retried.body).toMatchObject({ verified: false, reason: 'unknown-or-used-challenge' });
+    const events = await firmEvents(firmId);
+    expect(ofType(events, 'WebAuthnVerificationSucceeded')).toHaveLength(1);
+    expect(ofType(events, 'WebAuthnVerificationFailed')).toHaveLength(1);
+  });
+
   it('verifies one of three simultaneous posts of the same assertion', async () => {
     const firmId = await firmWithUsers(5, 'cody');
     await enrollKey(firmId, 'cody');

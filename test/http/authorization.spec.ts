@@ -423,7 +423,16 @@ describe('authorization: public routes', () => {
     await service?.stop();
   });
 
-  it.each(['/health', '/openapi.json', '/docs'])(
+  it('GET /health needs no token, but a token that is sent must be valid', async () => {
+    expect((await service.api.get('/health')).status).toBe(200);
+    const withJunk = await service.api.request('GET', '/health', {
+      headers: { authorization: 'Bearer a.b' },
+    });
+    expect(withJunk.status).toBe(401);
+    expect(withJunk.body.type).toBe('/problems/unauthorized');
+  });
+
+  it.each(['/openapi.json', '/docs'])(
     'GET %s needs no token, and a bad one does not matter',
     async (path) => {
       const anonymous = await service.api.get(path);

@@ -71,6 +71,28 @@ describe('Commands over HTTP', () => {
       expect(other.body.userId).toBe('u4');
     });
 
+    it('keys are scoped by the firm in the path: a host without a firm claim reuses a key in two firms', async () => {
+      const key = { 'idempotency-key': 'sync-user-42' };
+      const inA = await service.api.put('/v1/firms/firm-a/users/u42', host, user('In A'), key);
+      const inB = await service.api.put('/v1/firms/firm-b/users/u42', host, user('In B'), key);
+      expect(inA.status).toBe(200);
+      expect(inB.status).toBe(200);
+      expect(inB.headers.get('idempotent-replayed')).toBeNull();
+      const log = await service.events();
+      expect(log.filter((e) => e.streamId === 'user-firm-a/u42').map((e) => e.data.name)).toEqual([
+        'In A',
+      ]);
+      expect(log.filter((e) => e.streamId === 'user-firm-b/u42').map((e) => e.data.name)).toEqual([
+        'In B',
+      ]);
+      // The same body in a second firm is that firm's command too, not firm a's answer.
+      const again = await service.api.put('/v1/firms/firm-c/users/u42', host, user('In A'), key);
+      expect(again.headers.get('idempotent-replayed')).toBeNull();
+      expect((await service.events()).filter((e) => e.streamId === 'user-firm-c/u42')).toHaveLength(
+        1,
+      );
+    });
+
     it('concurrent retries of one keyed command append once', async () => {
       const key = { 'idempotency-key': 'burst-1' };
       const answers = await Promise.all(
@@ -152,6 +174,20 @@ describe('Commands over HTTP', () => {
     expect(changeLicenses.parameters.map((p: { name: string }) => p.name)).toEqual(
       expect.arrayContaining(['firmId', 'Idempotency-Key']),
     );
+    // The verification endpoints ignore the key, and their descriptions say so.
+    const mfa = '/v1/firms/{firmId}/users/{userId}/mfa';
+    for (const path of [
+      `${mfa}/totp/verify`,
+      `${mfa}/webauthn/authentication/options`,
+      `${mfa}/webauthn/authentication/verify`,
+    ]) {
+      const operation = spec.body.paths[path].post;
+      expect(operation.description).toContain('ignores `Idempotency-Key`');
+      expect(operation.parameters.map((p: { name: string }) => p.name)).not.toContain(
+        'Idempotency-Key',
+      );
+    }
+    expect(spec.body.info.description).toContain('scoped by caller and by the firm in the path');
     const ui = await service.api.get('/docs');
     expect(ui.status).toBe(200);
     expect(ui.text).toContain('swagger');

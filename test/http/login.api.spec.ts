@@ -294,4 +294,65 @@ describe('Login over HTTP', () => {
       expect((await verify(firmId, 'ann', '123 456')).status).toBe(401);
     });
   });
+
+  /*
+   * API.md, Commands: the verification endpoints ignore Idempotency-Key. A
+   * kept "verified: true" replayed for 24 h would be a login without a code.
+   */
+  describe('Idempotency-Key on a verification', () => {
+    const verifyWithKey = (firmId: string, userId: string, code: string, key: string) =>
+      api().post(
+        `${mfaPath(firmId, userId)}/totp/verify`,
+        host,
+        { code },
+        {
+          'idempotency-key': key,
+        },
+      );
+
+    it('the same code sent twice under one key: the second is refused as a replay, never a replayed 200', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 3);
+      await registerUser(api(), firmId, 'ann');
+      const { secret } = await enrollTotp(api(), firmId, 'ann', clock.now());
+      clock.advance(30_000);
+      const code = oathtool(secret, clock.now());
+
+      const first = await verifyWithKey(firmId, 'ann', code, 'login-ann-1');
+      expect(first.status).toBe(200);
+      expect(first.body).toMatchObject({ verified: true });
+      const retry = await verifyWithKey(firmId, 'ann', code, 'login-ann-1');
+      expect(retry.status).toBe(401);
+      expect(retry.headers.get('idempotent-replayed')).toBeNull();
+      expect(retry.body).toMatchObject({ type: '/problems/code-already-used', verified: false });
+
+      const events = await verificationEvents(firmId, 'ann');
+      expect(events.map((e) => e.type)).toEqual([
+        'TotpVerificationSucceeded',
+        'TotpVerificationFailed',
+      ]);
+      expect(events[1].data).toMatchObject({ reason: 'replayed-code' });
+      // Each attempt is a command of its own.
+      expect(events[0].metadata.commandId).not.toBe(events[1].metadata.commandId);
+    });
+
+    it('a wrong code then the right one under one key: the second is verified', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 3);
+      await registerUser(api(), firmId, 'ann');
+      const { secret } = await enrollTotp(api(), firmId, 'ann', clock.now());
+      clock.advance(30_000);
+
+      const wrong = await verifyWithKey(firmId, 'ann', oathtool(secret, clock.now(), 5), 'k-1');
+      expect(wrong.status).toBe(401);
+      expect(wrong.body.type).toBe('/problems/invalid-code');
+      const right = await verifyWithKey(firmId, 'ann', oathtool(secret, clock.now()), 'k-1');
+      expect(right.status).toBe(200);
+      expect(right.body).toMatchObject({ verified: true });
+      expect((await verificationEvents(firmId, 'ann')).map((e) => e.type)).toEqual([
+        'TotpVerificationFailed',
+        'TotpVerificationSucceeded',
+      ]);
+    });
+  });
 });

@@ -280,7 +280,7 @@ describe('Without SMTP_URL, emails land as .eml files in DATA_DIR/outbox', () =>
     expect(full?.text).toMatch(
       /MFA license count: 1\b[\s\S]*Seats in use \(enrolled users\): 1\b[\s\S]*Unutilized licenses: 0\b[\s\S]*Usage: 100%/,
     );
-    const health = await service.api.get('/health');
+    const health = await service.api.get('/health', operator);
     expect(health.body.mail).toMatchObject({ transport: 'outbox', pending: 0, retrying: 0 });
   });
 });

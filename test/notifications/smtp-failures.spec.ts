@@ -3,7 +3,7 @@ import { EVENT_STORE, EventStore } from '../../src/event-store/event-store.port'
 import type { QueuedEmail } from '../../src/notifications/notifications.decider';
 import { ProjectionEngine } from '../../src/projection-engine/projection-engine';
 import { Api, RunningService, startService, tempDir } from '../support/harness';
-import { activeFirm, enrollTotp, registerUser } from '../support/mfa';
+import { activeFirm, enrollTotp, operator, registerUser } from '../support/mfa';
 import { mailSettled, NOTIFICATION_CONSUMERS } from '../support/notifications';
 import { ReceivedMail, SmtpSink } from '../support/smtp-sink';
 
@@ -62,11 +62,11 @@ const delivered = (sink: SmtpSink, queued: Map<string, string>) =>
     .map((mail) => `${idOf(mail)} ${mail.notification} -> ${mail.to}`)
     .sort();
 
-/** Polls /health (there is no event for "a send failed") until `condition` holds. */
+/** Polls the operator's /health (there is no event for "a send failed") until `condition` holds. */
 async function healthWhen(api: Api, condition: (body: any) => boolean, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const health = await api.get('/health');
+    const health = await api.get('/health', operator);
     if (condition(health.body)) return health;
     if (Date.now() > deadline) throw new Error(`/health never got there: ${health.text}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -145,7 +145,7 @@ describe('SMTP down or refusing: retried with back-off, shown in /health, other 
     const head = await caughtUp(service);
     const queuedOther = await queuedFor(service, other);
     expect([...queuedOther.values()]).toEqual(['enrollment-invitation -> cm-other@firm.example']);
-    const health = await api.get('/health');
+    const health = await api.get('/health', operator);
     expect(health.body.eventStore.headPosition).toBe(String(head));
     for (const name of ['notification-policy', 'notification-mailer']) {
       expect(health.body.processManagers).toContainEqual(
@@ -161,12 +161,12 @@ describe('SMTP down or refusing: retried with back-off, shown in /health, other 
     await mailSettled(service);
     expect(delivered(sink, all)).toEqual(expected(all));
     expect(sink.received).toHaveLength(all.size);
-    expectHealthy((await api.get('/health')).body, all.size);
+    expectHealthy((await api.get('/health', operator)).body, all.size);
   }, 90_000);
 
   it("a server refusing one firm's recipients (451): the other firm's emails go out, the refused are retried and go out once accepted", async () => {
     const before = sink.received.length;
-    const sentBefore: number = (await api.get('/health')).body.mail.sentSinceStart;
+    const sentBefore: number = (await api.get('/health', operator)).body.mail.sentSinceStart;
     sink.options.refuse = (address) => address.endsWith('@refused.example');
     const refusedFirm = 'firm-refused';
     await activeFirm(api, refusedFirm, 10);
@@ -210,7 +210,7 @@ describe('SMTP down or refusing: retried with back-off, shown in /health, other 
     await mailSettled(service);
     expect(delivered(sink, all)).toEqual(expected(all));
     expect(sink.received).toHaveLength(before + all.size);
-    expectHealthy((await api.get('/health')).body, sentBefore + all.size);
+    expectHealthy((await api.get('/health', operator)).body, sentBefore + all.size);
   }, 90_000);
 });
 
@@ -250,6 +250,6 @@ describe('A restart while emails wait for a server that is down', () => {
     expect(sink.received).toHaveLength(pending.size);
     const sent = (await service.events()).filter((e) => e.type === 'EmailSent');
     expect(sent.map((e) => String(e.data.messageId)).sort()).toEqual([...pending.keys()].sort());
-    expectHealthy((await service.api.get('/health')).body, pending.size);
+    expectHealthy((await service.api.get('/health', operator)).body, pending.size);
   }, 90_000);
 });
