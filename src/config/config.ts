@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ConfigError } from './config-error';
 
 /**
  * Typed configuration from the environment, validated once at start. A bad
@@ -13,6 +14,11 @@ export interface AppConfig {
   jwt: { algorithm: 'HS256'; secret: Buffer } | { algorithm: 'RS256'; publicKey: string };
   /** Wraps the per-user data keys that encrypt TOTP secrets. 32 bytes. */
   masterKey: Buffer;
+  /**
+   * During a rotation, the master key before `masterKey` (MFA_MASTER_KEY_PREVIOUS): data keys
+   * that open only with it are re-wrapped with `masterKey` at start. 32 bytes, or null.
+   */
+  previousMasterKey: Buffer | null;
   eventStoreUrl: string | null;
   mongodbUrl: string | null;
   smtpUrl: string | null;
@@ -25,15 +31,7 @@ export interface AppConfig {
   serviceName: string;
 }
 
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    readonly problem: string,
-  ) {
-    super(`${variable}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export interface LoadedConfig {
   config: AppConfig;
@@ -54,6 +52,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     dataDir,
     jwt: jwtConfig(env, dataDir, warnings),
     masterKey: masterKey(env, dataDir, warnings),
+    previousMasterKey: previousMasterKey(env),
     eventStoreUrl: url(env, 'EVENTSTORE_URL', [
       'esdb:',
       'esdb+discover:',
@@ -189,8 +188,20 @@ function masterKey(env: Env, dataDir: string, warnings: string[]): Buffer {
   return decodeMasterKey(generated.value);
 }
 
+/** Rotation: the key the stored data keys were wrapped with, until they are re-wrapped. */
+function previousMasterKey(env: Env): Buffer | null {
+  const raw = env.MFA_MASTER_KEY_PREVIOUS;
+  if (raw === undefined) return null;
+  const previous = decodeMasterKey(raw, 'MFA_MASTER_KEY_PREVIOUS');
+  const current = env.MFA_MASTER_KEY;
+  if (current !== undefined && decodeMasterKey(current).equals(previous)) {
+    throw new ConfigError('MFA_MASTER_KEY_PREVIOUS', 'is the same key as MFA_MASTER_KEY');
+  }
+  return previous;
+}
+
 /** 32 bytes as 64 hex digits or as base64. */
-export function decodeMasterKey(raw: string): Buffer {
+export function decodeMasterKey(raw: string, variable = 'MFA_MASTER_KEY'): Buffer {
   const value = raw.trim();
   const key = /^[0-9a-f]{64}$/i.test(value)
     ? Buffer.from(value, 'hex')
@@ -198,7 +209,7 @@ export function decodeMasterKey(raw: string): Buffer {
       ? Buffer.from(value, 'base64')
       : undefined;
   if (!key || key.length !== 32) {
-    throw new ConfigError('MFA_MASTER_KEY', 'must be 32 bytes, as 64 hex digits or as base64');
+    throw new ConfigError(variable, 'must be 32 bytes, as 64 hex digits or as base64');
   }
   return key;
 }

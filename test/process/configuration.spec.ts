@@ -23,6 +23,11 @@ describe('configuration at start', () => {
     ['PORT', 'eighty', /^Configuration error: PORT: /],
     ['PORT', '70000', /^Configuration error: PORT: /],
     ['MFA_MASTER_KEY', 'too-short', /^Configuration error: MFA_MASTER_KEY: must be 32 bytes/],
+    [
+      'MFA_MASTER_KEY_PREVIOUS',
+      'too-short',
+      /^Configuration error: MFA_MASTER_KEY_PREVIOUS: must be 32 bytes/,
+    ],
     ['MFA_JWT_SECRET', 'short', /^Configuration error: MFA_JWT_SECRET: must be at least 32 bytes/],
     ['MFA_JWT_PUBLIC_KEY', 'not a pem', /^Configuration error: MFA_JWT_PUBLIC_KEY: /],
     ['EVENTSTORE_URL', 'not a url', /^Configuration error: EVENTSTORE_URL: is not a valid URL/],
