@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { AttestationPolicy, attestationPolicyFromEnv } from '../enrollment/attestation-policy';
 import { ConfigError } from './config-error';
 
 /**
@@ -25,7 +26,13 @@ export interface AppConfig {
   mailFrom: string;
   /** The longest wait between two attempts to send one email. */
   mailRetryMaxMs: number;
-  webauthn: { rpId: string; rpName: string; origin: string };
+  webauthn: {
+    rpId: string;
+    rpName: string;
+    origin: string;
+    /** Which security keys registration admits (src/enrollment/attestation-policy.ts). */
+    attestation: AttestationPolicy;
+  };
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
   serviceName: string;
@@ -70,6 +77,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       rpName: nonEmpty(env, 'WEBAUTHN_RP_NAME') ?? SERVICE_NAME,
       // Browsers sign the bare origin: `https://mfa.example/` must compare equal to it.
       origin: originOf(url(env, 'WEBAUTHN_ORIGIN', ['http:', 'https:'])) ?? 'http://localhost:3000',
+      attestation: attestationPolicyFromEnv(env, warnings),
     },
     bodyLimit: 64 * 1024,
     serviceName: SERVICE_NAME,

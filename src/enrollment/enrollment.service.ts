@@ -19,6 +19,7 @@ import { deterministicId } from '../shared/deterministic-id';
 import { conflict, DomainError, notFound } from '../shared/domain-error';
 import { streams } from '../shared/ids';
 import { subscriptionDecider } from '../subscription/subscription.decider';
+import { admitAuthenticator } from './attestation-policy';
 import { Factor, PendingEnrollment, WebAuthnCredential } from './mfa';
 import { factorIdOf, SeatKeeper } from './seat-keeper';
 import { eligibilityOf, UserFacts, UserFactsSnapshot } from './user-facts';
@@ -184,7 +185,7 @@ export class EnrollmentService {
       userID: createHash('sha256').update(`${firmId}\u0000${userId}`).digest().subarray(0, 16),
       challenge: Buffer.from(pending.challenge, 'base64url'),
       timeout: WEBAUTHN_TIMEOUT_MS,
-      attestationType: 'none',
+      attestationType: this.config.webauthn.attestation.conveyance,
       excludeCredentials: credentialsOf(state.mfa.factors.values()).map((credential) => ({
         id: credential.credentialId,
         transports: credential.transports,
@@ -233,6 +234,7 @@ export class EnrollmentService {
       throw registrationRefused(error);
     }
     if (!verification.verified) throw registrationRefused(undefined);
+    await admitAuthenticator(this.config.webauthn.attestation, verification.registrationInfo);
     const info = verification.registrationInfo;
     const credential: WebAuthnCredential = {
       credentialId: info.credential.id,

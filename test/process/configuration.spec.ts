@@ -44,12 +44,32 @@ describe('configuration at start', () => {
     ['WEBAUTHN_ORIGIN', 'ftp://x', /^Configuration error: WEBAUTHN_ORIGIN: /],
     ['WEBAUTHN_RP_ID', 'http://localhost', /^Configuration error: WEBAUTHN_RP_ID: /],
     ['HOST', '   ', /^Configuration error: HOST: is set but empty/],
+    ['WEBAUTHN_ATTESTATION', 'indirect', /^Configuration error: WEBAUTHN_ATTESTATION: must be/],
+    [
+      'WEBAUTHN_ALLOWED_AAGUIDS',
+      '01020304-0506-0708-0102-030405060708',
+      /^Configuration error: WEBAUTHN_ALLOWED_AAGUIDS: takes effect only with WEBAUTHN_ATTESTATION=direct/,
+    ],
+    [
+      'WEBAUTHN_ATTESTATION_ROOTS',
+      'not a certificate',
+      /^Configuration error: WEBAUTHN_ATTESTATION_ROOTS: takes effect only with WEBAUTHN_ATTESTATION=direct/,
+    ],
   ])('%s=%j stops the start with one line naming it', async (variable, value, message) => {
     const result = await start({ [variable]: value });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(message);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).not.toMatch(/\n\s+at .+:\d+/);
+  });
+
+  it('WEBAUTHN_ATTESTATION=direct without an allow-list stops the start, naming WEBAUTHN_ALLOWED_AAGUIDS', async () => {
+    const result = await start({ WEBAUTHN_ATTESTATION: 'direct' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^Configuration error: WEBAUTHN_ALLOWED_AAGUIDS: is required with WEBAUTHN_ATTESTATION=direct/,
+    );
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('with no configuration at all, starts on generated development secrets and says so', async () => {
