@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AttestationPolicy, attestationPolicyFromEnv } from '../enrollment/attestation-policy';
@@ -166,6 +166,17 @@ function jwtConfig(env: Env, dataDir: string, warnings: string[]): AppConfig['jw
   if (publicKey !== undefined) {
     if (!/-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----/.test(publicKey)) {
       throw new ConfigError('MFA_JWT_PUBLIC_KEY', 'must be a PEM "BEGIN PUBLIC KEY" block');
+    }
+    // Read now: a block that is not a key, or not an RSA key, would otherwise fail the start with
+    // a stack trace (unreadable) or refuse every token (another key type).
+    let keyType: string | undefined;
+    try {
+      keyType = createPublicKey(publicKey).asymmetricKeyType;
+    } catch {
+      throw new ConfigError('MFA_JWT_PUBLIC_KEY', 'is not a readable public key');
+    }
+    if (keyType !== 'rsa') {
+      throw new ConfigError('MFA_JWT_PUBLIC_KEY', `must be an RSA key for RS256, not ${keyType}`);
     }
     return { algorithm: 'RS256', publicKey };
   }

@@ -1,7 +1,8 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Api, tempDir } from '../support/harness';
-import { BUILT_MAIN, requireBuild, ROOT, run, spawnService } from '../support/processes';
+import { requireBuild, ROOT, run, spawnService, startExpectingRefusal } from '../support/processes';
 
 /** API.md "Configuration": zero setup works; a bad value stops the start with one clear line. */
 describe('configuration at start', () => {
@@ -11,7 +12,7 @@ describe('configuration at start', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   const start = (env: Record<string, string>) =>
-    run(process.execPath, [BUILT_MAIN], {
+    startExpectingRefusal({
       PATH: process.env.PATH,
       DATA_DIR: dir,
       PORT: '0',
@@ -30,6 +31,18 @@ describe('configuration at start', () => {
     ],
     ['MFA_JWT_SECRET', 'short', /^Configuration error: MFA_JWT_SECRET: must be at least 32 bytes/],
     ['MFA_JWT_PUBLIC_KEY', 'not a pem', /^Configuration error: MFA_JWT_PUBLIC_KEY: /],
+    [
+      'MFA_JWT_PUBLIC_KEY',
+      '-----BEGIN PUBLIC KEY-----\nnot-a-key\n-----END PUBLIC KEY-----',
+      /^Configuration error: MFA_JWT_PUBLIC_KEY: is not a readable public key/,
+    ],
+    [
+      'MFA_JWT_PUBLIC_KEY',
+      generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        .publicKey.export({ type: 'spki', format: 'pem' })
+        .toString(),
+      /^Configuration error: MFA_JWT_PUBLIC_KEY: must be an RSA key for RS256, not ec/,
+    ],
     ['EVENTSTORE_URL', 'not a url', /^Configuration error: EVENTSTORE_URL: is not a valid URL/],
     [
       'EVENTSTORE_URL',

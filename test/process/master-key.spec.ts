@@ -1,9 +1,13 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { Api, TEST_JWT_SECRET, tempDir } from '../support/harness';
 import { activeFirm, enrollTotp, host, mfaPath, oathtool, registerUser } from '../support/mfa';
-import { BUILT_MAIN, requireBuild, ROOT, ServiceProcess, spawnService } from '../support/processes';
+import {
+  requireBuild,
+  ServiceProcess,
+  spawnService,
+  startExpectingRefusal,
+} from '../support/processes';
 
 /*
  * Issue 11 item 16: the master key wraps every user's data key. A process
@@ -36,35 +40,16 @@ describe('the master key at start', () => {
     expect([0, 'SIGTERM']).toContain(await service.stop());
   }
 
-  /**
-   * A start that should fail: what it printed and how it ended. Should it
-   * start after all, it is stopped at once and its "listening" line shows why
-   * the test failed.
-   */
-  function refusedStart(env: Record<string, string>) {
-    const child = spawn(process.execPath, [BUILT_MAIN], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        DATA_DIR: dir,
-        PORT: '0',
-        NO_COLOR: '1',
-        MFA_JWT_SECRET: TEST_JWT_SECRET,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  /** A start that should fail, on this data folder. */
+  const refusedStart = (env: Record<string, string>) =>
+    startExpectingRefusal({
+      PATH: process.env.PATH,
+      DATA_DIR: dir,
+      PORT: '0',
+      NO_COLOR: '1',
+      MFA_JWT_SECRET: TEST_JWT_SECRET,
+      ...env,
     });
-    let stdout = '';
-    let stderr = '';
-    const listening = () => {
-      if (/listening on/.test(stdout + stderr)) child.kill('SIGTERM');
-    };
-    child.stdout.on('data', (chunk: Buffer) => ((stdout += chunk.toString()), listening()));
-    child.stderr.on('data', (chunk: Buffer) => ((stderr += chunk.toString()), listening()));
-    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-      child.once('close', (code) => resolve({ code, stdout, stderr })),
-    );
-  }
 
   const verifyTotp = (api: Api, userId: string, code: string) =>
     api.post(`${mfaPath(firmId, userId)}/totp/verify`, host, { code });
