@@ -1,4 +1,4 @@
-import { LogLevel } from '@nestjs/common';
+import { Logger, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
@@ -32,9 +32,10 @@ export async function openInfrastructure(
   clock: Clock = systemClock,
 ): Promise<Infrastructure> {
   mkdirSync(config.dataDir, { recursive: true });
+  // First: a master key that cannot open the stored keys stops the start before anything else opens.
+  const keyStore = await openKeyStore(config);
   const eventStore = await openEventStore(config);
   const readModelStore = await openReadModelStore(config);
-  const keyStore = await openKeyStore(config);
   const idempotencyStore = await openIdempotencyStore(config);
   return {
     config,
@@ -59,12 +60,37 @@ async function openEventStore(config: AppConfig): Promise<EventStore> {
   return new KurrentDbEventStore(config.eventStoreUrl);
 }
 
-/** The keys that seal TOTP secrets: a SQLite file of their own, or MongoDB with the read models. */
+/**
+ * The keys that seal TOTP secrets: a SQLite file of their own, or MongoDB with the read models.
+ * Opened only once the master key is proven to open every stored key (a rotation re-wraps them
+ * first); otherwise a ConfigError naming MFA_MASTER_KEY, rather than a 500 on every TOTP check.
+ */
 async function openKeyStore(config: AppConfig): Promise<KeyStore> {
-  if (!config.mongodbUrl)
-    return new SqliteKeyStore(join(config.dataDir, 'keys.sqlite'), config.masterKey);
-  const { MongoKeyStore } = await import('./crypto/mongo-key-store');
-  return MongoKeyStore.connect(config.mongodbUrl, config.masterKey);
+  let keyStore: KeyStore;
+  if (!config.mongodbUrl) {
+    keyStore = new SqliteKeyStore(
+      join(config.dataDir, 'keys.sqlite'),
+      config.masterKey,
+      config.previousMasterKey,
+    );
+  } else {
+    const { MongoKeyStore } = await import('./crypto/mongo-key-store');
+    keyStore = await MongoKeyStore.connect(config.mongodbUrl, config.masterKey, {
+      previousMasterKey: config.previousMasterKey,
+    });
+  }
+  try {
+    const adoption = await keyStore.adoptMasterKey();
+    if (adoption.previousConfigured) {
+      new Logger('MasterKey').warn(
+        `${adoption.rewrapped} data keys re-wrapped from MFA_MASTER_KEY_PREVIOUS to MFA_MASTER_KEY by this process; all ${adoption.dataKeys} now open with MFA_MASTER_KEY. Remove MFA_MASTER_KEY_PREVIOUS once every instance runs with the new key.`,
+      );
+    }
+  } catch (error) {
+    await keyStore.close();
+    throw error;
+  }
+  return keyStore;
 }
 
 /**

@@ -31,7 +31,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  // One line, no stack: the cause is in the message (a port in use, an unreadable data folder).
-  process.stderr.write(`Start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  // One line, no stack: the cause is in the message (a port in use, an unreadable data folder),
+  // or a variable found wrong only once the stores opened (a master key that opens no stored key).
+  const prefix = error instanceof ConfigError ? 'Configuration error' : 'Start failed';
+  process.stderr.write(`${prefix}: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { AttestationPolicy, attestationPolicyFromEnv } from '../enrollment/attestation-policy';
+import { ConfigError } from './config-error';
 
 /**
  * Typed configuration from the environment, validated once at start. A bad
@@ -13,6 +15,11 @@ export interface AppConfig {
   jwt: { algorithm: 'HS256'; secret: Buffer } | { algorithm: 'RS256'; publicKey: string };
   /** Wraps the per-user data keys that encrypt TOTP secrets. 32 bytes. */
   masterKey: Buffer;
+  /**
+   * During a rotation, the master key before `masterKey` (MFA_MASTER_KEY_PREVIOUS): data keys
+   * that open only with it are re-wrapped with `masterKey` at start. 32 bytes, or null.
+   */
+  previousMasterKey: Buffer | null;
   eventStoreUrl: string | null;
   /** Read models, checkpoints, data keys and idempotency keys in MongoDB instead of DATA_DIR. */
   mongodbUrl: string | null;
@@ -20,21 +27,19 @@ export interface AppConfig {
   mailFrom: string;
   /** The longest wait between two attempts to send one email. */
   mailRetryMaxMs: number;
-  webauthn: { rpId: string; rpName: string; origin: string };
+  webauthn: {
+    rpId: string;
+    rpName: string;
+    origin: string;
+    /** Which security keys registration admits (src/enrollment/attestation-policy.ts). */
+    attestation: AttestationPolicy;
+  };
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
   serviceName: string;
 }
 
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    readonly problem: string,
-  ) {
-    super(`${variable}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export interface LoadedConfig {
   config: AppConfig;
@@ -55,6 +60,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     dataDir,
     jwt: jwtConfig(env, dataDir, warnings),
     masterKey: masterKey(env, dataDir, warnings),
+    previousMasterKey: previousMasterKey(env),
     eventStoreUrl: url(env, 'EVENTSTORE_URL', [
       'esdb:',
       'esdb+discover:',
@@ -72,6 +78,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       rpName: nonEmpty(env, 'WEBAUTHN_RP_NAME') ?? SERVICE_NAME,
       // Browsers sign the bare origin: `https://mfa.example/` must compare equal to it.
       origin: originOf(url(env, 'WEBAUTHN_ORIGIN', ['http:', 'https:'])) ?? 'http://localhost:3000',
+      attestation: attestationPolicyFromEnv(env, warnings),
     },
     bodyLimit: 64 * 1024,
     serviceName: SERVICE_NAME,
@@ -154,6 +161,17 @@ function jwtConfig(env: Env, dataDir: string, warnings: string[]): AppConfig['jw
     if (!/-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----/.test(publicKey)) {
       throw new ConfigError('MFA_JWT_PUBLIC_KEY', 'must be a PEM "BEGIN PUBLIC KEY" block');
     }
+    // Read now: a block that is not a key, or not an RSA key, would otherwise fail the start with
+    // a stack trace (unreadable) or refuse every token (another key type).
+    let keyType: string | undefined;
+    try {
+      keyType = createPublicKey(publicKey).asymmetricKeyType;
+    } catch {
+      throw new ConfigError('MFA_JWT_PUBLIC_KEY', 'is not a readable public key');
+    }
+    if (keyType !== 'rsa') {
+      throw new ConfigError('MFA_JWT_PUBLIC_KEY', `must be an RSA key for RS256, not ${keyType}`);
+    }
     return { algorithm: 'RS256', publicKey };
   }
   if (secret !== undefined) {
@@ -183,8 +201,20 @@ function masterKey(env: Env, dataDir: string, warnings: string[]): Buffer {
   return decodeMasterKey(generated.value);
 }
 
+/** Rotation: the key the stored data keys were wrapped with, until they are re-wrapped. */
+function previousMasterKey(env: Env): Buffer | null {
+  const raw = env.MFA_MASTER_KEY_PREVIOUS;
+  if (raw === undefined) return null;
+  const previous = decodeMasterKey(raw, 'MFA_MASTER_KEY_PREVIOUS');
+  const current = env.MFA_MASTER_KEY;
+  if (current !== undefined && decodeMasterKey(current).equals(previous)) {
+    throw new ConfigError('MFA_MASTER_KEY_PREVIOUS', 'is the same key as MFA_MASTER_KEY');
+  }
+  return previous;
+}
+
 /** 32 bytes as 64 hex digits or as base64. */
-export function decodeMasterKey(raw: string): Buffer {
+export function decodeMasterKey(raw: string, variable = 'MFA_MASTER_KEY'): Buffer {
   const value = raw.trim();
   const key = /^[0-9a-f]{64}$/i.test(value)
     ? Buffer.from(value, 'hex')
@@ -192,7 +222,7 @@ export function decodeMasterKey(raw: string): Buffer {
       ? Buffer.from(value, 'base64')
       : undefined;
   if (!key || key.length !== 32) {
-    throw new ConfigError('MFA_MASTER_KEY', 'must be 32 bytes, as 64 hex digits or as base64');
+    throw new ConfigError(variable, 'must be 32 bytes, as 64 hex digits or as base64');
   }
   return key;
 }

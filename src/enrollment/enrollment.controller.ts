@@ -119,7 +119,7 @@ export class EnrollmentController {
   @ApiOperation({
     summary: "Verify the browser's registration and confirm the security key",
     description:
-      'Takes a seat on the first factor. 409 license-exhausted, 409 challenge-not-pending.',
+      'Takes a seat on the first factor. 409 license-exhausted, 409 challenge-not-pending; with WEBAUTHN_ATTESTATION=direct, 409 authenticator-not-allowed for a model off the allow-list.',
   })
   registrationVerify(
     @Param('firmId', IdPipe) firmId: string,

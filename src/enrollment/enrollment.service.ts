@@ -27,6 +27,7 @@ import { deterministicId } from '../shared/deterministic-id';
 import { conflict, DomainError, notFound } from '../shared/domain-error';
 import { streams } from '../shared/ids';
 import { subscriptionDecider } from '../subscription/subscription.decider';
+import { admitAuthenticator } from './attestation-policy';
 import { Factor, PendingEnrollment, WebAuthnCredential } from './mfa';
 import {
   Confirmation,
@@ -62,7 +63,7 @@ export interface TotpEnrollmentAnswer {
  * Enrollment (DESIGN §2.4, §3): start and confirm a TOTP app or a security
  * key, reset or deactivate a user, list factors. Every change to a factor and
  * to the seat that goes with it is decided in seats-and-factors.ts over the
- * user's and the firm's streams together, and appended atomically (ADR 0011).
+ * user's and the firm's streams together, and appended atomically (ADR 0013).
  */
 @Injectable()
 export class EnrollmentService {
@@ -198,7 +199,7 @@ export class EnrollmentService {
       userID: userHandleOf(firmId, userId),
       challenge: Buffer.from(pending.challenge, 'base64url'),
       timeout: WEBAUTHN_TIMEOUT_MS,
-      attestationType: 'none',
+      attestationType: this.config.webauthn.attestation.conveyance,
       excludeCredentials: credentialsOf(state.mfa.factors.values()).map((credential) => ({
         id: credential.credentialId,
         transports: credential.transports,
@@ -442,6 +443,8 @@ export class EnrollmentService {
       throw registrationRefused(error);
     }
     if (!verification.verified) throw registrationRefused(undefined);
+    // The deployment's attestation policy (WEBAUTHN_ATTESTATION): refused before anything is appended.
+    await admitAuthenticator(this.config.webauthn.attestation, verification.registrationInfo);
     const info = verification.registrationInfo;
     return {
       credentialId: info.credential.id,

@@ -29,7 +29,7 @@ const HANDLED: ReadonlySet<string> = new Set([
  * (seats-and-factors.ts), so on SQLite and KurrentDB 25.1+ this finds nothing
  * to do. It repairs what a crash left between the two appends on a KurrentDB
  * without atomic multi-stream appends, and history written before them
- * (ADR 0011):
+ * (ADR 0013):
  * - a seat without a factor: the confirmation is completed when its proof was
  *   checked (the seat names a TOTP enrollment, or a key whose attestation was
  *   recorded), else exactly that seat is released;

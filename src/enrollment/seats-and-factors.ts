@@ -18,7 +18,7 @@ import type { ResetTrigger, WebAuthnCredential } from './mfa';
  * S1 is decided) and the factor in the user's stream, so every decision that
  * changes one of them is made here, over both states at once, and its events
  * are appended to both streams in one atomic append, each at the revision it
- * was read at (CommandHandler.handleAcross; ADR 0011). No crash and no
+ * was read at (CommandHandler.handleAcross; ADR 0013). No crash and no
  * concurrent command can then leave a factor without its seat, or a seat
  * without its factor.
  *
@@ -129,7 +129,7 @@ export function decideDeactivation(
 /**
  * What the seat keeper does for one user, to bring back S2 after a crash on a
  * store without atomic multi-stream appends, or in history written before
- * them (ADR 0011). Every release names the exact seat it frees, and is
+ * them (ADR 0013). Every release names the exact seat it frees, and is
  * appended together with a check of the user's stream, so it can never free a
  * seat that a concurrent confirmation has just come to rely on.
  */

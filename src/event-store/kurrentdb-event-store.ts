@@ -22,7 +22,7 @@
  *   `appendRecords` (26.1+) also checks the revision of a stream it writes
  *   nothing to; `multiStreamAppend` (25.1) cannot, so such a stream is checked
  *   by a read just before the append (a window of one round trip, documented in
- *   ADR 0011). Older servers get the parts one after another, in the order
+ *   ADR 0013). Older servers get the parts one after another, in the order
  *   given; the seat keeper repairs a crash between them. These v2 calls take
  *   metadata as string values only: ours travels as one JSON string property,
  *   `mfaMetadata`, and is unpacked on read.
@@ -162,7 +162,7 @@ export class KurrentDbEventStore implements EventStore {
     if (writing.length === 0) throw new Error('Nothing to append');
     const support = await this.multiAppendSupport();
     if (support === 'sequential') {
-      // Not atomic: the order given is the order of the appends (ADR 0011).
+      // Not atomic: the order given is the order of the appends (ADR 0013).
       const results: AppendResult[] = [];
       for (const part of appends) {
         results.push(

@@ -1,7 +1,8 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Api, tempDir } from '../support/harness';
-import { BUILT_MAIN, requireBuild, ROOT, run, spawnService } from '../support/processes';
+import { requireBuild, ROOT, run, spawnService, startExpectingRefusal } from '../support/processes';
 
 /** API.md "Configuration": zero setup works; a bad value stops the start with one clear line. */
 describe('configuration at start', () => {
@@ -11,7 +12,7 @@ describe('configuration at start', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   const start = (env: Record<string, string>) =>
-    run(process.execPath, [BUILT_MAIN], {
+    startExpectingRefusal({
       PATH: process.env.PATH,
       DATA_DIR: dir,
       PORT: '0',
@@ -23,8 +24,25 @@ describe('configuration at start', () => {
     ['PORT', 'eighty', /^Configuration error: PORT: /],
     ['PORT', '70000', /^Configuration error: PORT: /],
     ['MFA_MASTER_KEY', 'too-short', /^Configuration error: MFA_MASTER_KEY: must be 32 bytes/],
+    [
+      'MFA_MASTER_KEY_PREVIOUS',
+      'too-short',
+      /^Configuration error: MFA_MASTER_KEY_PREVIOUS: must be 32 bytes/,
+    ],
     ['MFA_JWT_SECRET', 'short', /^Configuration error: MFA_JWT_SECRET: must be at least 32 bytes/],
     ['MFA_JWT_PUBLIC_KEY', 'not a pem', /^Configuration error: MFA_JWT_PUBLIC_KEY: /],
+    [
+      'MFA_JWT_PUBLIC_KEY',
+      '-----BEGIN PUBLIC KEY-----\nnot-a-key\n-----END PUBLIC KEY-----',
+      /^Configuration error: MFA_JWT_PUBLIC_KEY: is not a readable public key/,
+    ],
+    [
+      'MFA_JWT_PUBLIC_KEY',
+      generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        .publicKey.export({ type: 'spki', format: 'pem' })
+        .toString(),
+      /^Configuration error: MFA_JWT_PUBLIC_KEY: must be an RSA key for RS256, not ec/,
+    ],
     ['EVENTSTORE_URL', 'not a url', /^Configuration error: EVENTSTORE_URL: is not a valid URL/],
     [
       'EVENTSTORE_URL',
@@ -39,12 +57,32 @@ describe('configuration at start', () => {
     ['WEBAUTHN_ORIGIN', 'ftp://x', /^Configuration error: WEBAUTHN_ORIGIN: /],
     ['WEBAUTHN_RP_ID', 'http://localhost', /^Configuration error: WEBAUTHN_RP_ID: /],
     ['HOST', '   ', /^Configuration error: HOST: is set but empty/],
+    ['WEBAUTHN_ATTESTATION', 'indirect', /^Configuration error: WEBAUTHN_ATTESTATION: must be/],
+    [
+      'WEBAUTHN_ALLOWED_AAGUIDS',
+      '01020304-0506-0708-0102-030405060708',
+      /^Configuration error: WEBAUTHN_ALLOWED_AAGUIDS: takes effect only with WEBAUTHN_ATTESTATION=direct/,
+    ],
+    [
+      'WEBAUTHN_ATTESTATION_ROOTS',
+      'not a certificate',
+      /^Configuration error: WEBAUTHN_ATTESTATION_ROOTS: takes effect only with WEBAUTHN_ATTESTATION=direct/,
+    ],
   ])('%s=%j stops the start with one line naming it', async (variable, value, message) => {
     const result = await start({ [variable]: value });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(message);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).not.toMatch(/\n\s+at .+:\d+/);
+  });
+
+  it('WEBAUTHN_ATTESTATION=direct without an allow-list stops the start, naming WEBAUTHN_ALLOWED_AAGUIDS', async () => {
+    const result = await start({ WEBAUTHN_ATTESTATION: 'direct' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^Configuration error: WEBAUTHN_ALLOWED_AAGUIDS: is required with WEBAUTHN_ATTESTATION=direct/,
+    );
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('with no configuration at all, starts on generated development secrets and says so', async () => {

@@ -137,6 +137,25 @@ export const SECURITY_KEY: Protocol.WebAuthn.VirtualAuthenticatorOptions = {
   automaticPresenceSimulation: true,
 };
 
+/** A U2F-only key (CTAP1): no resident keys, no user verification, `fido-u2f` attestation. */
+export const U2F_SECURITY_KEY: Protocol.WebAuthn.VirtualAuthenticatorOptions = {
+  protocol: 'u2f',
+  transport: 'usb',
+  hasResidentKey: false,
+  hasUserVerification: false,
+  automaticPresenceSimulation: true,
+};
+
+/**
+ * What Chromium's virtual authenticator attests with when asked for `direct`
+ * attestation, as the browser produced it (Chromium 156, checked by decoding
+ * its attestation object outside this service): format `packed`, one
+ * self-signed "Batch Certificate" (O=Chromium) in x5c, and this AAGUID in the
+ * authenticator data. A U2F virtual key answers `fido-u2f` with the all-zero
+ * AAGUID. With attestation `none` it answers format `none`.
+ */
+export const VIRTUAL_AUTHENTICATOR_AAGUID = '01020304-0506-0708-0102-030405060708';
+
 /**
  * A browser tab showing the test page, with a CDP virtual authenticator
  * plugged in. The authenticator belongs to the tab, not to the page: it keeps
@@ -169,13 +188,18 @@ export class SecurityKeyTab {
     return this.currentAuthenticatorId;
   }
 
-  /** Unplugs the current authenticator (its credentials go with it) and plugs in a blank one. */
-  async plugInNewKey(): Promise<void> {
+  /**
+   * Unplugs the current authenticator (its credentials go with it) and plugs in a blank one:
+   * a CTAP2 security key unless `options` say otherwise (e.g. U2F_SECURITY_KEY).
+   */
+  async plugInNewKey(
+    options: Protocol.WebAuthn.VirtualAuthenticatorOptions = SECURITY_KEY,
+  ): Promise<void> {
     await this.cdp.send('WebAuthn.removeVirtualAuthenticator', {
       authenticatorId: this.currentAuthenticatorId,
     });
     const { authenticatorId } = await this.cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: SECURITY_KEY,
+      options,
     });
     this.currentAuthenticatorId = authenticatorId;
   }

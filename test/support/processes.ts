@@ -91,3 +91,34 @@ export function run(
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/**
+ * Runs the built service for a start that should be refused, and collects
+ * what it printed and its exit code. Should it start after all, it is stopped
+ * at once (its "listening" line then shows why the test failed) instead of
+ * leaving the test waiting for an exit that never comes.
+ */
+export function startExpectingRefusal(
+  env: Record<string, string | undefined>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  requireBuild();
+  const child = spawn(process.execPath, [BUILT_MAIN], {
+    cwd: ROOT,
+    env: env as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const stopIfListening = () => {
+    if (/listening on/.test(stdout + stderr)) child.kill('SIGTERM');
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    stopIfListening();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    stopIfListening();
+  });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
