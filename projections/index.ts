@@ -4,6 +4,7 @@ import { licenseUsageProjection } from './license-usage.projection';
 import { mailDirectoryProjection } from './mail-directory.projection';
 import type { Projection } from './projection';
 import { roleCountersProjection } from './role-counters.projection';
+import { seatRepairsProjection } from './seat-repairs.projection';
 
 /** Every read model the service keeps. */
 export const ALL_PROJECTIONS: readonly Projection[] = [
@@ -12,4 +13,5 @@ export const ALL_PROJECTIONS: readonly Projection[] = [
   licenseUsageProjection,
   corporationsProjection,
   mailDirectoryProjection,
+  seatRepairsProjection,
 ];

@@ -20,6 +20,16 @@ const HANDLED: ReadonlySet<string> = new Set([
   'SeatReleased',
   'FactorConfirmed',
   'EnrollmentReset',
+  // A seat may have become free: the repairs that could not be made are tried again.
+  'LicenseCountChanged',
+  'SubscriptionActivated',
+]);
+
+/** Events after which a seat may be free for a user whose repair failed. */
+const SEAT_MAY_BE_FREE: ReadonlySet<string> = new Set([
+  'SeatReleased',
+  'LicenseCountChanged',
+  'SubscriptionActivated',
 ]);
 
 /**
@@ -35,7 +45,8 @@ const HANDLED: ReadonlySet<string> = new Set([
  *   recorded), else exactly that seat is released;
  * - a factor without a seat: a seat is assigned, or, when none is free, the
  *   failure is recorded as SeatRepairFailed (shown in /health), never only
- *   logged.
+ *   logged, and tried again whenever a seat may have become free (a release,
+ *   a higher license count, a re-activation).
  * Each repair is appended together with a check of both streams' revisions,
  * so it can never undo what a concurrent command has just decided.
  * It also destroys the data keys of generations a reset left (crypto-shredding),
@@ -53,20 +64,28 @@ export class SeatKeeper implements ProcessManager {
 
   async handle(event: RecordedEvent): Promise<void> {
     if (!HANDLED.has(event.type)) return;
-    const userId = event.data.userId;
-    if (typeof userId !== 'string') return;
     const { firmId } = event.metadata;
-    if (event.type === 'EnrollmentReset') {
-      await shredRetiredKeys(this.keys, firmId, userId, Number(event.data.generation));
-    }
-    await this.reconcile(firmId, userId, {
-      // Derived from the event: handling it again after a crash appends nothing twice.
-      commandId: deterministicId('seat-keeper', event.metadata.eventId),
+    // Derived from the event (and the user): handling it again after a crash appends nothing twice.
+    const envelope = (userId: string): CommandEnvelope => ({
+      commandId: deterministicId('seat-keeper', event.metadata.eventId, userId),
       firmId,
       actor: { id: 'seat-keeper', role: 'system' },
       correlationId: event.metadata.correlationId,
       causationId: event.metadata.eventId,
     });
+    const userId = event.data.userId;
+    if (typeof userId === 'string') {
+      if (event.type === 'EnrollmentReset') {
+        await shredRetiredKeys(this.keys, firmId, userId, Number(event.data.generation));
+      }
+      await this.reconcile(firmId, userId, envelope(userId));
+    }
+    if (SEAT_MAY_BE_FREE.has(event.type)) {
+      const { state } = await this.commands.load(streams.subscription(firmId), subscriptionDecider);
+      for (const waiting of state.seatRepairsFailed.keys()) {
+        await this.reconcile(firmId, waiting, envelope(waiting));
+      }
+    }
   }
 
   /**

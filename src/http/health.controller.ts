@@ -6,6 +6,10 @@ import { Mailer } from '../notifications/mailer';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { Principal, Public } from './auth';
 import { problem, ProblemException } from './problem';
+import { seatRepairFailures } from '../../projections/seat-repairs.projection';
+
+/** Seat repair failures listed in the details (the count stops there too). */
+const MAX_LISTED = 100;
 
 /** One projection or process manager as anyone may see it. */
 interface PublicConsumer {
@@ -25,6 +29,8 @@ export interface PublicHealth {
   projections: PublicConsumer[];
   processManagers: PublicConsumer[];
   mail: { pending: number; retrying: number; failed?: number };
+  /** Users with a confirmed factor and no seat the seat keeper could give (S2 broken for them). */
+  seatRepairs: { failed: number };
 }
 
 @ApiTags('Operations')
@@ -68,13 +74,18 @@ export class HealthController {
     }
     const consumers = this.engine.health(headPosition);
     const mail = this.mailer.health();
+    const failures = await seatRepairFailures(this.engine.reader('seat-repairs'), MAX_LISTED);
     const detailed = {
-      status: consumers.healthy && mail.retrying === 0 ? ('ok' as const) : ('degraded' as const),
+      status:
+        consumers.healthy && mail.retrying === 0 && failures.length === 0
+          ? ('ok' as const)
+          : ('degraded' as const),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       eventStore: { headPosition: String(headPosition) },
       projections: consumers.projections,
       processManagers: consumers.processManagers,
       mail,
+      seatRepairs: { failed: failures.length, failures },
     };
     // Another firm's failures are tenant data too: a firm-bound operator sees what anyone sees.
     const { principal } = request;
@@ -95,6 +106,7 @@ function publicView(detailed: {
   projections: ReadonlyArray<ConsumerDetails>;
   processManagers: ReadonlyArray<ConsumerDetails>;
   mail: { pending: number; retrying: number };
+  seatRepairs: { failed: number };
 }): PublicHealth {
   const failed = countOf((detailed.mail as Record<string, unknown>).failed);
   return {
@@ -108,6 +120,7 @@ function publicView(detailed: {
       retrying: detailed.mail.retrying,
       ...(failed === undefined ? {} : { failed }),
     },
+    seatRepairs: { failed: detailed.seatRepairs.failed },
   };
 }
 

@@ -25,6 +25,7 @@ const PUBLIC_KEYS = [
   'mail',
   'processManagers',
   'projections',
+  'seatRepairs',
   'status',
   'uptimeSeconds',
 ];

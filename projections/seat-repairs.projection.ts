@@ -1,0 +1,55 @@
+import type { RecordedEvent } from '../src/event-store/event-store.port';
+import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import { text } from './mfa-scope';
+
+/*
+ * Seat repairs that could not be made (operators, /health): a user the seat
+ * keeper found with a confirmed factor and no seat, when no seat was free to
+ * give (SeatRepairFailed in the firm's subscription stream). Invariant S2
+ * (DESIGN §3) does not hold for that user until the repair is made: a
+ * SeatAssigned for the user (a seat freed up), or a SeatReleased (the user was
+ * reset or deactivated), closes it.
+ *
+ * One document per (firm, user), with the generation, the reason and when.
+ */
+
+export interface SeatRepairFailure {
+  firmId: string;
+  userId: string;
+  generation: number;
+  reason: string;
+  failedAt: string;
+}
+
+export const seatRepairsProjection: Projection = {
+  name: 'seat-repairs',
+  version: 1,
+  collections: [{ name: 'failed', fields: ['firmId'], indexes: [['firmId', 'id']] }],
+  handles: ['SeatRepairFailed', 'SeatAssigned', 'SeatReleased'],
+
+  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+    const firmId = event.metadata.firmId;
+    const userId = text(event, 'userId');
+    const id = key(firmId, userId);
+    if (event.type === 'SeatRepairFailed') {
+      const failure: SeatRepairFailure = {
+        firmId,
+        userId,
+        generation: Number(event.data.generation),
+        reason: text(event, 'reason'),
+        failedAt: text(event, 'failedAt'),
+      };
+      writer.put('failed', id, failure);
+    } else if (await writer.get('failed', id)) {
+      writer.delete('failed', id);
+    }
+  },
+};
+
+/** Open failures, oldest keys first, at most `limit` (for /health's operator details). */
+export function seatRepairFailures(
+  reader: ReadModelReader,
+  limit: number,
+): Promise<SeatRepairFailure[]> {
+  return reader.find<SeatRepairFailure>('failed', { orderBy: ['id'], limit });
+}
