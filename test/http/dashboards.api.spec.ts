@@ -242,6 +242,7 @@ describe('Dashboards', () => {
       'license-usage',
       'mail-directory',
       'role-counters',
+      'seat-repairs',
     ]);
     for (const projection of health.body.projections) {
       expect(projection).toMatchObject({ position, lag: '0', status: 'live' });
