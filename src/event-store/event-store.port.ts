@@ -35,6 +35,14 @@ export interface RecordedEvent extends NewEvent {
   revision: bigint;
   /** Position in the global log; strictly increasing in log order. */
   position: bigint;
+  /**
+   * Set when the stored event could not be read (its data or metadata is not
+   * JSON, or not a JSON object): why, without quoting it. `data` is then {}
+   * and `metadata` holds whatever could be read, possibly nothing: do not rely
+   * on its fields. Adapters never throw on such a row; each consumer
+   * quarantines it (DESIGN §6, src/event-store/stored-event.ts).
+   */
+  corrupt?: string;
 }
 
 /** `bigint` is the revision of the stream's last event (0-based). */

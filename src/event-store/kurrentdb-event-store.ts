@@ -41,10 +41,8 @@ import {
 } from '@kurrent/kurrentdb-client';
 import {
   AppendResult,
-  EventMetadata,
   EventStore,
   ExpectedRevision,
-  JsonObject,
   LogPage,
   NewEvent,
   ReadAllOptions,
@@ -55,6 +53,7 @@ import {
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
+import { fromDecoded } from './stored-event';
 
 type Numeric = number | bigint;
 
@@ -286,14 +285,17 @@ function toRecordedEvent(
       `KurrentDB returned no position for ${event.streamId}@${String(event.revision)}`,
     );
   }
-  return {
-    streamId: event.streamId,
-    revision: BigInt(event.revision as Numeric),
-    position: BigInt(commit),
-    type: event.type,
-    data: event.data as JsonObject,
-    metadata: event.metadata as unknown as EventMetadata,
-  };
+  // Never throws on what the event holds: unreadable data or metadata marks it `corrupt`.
+  return fromDecoded(
+    {
+      streamId: event.streamId,
+      revision: BigInt(event.revision as Numeric),
+      position: BigInt(commit),
+      type: event.type,
+    },
+    event.data,
+    event.metadata,
+  );
 }
 
 async function unsubscribe(subscription: AllStreamSubscription): Promise<void> {

@@ -15,6 +15,7 @@ import {
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
+import { fromJsonText } from './stored-event';
 import { SubscriptionLoop } from './subscription-loop';
 
 interface EventRow {
@@ -291,14 +292,11 @@ export class SqliteEventStore implements EventStore {
     const events = new Array<RecordedEvent>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i];
-      events[i] = {
-        position: row[0],
-        streamId: row[1],
-        revision: row[2],
-        type: row[3],
-        data: JSON.parse(row[4]) as RecordedEvent['data'],
-        metadata: JSON.parse(row[5]) as RecordedEvent['metadata'],
-      };
+      events[i] = fromJsonText(
+        { position: row[0], streamId: row[1], revision: row[2], type: row[3] },
+        row[4],
+        row[5],
+      );
     }
     const scanned = options.types
       ? Number(this.statements.pageCount.get(options.after, through) as bigint)
@@ -371,13 +369,16 @@ export class SqliteEventStore implements EventStore {
   }
 }
 
+/** Never throws: a row that cannot be read comes back marked `corrupt` (see stored-event.ts). */
 function toRecordedEvent(row: EventRow): RecordedEvent {
-  return {
-    position: BigInt(row.position),
-    streamId: row.stream_id,
-    revision: BigInt(row.revision),
-    type: row.type,
-    data: JSON.parse(row.data),
-    metadata: JSON.parse(row.metadata),
-  };
+  return fromJsonText(
+    {
+      position: BigInt(row.position),
+      streamId: row.stream_id,
+      revision: BigInt(row.revision),
+      type: row.type,
+    },
+    row.data,
+    row.metadata,
+  );
 }
