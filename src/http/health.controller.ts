@@ -19,9 +19,11 @@ export class HealthController {
 
   /**
    * Liveness and readiness: the log is reachable. Each projection and process
-   * manager shows its position and lag behind the head; `mail` shows the
-   * emails waiting to be sent and the last failure. `status` is `degraded`
-   * while a consumer is stopped or retrying, or an email is being retried.
+   * manager shows its position and lag behind the head, and `quarantined` /
+   * `skipped` counts with, apart, the events (`quarantinedEvents`,
+   * `skippedEvents`: position, type, reason); `mail` shows the emails waiting
+   * to be sent and the last failure. `status` is `degraded` while a consumer
+   * is retrying or holds quarantined events, or an email is being retried.
    */
   @Get()
   @Public()
