@@ -433,4 +433,30 @@ describe('Bad events in the log', () => {
     // A position that is not quarantined for the consumer is refused.
     expect((await cli(service.dataDir, 'replay', 'role-counters', bad)).code).toBe(2);
   });
+
+  it('the CLI prints its usage on --help, and answers a bad option, command or argument in one line with exit 2', async () => {
+    const help = await cli(service.dataDir, '--help');
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    for (const command of ['status', 'quarantine', 'skip', 'replay', 'rebuild']) {
+      expect(help.stdout).toContain(command);
+    }
+    for (const args of [
+      ['status', '--verbose'],
+      ['purge'],
+      [],
+      ['skip', 'enrolled-users'],
+      ['replay', 'enrolled-users', '1', '2'],
+      ['quarantine', 'no-such-thing'],
+      ['rebuild', 'no-such-thing'],
+    ]) {
+      const answer = await cli(service.dataDir, ...args);
+      expect({ args, code: answer.code, stdout: answer.stdout }).toEqual({
+        args,
+        code: 2,
+        stdout: '',
+      });
+      expect(answer.stderr.trim().split('\n')).toHaveLength(1);
+      expect(answer.stderr).not.toMatch(/\bat .*\.js:\d+/);
+    }
+  });
 });

@@ -7,8 +7,9 @@ import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import type { ProcessManager } from '../../src/projection-engine/process-manager';
 import { ProjectionEngine } from '../../src/projection-engine/projection-engine';
 import { SqliteReadModelStore } from '../../src/read-model/sqlite-read-model-store';
-import { tempDir } from '../support/harness';
+import { TEST_JWT_SECRET, TEST_MASTER_KEY, tempDir } from '../support/harness';
 import { LogWriter, newEvent } from '../support/log-events';
+import { requireBuild, ROOT, run } from '../support/processes';
 
 /*
  * The projection engine on the real SQLite stores, with a projection and a
@@ -19,6 +20,16 @@ import { LogWriter, newEvent } from '../support/log-events';
  * retried and never blamed on the event.
  */
 const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** `npm run projections` on the test's folder: the built CLI, as operators run it. */
+function cli(dataDir: string, ...args: string[]) {
+  return run(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'projections.js'), ...args], {
+    PATH: process.env.PATH,
+    DATA_DIR: dataDir,
+    MFA_JWT_SECRET: TEST_JWT_SECRET,
+    MFA_MASTER_KEY: TEST_MASTER_KEY,
+  });
+}
 
 /** Waits for a decision another part makes on its own schedule (a watch, a back-off). */
 async function until(condition: () => Promise<boolean> | boolean): Promise<void> {
@@ -37,6 +48,7 @@ describe('Bad events in the projection engine', () => {
   let store: SqliteReadModelStore;
   let engine: ProjectionEngine | undefined;
 
+  beforeAll(() => requireBuild());
   beforeEach(() => {
     dir = tempDir('mfa-bad-events-');
     file = join(dir, 'events.sqlite');
@@ -142,8 +154,22 @@ describe('Bad events in the projection engine', () => {
     });
     expect(health().healthy).toBe(false);
     expect(await engine.waitFor(head, ['recorder'], 300)).toBe(false);
+    const status = await cli(dir, 'status');
+    expect(status.stdout).toMatch(
+      new RegExp(
+        `^recorder\\s+process manager\\s+position \\d+\\s+quarantined 1\\s+skipped 0\\n` +
+          `\\s+quarantined\\s+${unreadable}\\s+Counted\\s+tally-acme\\s+data is not valid JSON.*\\n` +
+          `\\s+FAILING\\s+${stuck}\\s+Counted\\s+tally-acme\\s+the mail server does not answer`,
+        'm',
+      ),
+    );
 
-    await store.recordSkip('recorder', stuck, 'the recipient left the firm');
+    // Only the event it is stuck on (or a quarantined one) can be skipped.
+    const refused = await cli(dir, 'skip', 'recorder', String(after));
+    expect(refused.code).toBe(2);
+    const skipped = await cli(dir, 'skip', 'recorder', String(stuck), 'the recipient left');
+    expect(skipped).toMatchObject({ code: 0, stderr: '' });
+    expect(skipped.stdout).toMatch(/lets the process manager go on/);
     expect(await engine.waitFor(head, ['recorder'], 10_000)).toBe(true);
     expect(manager.handled).toEqual([first, after]);
     expect(manager.failures).toBeGreaterThanOrEqual(1);
