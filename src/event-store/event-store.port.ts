@@ -30,18 +30,20 @@ export interface NewEvent {
 }
 
 export interface RecordedEvent extends NewEvent {
-  /**
-   * Set when the stored row could not be read (data or metadata not JSON, or
-   * not an object): the reason. `data` is then `{}` and `metadata` holds only
-   * what could be read. Adapters never throw on such a row; each consumer
-   * quarantines it, and the command handler refuses to decide on its stream.
-   */
-  corrupt?: string;
   streamId: string;
   /** 0-based index of the event in its stream. */
   revision: bigint;
   /** Position in the global log; strictly increasing in log order. */
   position: bigint;
+  /**
+   * Set when the stored event could not be read (its data or metadata is not
+   * JSON, or not a JSON object): why, without quoting it. `data` is then {}
+   * and `metadata` holds whatever could be read, possibly nothing: do not rely
+   * on its fields. Adapters never throw on such a row; each consumer
+   * quarantines it (DESIGN §6, src/event-store/stored-event.ts), and the
+   * command handler refuses to decide on its stream.
+   */
+  corrupt?: string;
 }
 
 /** `bigint` is the revision of the stream's last event (0-based). */

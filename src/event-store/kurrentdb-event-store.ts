@@ -58,10 +58,8 @@ import {
 } from '@kurrent/kurrentdb-client';
 import {
   AppendResult,
-  EventMetadata,
   EventStore,
   ExpectedRevision,
-  JsonObject,
   LogPage,
   NewEvent,
   ReadAllOptions,
@@ -73,6 +71,7 @@ import {
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
+import { fromDecoded } from './stored-event';
 
 type Numeric = number | bigint;
 
@@ -449,10 +448,16 @@ function packed(event: NewEvent): EventData {
   });
 }
 
-function unpackedMetadata(metadata: unknown): EventMetadata {
-  const packedValue = (metadata as Record<string, unknown> | undefined)?.[PACKED_METADATA];
-  if (typeof packedValue === 'string') return JSON.parse(packedValue) as EventMetadata;
-  return metadata as EventMetadata;
+/** Our metadata from a v2 append travels as one JSON string property; anything else as it is. */
+function unpackedMetadata(metadata: unknown): unknown {
+  const packedValue = (metadata as Record<string, unknown> | null | undefined)?.[PACKED_METADATA];
+  if (typeof packedValue !== 'string') return metadata;
+  try {
+    return JSON.parse(packedValue) as unknown;
+  } catch {
+    // Not JSON: handed on as is, and the event is read as corrupt.
+    return packedValue;
+  }
 }
 
 /** The v2 APIs' refusals, as the port's errors. */
@@ -498,14 +503,17 @@ function toRecordedEvent(
       `KurrentDB returned no position for ${event.streamId}@${String(event.revision)}`,
     );
   }
-  return {
-    streamId: event.streamId,
-    revision: BigInt(event.revision as Numeric),
-    position: BigInt(commit),
-    type: event.type,
-    data: event.data as JsonObject,
-    metadata: unpackedMetadata(event.metadata),
-  };
+  // Never throws on what the event holds: unreadable data or metadata marks it `corrupt`.
+  return fromDecoded(
+    {
+      streamId: event.streamId,
+      revision: BigInt(event.revision as Numeric),
+      position: BigInt(commit),
+      type: event.type,
+    },
+    event.data,
+    unpackedMetadata(event.metadata),
+  );
 }
 
 async function unsubscribe(subscription: AllStreamSubscription): Promise<void> {

@@ -16,6 +16,7 @@ import {
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
+import { fromJsonText } from './stored-event';
 import { SubscriptionLoop } from './subscription-loop';
 
 interface EventRow {
@@ -27,6 +28,9 @@ interface EventRow {
   data: string;
   metadata: string;
 }
+
+/** The command id of a row, for the index and its query (which must spell it the same). */
+const COMMAND_ID = `CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.commandId') END`;
 
 /** position, stream_id, revision, type, data, metadata (integers as bigints). */
 type PageRow = [bigint, string, bigint, string, string, string];
@@ -90,9 +94,12 @@ export class SqliteEventStore implements EventStore {
         UNIQUE (stream_id, revision)
       );
       -- "Has this command already appended to this stream?" (readCommand). An index
-      -- on an expression of the metadata, so logs written before it need no migration.
-      CREATE INDEX IF NOT EXISTS events_by_command
-        ON events (json_extract(metadata, '$.commandId'), stream_id);
+      -- on an expression of the metadata, so logs written before it need no migration;
+      -- guarded by json_valid, so that a corrupt row can neither stop the index being
+      -- built nor be refused at insert (it is read as corrupt, DESIGN §6).
+      DROP INDEX IF EXISTS events_by_command;
+      CREATE INDEX IF NOT EXISTS events_by_command_id
+        ON events (${COMMAND_ID}, stream_id);
     `);
     this.statements = {
       streamRevision: this.db
@@ -111,8 +118,8 @@ export class SqliteEventStore implements EventStore {
       // INDEXED BY: the planner would otherwise walk the stream's (stream_id, revision)
       // index for the ORDER BY, which is the whole stream for a firm's long ones.
       byCommand: this.db.prepare(
-        `SELECT * FROM events INDEXED BY events_by_command
-         WHERE json_extract(metadata, '$.commandId') = ? AND stream_id = ?
+        `SELECT * FROM events INDEXED BY events_by_command_id
+         WHERE ${COMMAND_ID} = ? AND stream_id = ?
          ORDER BY revision`,
       ),
       readBackwards: this.db.prepare(
@@ -353,14 +360,11 @@ export class SqliteEventStore implements EventStore {
     const events = new Array<RecordedEvent>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i];
-      events[i] = {
-        position: row[0],
-        streamId: row[1],
-        revision: row[2],
-        type: row[3],
-        data: JSON.parse(row[4]) as RecordedEvent['data'],
-        metadata: JSON.parse(row[5]) as RecordedEvent['metadata'],
-      };
+      events[i] = fromJsonText(
+        { position: row[0], streamId: row[1], revision: row[2], type: row[3] },
+        row[4],
+        row[5],
+      );
     }
     const scanned = options.types
       ? Number(this.statements.pageCount.get(options.after, through) as bigint)
@@ -448,13 +452,16 @@ function requireRevision(
   }
 }
 
+/** Never throws: a row that cannot be read comes back marked `corrupt` (see stored-event.ts). */
 function toRecordedEvent(row: EventRow): RecordedEvent {
-  return {
-    position: BigInt(row.position),
-    streamId: row.stream_id,
-    revision: BigInt(row.revision),
-    type: row.type,
-    data: JSON.parse(row.data),
-    metadata: JSON.parse(row.metadata),
-  };
+  return fromJsonText(
+    {
+      position: BigInt(row.position),
+      streamId: row.stream_id,
+      revision: BigInt(row.revision),
+      type: row.type,
+    },
+    row.data,
+    row.metadata,
+  );
 }

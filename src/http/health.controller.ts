@@ -19,6 +19,8 @@ interface PublicConsumer {
   lag: string;
   /** Events this consumer set aside as corrupt, when the engine reports them. */
   quarantined?: number;
+  /** Events an operator told this consumer to pass over. */
+  skipped?: number;
 }
 
 /** What /health says without an operator token: no firm, user, address or error text. */
@@ -46,11 +48,14 @@ export class HealthController {
 
   /**
    * Liveness and readiness: the log is reachable. Each projection and process
-   * manager shows its position and lag behind the head; `mail` counts the
-   * emails waiting. `status` is `degraded` while a consumer is stopped or
-   * retrying, or an email is being retried. An operator token without a firm
-   * claim adds the details (failures, last errors, the mail queue), which name
-   * firms, users and addresses.
+   * manager shows its position and lag behind the head, and `quarantined` /
+   * `skipped` counts with, apart, the events (`quarantinedEvents`,
+   * `skippedEvents`: position, type, reason); `mail` counts the emails
+   * waiting. `status` is `degraded` while a consumer is retrying or holds
+   * quarantined events, an email is being retried, or a seat repair failed.
+   * An operator token without a firm claim adds the details (events, last
+   * errors, the mail queue, seat repair failures), which name firms, users and
+   * addresses.
    */
   @Get()
   @Public()
@@ -128,12 +133,14 @@ type ConsumerDetails = { name: string; status: string; position: string; lag: st
 
 function publicConsumer(consumer: ConsumerDetails): PublicConsumer {
   const quarantined = countOf((consumer as Record<string, unknown>).quarantined);
+  const skipped = countOf((consumer as Record<string, unknown>).skipped);
   return {
     name: consumer.name,
     status: consumer.status,
     position: consumer.position,
     lag: consumer.lag,
     ...(quarantined === undefined ? {} : { quarantined }),
+    ...(skipped === undefined ? {} : { skipped }),
   };
 }
 

@@ -4,21 +4,29 @@ import { ALL_PROJECTIONS } from '../../projections';
 import type { EventStore } from '../event-store/event-store.port';
 import type {
   FindQuery,
+  QuarantinedEvent,
   ReadModelDocument,
   ReadModelSchema,
   ReadModelStore,
   ReadModelTarget,
+  RecordedSkip,
 } from '../read-model/read-model-store.port';
 import { ProcessManager, ProcessManagerRunner } from './process-manager';
 import { EngineLogger, ProjectionRunner } from './projection-runner';
+import { reasonOf } from './quarantine';
 
 export interface ProjectionEngineOptions {
   projections?: readonly Projection[];
   processManagers?: readonly ProcessManager[];
   logger?: EngineLogger;
-  /** How often other processes' rebuilds and skips are looked for. */
+  /** How often other processes' rebuilds, skips and replay requests are looked for. */
   watchIntervalMs?: number;
 }
+
+/** Quarantined events and skips listed per consumer in /health; the CLI lists them all. */
+const HEALTH_DETAILS = 50;
+/** The quarantine is read again at least this often, besides after every change seen here. */
+const ISSUES_REFRESH_MS = 30_000;
 
 interface Tracked {
   projection: Projection;
@@ -27,6 +35,12 @@ interface Tracked {
   reader: ProjectionRunner;
   /** Builds a newer generation; takes over once it has caught up with `reader`. */
   next?: { runner: ProjectionRunner; activateOnSwap: boolean };
+}
+
+/** What operators must know about the consumers, as last read from the store. */
+interface Issues {
+  quarantined: readonly QuarantinedEvent[];
+  skips: readonly RecordedSkip[];
 }
 
 interface Waiter {
@@ -48,6 +62,12 @@ export const schemaOf = (projection: Projection): ReadModelSchema => ({
  * a newer generation (a rebuild by `npm run projections -- rebuild`, or a
  * projection whose version changed) is followed beside it and replaces it
  * once it has caught up, so readers never see a half-built read model.
+ *
+ * A bad event stops no consumer (DESIGN §6): each one quarantines what it
+ * cannot read or apply and goes on. The engine shows the quarantined events
+ * and the operators' skips in `health()`, passes new skips on to the process
+ * managers (one stuck on an event lets it go) and runs the replays operators
+ * ask of process managers.
  */
 export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly tracked = new Map<string, Tracked>();
@@ -60,6 +80,12 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
   private readonly projections: readonly Projection[];
   private readonly processManagers: readonly ProcessManager[];
   private readonly watchIntervalMs: number;
+  private issues: Issues = { quarantined: [], skips: [] };
+  private issuesRead: Promise<void> = Promise.resolve();
+  private issuesReadAt = 0;
+  private skipsSeen = '';
+  /** Replay requests being carried out here: `name#position`. */
+  private readonly replaying = new Set<string>();
 
   constructor(
     private readonly eventStore: EventStore,
@@ -81,12 +107,13 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
   }
 
   async start(): Promise<void> {
-    const names = new Set<string>();
+    // Quarantined events, skips and replays are kept per consumer name.
+    const names = new Set(this.projections.map((projection) => projection.name));
     for (const manager of this.processManagers) {
-      if (names.has(manager.name))
-        throw new Error(`Two process managers are named ${manager.name}`);
+      if (names.has(manager.name)) throw new Error(`Two consumers are named ${manager.name}`);
       names.add(manager.name);
     }
+    await this.readIssues();
     const active = await this.store.activeGenerations();
     const checkpoints = await this.store.listCheckpoints();
     for (const projection of this.projections) {
@@ -133,6 +160,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
         manager,
         this.logger,
         () => this.wakeWaiters(),
+        { onQuarantined: () => this.readIssues() },
       );
       this.managers.push(runner);
       await runner.start();
@@ -145,19 +173,55 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     return new ProjectionRunner(this.eventStore, this.store, projection, target, {
       logger: this.logger,
       onProgress: () => this.progressed(projection.name),
+      onQuarantined: () => this.readIssues(),
     });
   }
 
-  /** Notices what other processes did: a rebuilt generation activated, an event skipped. */
+  /**
+   * Reads the quarantined events and the skips again. Serialised, so that a
+   * later read always lands after an earlier one; a failure is logged and
+   * leaves the last read in place.
+   */
+  private readIssues(): Promise<void> {
+    const read = this.issuesRead.then(async () => {
+      const [quarantined, skips] = await Promise.all([
+        this.store.quarantined(),
+        this.store.skips(),
+      ]);
+      this.issues = { quarantined, skips };
+      this.issuesReadAt = Date.now();
+      this.skipsSeen = skipsSignature(skips);
+    });
+    this.issuesRead = read.catch((error: unknown) =>
+      this.logger.warn(`Reading quarantined events failed: ${reasonOf(error)}`),
+    );
+    return this.issuesRead;
+  }
+
+  /**
+   * Notices what operators and other processes did: a skip recorded (a
+   * process manager stuck on that event lets it go), a replay asked of a
+   * process manager, a rebuilt generation activated.
+   */
   private async watch(): Promise<void> {
     if (this.watching || this.stopped) return;
     this.watching = true;
     try {
+      // Skips are few and read every time; the quarantine only when something may have changed it.
+      const skips = await this.store.skips();
+      if (
+        skipsSignature(skips) !== this.skipsSeen ||
+        Date.now() - this.issuesReadAt > ISSUES_REFRESH_MS
+      ) {
+        await this.readIssues();
+      }
+      for (const runner of this.managers) {
+        runner.noticeSkips(positionsOf(skips, runner.manager.name));
+      }
+      await this.startReplays();
       const active = await this.store.activeGenerations();
       for (const tracked of this.tracked.values()) {
         const generation = active.get(tracked.projection.name);
-        await tracked.reader.checkSkips();
-        await tracked.next?.runner.checkSkips();
         if (
           generation !== undefined &&
           generation > tracked.reader.target.generation &&
@@ -174,6 +238,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
           });
           tracked.next = { runner, activateOnSwap: false };
           await runner.start();
+          // The rebuild wrote the new generation's quarantine.
+          await this.readIssues();
         }
       }
     } catch (error) {
@@ -182,6 +248,32 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       );
     } finally {
       this.watching = false;
+    }
+  }
+
+  /** Hands each replay asked of a process manager here to its runner (it waits for the batch in progress). */
+  private async startReplays(): Promise<void> {
+    for (const request of await this.store.replayRequests()) {
+      const runner = this.managers.find((m) => m.manager.name === request.name);
+      const key = `${request.name}#${request.position}`;
+      if (!runner || this.replaying.has(key)) continue;
+      this.replaying.add(key);
+      void runner
+        .replay(request.position)
+        .then(async (outcome) => {
+          if (outcome === 'missing') {
+            this.logger.warn(
+              `Replay of position ${request.position} for ${request.name}: no event there`,
+            );
+          }
+          await this.store.clearReplayRequest(request.name, request.position);
+        })
+        .catch((error: unknown) =>
+          this.logger.warn(
+            `Replay of position ${request.position} for ${request.name} failed: ${reasonOf(error)}; trying again`,
+          ),
+        )
+        .finally(() => this.replaying.delete(key));
     }
   }
 
@@ -201,6 +293,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     const old = tracked.reader;
     if (activate) await this.store.activate(runner.target);
     tracked.reader = runner;
+    await this.readIssues();
     this.logger.log(
       `Projection ${tracked.projection.name}: now served from generation ${runner.target.generation}`,
     );
@@ -268,7 +361,14 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     });
   }
 
-  /** For /health: each projection's and process manager's position and lag behind the log's head. */
+  /**
+   * For /health: each projection's and process manager's position and lag
+   * behind the log's head, and what operators must know. `quarantined` and
+   * `skipped` are counts (for a projection, of the generation it serves);
+   * `quarantinedEvents` and `skippedEvents` list the first HEALTH_DETAILS of
+   * them (position, type, reason; no stream id, which names a firm and a user).
+   * Not healthy while a consumer is retrying or holds quarantined events.
+   */
   health(head: bigint) {
     const lag = (position: bigint) => String(head > position ? head - position : 0n);
     const projections = [...this.tracked.values()].map(({ projection, reader, next }) => ({
@@ -278,7 +378,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       status: reader.status,
       position: String(reader.position),
       lag: lag(reader.position),
-      ...(reader.failure ? { failure: reader.failure } : {}),
+      ...this.issuesOf(projection.name, reader.target.generation),
       ...(reader.lastError ? { lastError: reader.lastError } : {}),
       ...(next
         ? {
@@ -286,7 +386,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
               generation: next.runner.target.generation,
               status: next.runner.status,
               position: String(next.runner.position),
-              ...(next.runner.failure ? { failure: next.runner.failure } : {}),
+              quarantined: this.quarantinedOf(projection.name, next.runner.target.generation)
+                .length,
             },
           }
         : {}),
@@ -297,12 +398,41 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       position: String(runner.position),
       lag: lag(runner.position),
       attempts: runner.attempts,
+      ...this.issuesOf(runner.manager.name, 0),
       ...(runner.lastError ? { lastError: runner.lastError } : {}),
     }));
-    const healthy =
-      projections.every((p) => p.status !== 'failed' && p.status !== 'retrying') &&
-      processManagers.every((p) => p.status !== 'retrying');
+    const healthy = [...projections, ...processManagers].every(
+      (consumer) => consumer.status !== 'retrying' && consumer.quarantined === 0,
+    );
     return { healthy, projections, processManagers };
+  }
+
+  private quarantinedOf(consumer: string, generation: number): QuarantinedEvent[] {
+    // Skips recorded since the quarantine was last read are already left out.
+    const skipped = positionsOf(this.issues.skips, consumer);
+    return this.issues.quarantined.filter(
+      (q) => q.consumer === consumer && q.generation === generation && !skipped.has(q.position),
+    );
+  }
+
+  private issuesOf(consumer: string, generation: number) {
+    const quarantined = this.quarantinedOf(consumer, generation);
+    const skips = this.issues.skips.filter((skip) => skip.consumer === consumer);
+    return {
+      quarantined: quarantined.length,
+      skipped: skips.length,
+      quarantinedEvents: quarantined.slice(0, HEALTH_DETAILS).map((q) => ({
+        position: String(q.position),
+        eventType: q.eventType,
+        reason: q.reason,
+        at: q.at,
+      })),
+      skippedEvents: skips.slice(0, HEALTH_DETAILS).map((skip) => ({
+        position: String(skip.position),
+        note: skip.note,
+        recordedAt: skip.recordedAt,
+      })),
+    };
   }
 
   async stop(): Promise<void> {
@@ -320,4 +450,12 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       ...this.managers.map((runner) => runner.stop()),
     ]);
   }
+}
+
+function positionsOf(skips: readonly RecordedSkip[], consumer: string): Set<bigint> {
+  return new Set(skips.filter((skip) => skip.consumer === consumer).map((skip) => skip.position));
+}
+
+function skipsSignature(skips: readonly RecordedSkip[]): string {
+  return skips.map((skip) => `${skip.consumer}#${skip.position}`).join(',');
 }

@@ -1,14 +1,18 @@
 import type { Projection } from '../../projections/projection';
 import type { EventStore, RecordedEvent, StoreSubscription } from '../event-store/event-store.port';
 import type {
-  ProjectionFailure,
+  QuarantinedEvent,
   ReadModelStore,
   ReadModelTarget,
 } from '../read-model/read-model-store.port';
 import { applyBatch } from './apply-batch';
+import { operatorHint } from './quarantine';
 import { DocumentCache } from './unit-of-work';
 
-export type RunnerStatus = 'starting' | 'catching-up' | 'live' | 'failed' | 'retrying' | 'stopped';
+/** Quarantined events a runner logs one by one before it sums them up per batch. */
+const LOGGED_QUARANTINES = 20;
+
+export type RunnerStatus = 'starting' | 'catching-up' | 'live' | 'retrying' | 'stopped';
 
 export interface EngineLogger {
   log(message: string): void;
@@ -19,21 +23,21 @@ export interface EngineLogger {
 export interface RunnerOptions {
   batchSize?: number;
   onProgress?: (runner: ProjectionRunner) => void;
+  /** Called, and awaited, after a commit that quarantined events (before `onProgress`). */
+  onQuarantined?: (runner: ProjectionRunner) => Promise<void>;
   logger: EngineLogger;
 }
 
 /**
  * Follows the global log for one generation of one projection: catch up from
- * its checkpoint, then live. A failing `apply` stops this runner only (status
- * `failed`, the failure stored with the checkpoint) until an operator skips
- * the event or the service restarts. A failing store (log or read models)
- * is retried with backoff.
+ * its checkpoint, then live. An event it cannot read or apply is quarantined
+ * with the checkpoint that passes it (see apply-batch.ts): it never stops.
+ * A failing store (log or read models) is retried with backoff.
  */
 export class ProjectionRunner {
   status: RunnerStatus = 'starting';
   position = 0n;
-  failure: ProjectionFailure | null = null;
-  /** Infrastructure trouble being retried (not a poison event). */
+  /** Infrastructure trouble being retried (not a bad event). */
   lastError: string | null = null;
   private subscription: StoreSubscription | undefined;
   private readonly cache = new DocumentCache();
@@ -44,6 +48,7 @@ export class ProjectionRunner {
   private stopped = false;
   /** Each subscription gets a number; a stale one's late batches are ignored. */
   private epoch = 0;
+  private quarantinedSoFar = 0;
 
   constructor(
     private readonly eventStore: EventStore,
@@ -61,8 +66,6 @@ export class ProjectionRunner {
     if (!checkpoint) throw new Error(`No checkpoint for ${this.describe()}`);
     this.skips = new Set((await this.store.skips(this.projection.name)).map((s) => s.position));
     this.position = checkpoint.position;
-    // A stored failure is tried again: the code may have been fixed since.
-    this.failure = null;
     this.status = 'catching-up';
     const epoch = ++this.epoch;
     this.subscription = this.eventStore.subscribeToAll({
@@ -70,7 +73,7 @@ export class ProjectionRunner {
       batchSize: this.options.batchSize ?? 1000,
       onEvents: (events) => this.onEvents(epoch, events),
       onCaughtUp: () => {
-        if (epoch !== this.epoch || this.status === 'failed') return;
+        if (epoch !== this.epoch) return;
         this.status = 'live';
         this.retries = 0;
         this.lastError = null;
@@ -83,7 +86,7 @@ export class ProjectionRunner {
   }
 
   private async onEvents(epoch: number, events: RecordedEvent[]): Promise<void> {
-    if (epoch !== this.epoch || this.stopped || this.status === 'failed') return;
+    if (epoch !== this.epoch || this.stopped) return;
     const result = await applyBatch(
       this.store,
       this.target,
@@ -102,30 +105,35 @@ export class ProjectionRunner {
       return;
     }
     this.position = result.position;
-    if (result.failure) {
-      this.failure = result.failure;
-      this.status = 'failed';
-      this.options.logger.error(
-        `Projection ${this.projection.name} stopped at position ${result.failure.position} ` +
-          `(${result.failure.eventType}): ${result.failure.error}. ` +
-          `Fix and restart, or skip it: npm run projections -- skip ${this.projection.name} ${result.failure.position}`,
-      );
-      // Not awaited: the subscription waits for this very handler to return.
-      void this.subscription?.stop();
+    if (result.quarantined.length > 0) {
+      this.logQuarantined(result.quarantined);
+      await this.options.onQuarantined?.(this);
     }
     this.options.onProgress?.(this);
   }
 
-  /** Called by the engine's watch: resumes a failed runner once its event was skipped. */
-  async checkSkips(): Promise<void> {
-    if (this.status !== 'failed' || !this.failure) return;
-    const skips = await this.store.skips(this.projection.name);
-    if (skips.some((skip) => String(skip.position) === this.failure?.position)) {
-      this.options.logger.log(
-        `Projection ${this.projection.name}: position ${this.failure.position} skipped by an operator; resuming`,
+  /**
+   * One line per event for the first few; then one line per batch, so that a
+   * regression quarantining every event of a type does not flood the log.
+   */
+  private logQuarantined(records: readonly QuarantinedEvent[]): void {
+    const logged = Math.max(
+      0,
+      Math.min(records.length, LOGGED_QUARANTINES - this.quarantinedSoFar),
+    );
+    for (const record of records.slice(0, logged)) {
+      this.options.logger.warn(
+        `${this.describe()} quarantined position ${record.position} (${record.eventType}): ` +
+          `${record.reason}. ${operatorHint(this.projection.name, record.position)}`,
       );
-      this.restart();
     }
+    if (records.length > logged) {
+      this.options.logger.warn(
+        `${this.describe()} quarantined ${records.length - logged} more events up to position ` +
+          `${records[records.length - 1].position}: npm run projections -- quarantine ${this.projection.name}`,
+      );
+    }
+    this.quarantinedSoFar += records.length;
   }
 
   private restart(): void {

@@ -2,11 +2,12 @@ import type { ProjectionWriter } from '../../projections/projection';
 import type {
   CollectionSpec,
   DocumentChange,
-  ProjectionFailure,
+  QuarantinedEvent,
   ReadModelDocument,
   ReadModelStore,
   ReadModelTarget,
 } from '../read-model/read-model-store.port';
+import { storeRead } from './quarantine';
 
 /** A document as held in memory; `null` is deleted. */
 type Held = ReadModelDocument | null;
@@ -31,7 +32,7 @@ interface Slot {
  *   `put` of the very object already held (projections never mutate what they
  *   got) is no change and writes nothing.
  * - Writes of the event being applied are staged apart, so an event whose
- *   `apply` throws leaves no trace.
+ *   `apply` throws leaves no trace (it is quarantined).
  * - Memory is bounded: beyond `maxDocuments`, the written documents last put
  *   longest ago, across all collections, are dropped; the hot ones (a firm's
  *   counters, written every few events) stay. A document that had to be read
@@ -93,8 +94,11 @@ export class RebuildWriter implements ProjectionWriter {
     const slot = docs.get(id);
     if (slot !== undefined) return (slot.doc ?? undefined) as T | undefined;
     if (!this.dropped.mightHave(collection, id)) return undefined;
-    await this.settle();
-    const stored = await this.store.get(this.target, collection, id);
+    // A failing store is not the event's fault: marked, so the rebuild fails instead of quarantining it.
+    const stored = await storeRead(async () => {
+      await this.settle();
+      return this.store.get(this.target, collection, id);
+    });
     if (stored === undefined) return undefined;
     docs.set(id, { doc: stored, tick: this.ticks, dirty: false, readBack: true });
     this.held++;
@@ -141,13 +145,13 @@ export class RebuildWriter implements ProjectionWriter {
   }
 
   /**
-   * Writes the pending documents and moves the checkpoint to `position`, in
-   * one transaction. Answers once the previous flush has been written, not
-   * this one: the caller goes on applying events while the store writes
-   * (`settle` waits for the last one). Throws when another writer moved the
-   * checkpoint.
+   * Writes the pending documents and the events quarantined since the last
+   * flush, and moves the checkpoint to `position`, in one transaction.
+   * Answers once the previous flush has been written, not this one: the
+   * caller goes on applying events while the store writes (`settle` waits for
+   * the last one). Throws when another writer moved the checkpoint.
    */
-  async flush(position: bigint, failure: ProjectionFailure | null): Promise<void> {
+  async flush(position: bigint, quarantined: readonly QuarantinedEvent[] = []): Promise<void> {
     await this.settle();
     const changes: DocumentChange[] = [];
     for (const [collection, ids] of this.dirty) {
@@ -163,7 +167,7 @@ export class RebuildWriter implements ProjectionWriter {
     const expected = this.expected;
     this.expected = position;
     this.inFlight = this.store
-      .commit(this.target, { expected, position, changes, failure })
+      .commit(this.target, { expected, position, changes, quarantined })
       .then((outcome) => {
         if (outcome === 'conflict') {
           throw new Error(

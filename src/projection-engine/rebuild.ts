@@ -2,11 +2,12 @@ import type { Projection } from '../../projections/projection';
 import type { EventStore, RecordedEvent } from '../event-store/event-store.port';
 import { upcasters } from '../event-store/upcasting';
 import type {
-  ProjectionFailure,
+  QuarantinedEvent,
   ReadModelStore,
   ReadModelTarget,
 } from '../read-model/read-model-store.port';
 import { schemaOf } from './projection-engine';
+import { quarantineRecord, reasonOf, StoreReadError, unreadable } from './quarantine';
 import { RebuildWriter } from './rebuild-writer';
 
 export interface RebuildProgress {
@@ -20,8 +21,16 @@ export interface RebuildProgress {
 export interface RebuildResult {
   projection: string;
   generation: number;
+  /** The log's end when the rebuild read it: every event up to here was applied or quarantined. */
   position: bigint;
-  failure: ProjectionFailure | null;
+  /** The events this generation quarantined, by position. */
+  quarantined: QuarantinedEvent[];
+  /**
+   * Those of them that the served generation had applied: a sign that the code
+   * went wrong, not the events. The rebuilt generation is then not activated.
+   */
+  regressions: QuarantinedEvent[];
+  activated: boolean;
 }
 
 export interface RebuildOptions {
@@ -39,8 +48,15 @@ export interface RebuildOptions {
  * ones being served, reading the log once for all of them. When the log has
  * been read to its end, each rebuilt generation is activated; a running
  * service notices, follows the new generation from where the rebuild stopped,
- * and switches its readers once it has caught up. A projection that fails is
- * not activated: the old read model stays in service.
+ * and switches its readers once it has caught up.
+ *
+ * An event a projection cannot read or apply is quarantined in the new
+ * generation, as the live path does, and the rebuild goes on. So a rebuild
+ * is how a projection replays a quarantined event once the code (or an
+ * upcaster, or the stored row) is fixed: it applies the event in log order,
+ * or quarantines it again. A rebuilt generation that quarantined an event the
+ * served generation had applied is not activated: the old read model stays in
+ * service. A failing store fails the rebuild.
  *
  * Fast and bounded, without changing what gets built (the same `apply`, the
  * same documents as the live path; test/process/projections.spec.ts compares
@@ -78,8 +94,9 @@ export async function rebuildProjections(
     writer: RebuildWriter;
     /** Every event up to here has been applied in memory. */
     position: bigint;
-    failure: ProjectionFailure | null;
-    flushedFailure: boolean;
+    quarantined: QuarantinedEvent[];
+    /** Quarantined since the last flush: written with the next checkpoint. */
+    unflushed: QuarantinedEvent[];
   }> = [];
   for (const projection of projections) {
     const generation = await store.createGeneration(projection.name, projection.version);
@@ -96,8 +113,8 @@ export async function rebuildProjections(
         expectedDocuments: Number(head),
       }),
       position: 0n,
-      failure: null,
-      flushedFailure: false,
+      quarantined: [],
+      unflushed: [],
     });
   }
   const types = upcasters.storedTypes(projections.flatMap((p) => p.handles));
@@ -109,26 +126,37 @@ export async function rebuildProjections(
     // Event by event, each to every projection: an event is dropped as soon as it
     // is applied, so a page's events never outlive the young generation of the heap.
     for (const recorded of page.events) {
-      const event = upcasters.upcast(recorded);
+      let event = recorded;
+      let unusable = unreadable(recorded);
+      if (unusable === undefined) {
+        try {
+          event = upcasters.upcast(recorded);
+        } catch (error) {
+          unusable = `upcasting failed: ${reasonOf(error)}`;
+        }
+      }
       for (const build of builds) {
         // Checked here, not in `applyEvent`: most (event, projection) pairs are not
         // handled, and an async call that does nothing still costs a promise and a tick.
-        if (build.failure || !build.handles.has(event.type)) continue;
+        if (!build.handles.has(event.type)) continue;
         if (build.skips.size > 0 && build.skips.has(event.position)) continue;
-        build.failure = await applyEvent(build, event);
+        const reason = unusable ?? (await applyEvent(build, event));
+        if (reason === undefined) continue;
+        const record = quarantineRecord(
+          build.projection.name,
+          build.target.generation,
+          recorded,
+          reason,
+          new Date().toISOString(),
+        );
+        build.quarantined.push(record);
+        build.unflushed.push(record);
       }
     }
     for (const build of builds) {
-      if (build.failure) {
-        if (!build.flushedFailure) {
-          build.flushedFailure = true;
-          await build.writer.flush(build.position, build.failure);
-        }
-        continue;
-      }
       build.position = page.through;
-      if (build.writer.pending >= flushDocuments) {
-        await build.writer.flush(build.position, null);
+      if (build.writer.pending >= flushDocuments || build.unflushed.length >= flushDocuments) {
+        await build.writer.flush(build.position, build.unflushed.splice(0));
       } else if (build.writer.size > perBuild) {
         build.writer.dropOldest();
       }
@@ -139,16 +167,19 @@ export async function rebuildProjections(
     options.onProgress?.({ events, position: after, head, elapsedMs: Date.now() - started });
   }
   for (const build of builds) {
-    if (!build.failure) await build.writer.flush(build.position, null);
+    await build.writer.flush(build.position, build.unflushed.splice(0));
     await build.writer.settle();
     await store.prepare(schemaOf(build.projection), build.target.generation);
   }
 
   const checkpoints = await store.listCheckpoints();
+  const served = await store.quarantined();
   const results: RebuildResult[] = [];
   for (const build of builds) {
     const name = build.projection.name;
-    if (!build.failure) {
+    const regressions = regressionsOf(build, previous.get(name), checkpoints, served);
+    const activated = regressions.length === 0;
+    if (activated) {
       await store.activate(build.target);
       // Keep the generation a running service may still be reading; drop the older ones.
       for (const old of checkpoints) {
@@ -165,35 +196,55 @@ export async function rebuildProjections(
       projection: name,
       generation: build.target.generation,
       position: build.position,
-      failure: build.failure,
+      quarantined: build.quarantined,
+      regressions,
+      activated,
     });
   }
   return results;
 }
 
 /**
+ * The events the rebuilt generation quarantined that the served generation
+ * had applied: up to its checkpoint, and not quarantined there.
+ */
+function regressionsOf(
+  build: { quarantined: QuarantinedEvent[]; projection: Projection },
+  servedGeneration: number | undefined,
+  checkpoints: ReadonlyArray<{ projection: string; generation: number; position: bigint }>,
+  quarantined: readonly QuarantinedEvent[],
+): QuarantinedEvent[] {
+  if (servedGeneration === undefined || build.quarantined.length === 0) return [];
+  const name = build.projection.name;
+  const reached = checkpoints.find(
+    (c) => c.projection === name && c.generation === servedGeneration,
+  )?.position;
+  if (reached === undefined) return [];
+  const alsoThere = new Set(
+    quarantined
+      .filter((q) => q.consumer === name && q.generation === servedGeneration)
+      .map((q) => q.position),
+  );
+  return build.quarantined.filter((q) => q.position <= reached && !alsoThere.has(q.position));
+}
+
+/**
  * Applies one (upcast) event, of a type it handles and not skipped, to one
- * projection in memory. An event whose `apply`
- * throws leaves no trace: the projection's position stays just before it and
- * the failure is answered.
+ * projection in memory. Answers why it was quarantined, if it was: an event
+ * whose `apply` throws leaves no trace. A failing store is thrown.
  */
 async function applyEvent(
-  build: { projection: Projection; writer: RebuildWriter; position: bigint },
+  build: { projection: Projection; writer: RebuildWriter },
   event: RecordedEvent,
-): Promise<ProjectionFailure | null> {
+): Promise<string | undefined> {
   const { projection, writer } = build;
   try {
     await projection.apply(event, writer);
     writer.keepEvent();
-    return null;
+    return undefined;
   } catch (error) {
     writer.discardEvent();
-    build.position = event.position - 1n;
-    return {
-      position: String(event.position),
-      eventType: event.type,
-      error: error instanceof Error ? error.message : String(error),
-      at: new Date().toISOString(),
-    };
+    if (error instanceof StoreReadError) throw error.original;
+    return reasonOf(error);
   }
 }

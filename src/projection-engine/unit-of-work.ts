@@ -1,5 +1,6 @@
 import type { ProjectionWriter } from '../../projections/projection';
 import type { DocumentChange, ReadModelDocument } from '../read-model/read-model-store.port';
+import { storeRead } from './quarantine';
 
 type Loader = (collection: string, id: string) => Promise<ReadModelDocument | undefined>;
 
@@ -54,8 +55,9 @@ export const cacheKey = (collection: string, id: string) => `${collection}\u0000
 
 /**
  * The writes of one batch. Writes of the event being applied are staged apart,
- * so an event whose `apply` throws halfway leaves no trace: the batch then
- * commits the events before it, and the checkpoint stops just before it.
+ * so an event whose `apply` throws halfway leaves no trace: it is quarantined
+ * and the batch goes on. A failing read of the store is thrown as a
+ * StoreReadError, so that it is retried rather than blamed on the event.
  */
 export class UnitOfWork implements ProjectionWriter {
   private readonly batch = new Map<string, DocumentChange>();
@@ -75,7 +77,7 @@ export class UnitOfWork implements ProjectionWriter {
     if (change) return (change.doc ?? undefined) as unknown as T | undefined;
     const cached = this.cache.lookup(key);
     if (cached !== undefined) return (cached ?? undefined) as unknown as T | undefined;
-    const loaded = await this.load(collection, id);
+    const loaded = await storeRead(() => this.load(collection, id));
     this.cache.remember(key, loaded ?? null);
     return loaded as unknown as T | undefined;
   }

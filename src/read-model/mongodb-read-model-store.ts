@@ -5,15 +5,29 @@ import {
   DocumentChange,
   FindQuery,
   physicalName,
+  ProcessFailure,
   ProjectionCheckpoint,
   ProjectionCommit,
-  ProjectionFailure,
+  QuarantinedEvent,
   ReadModelDocument,
   ReadModelSchema,
   ReadModelStore,
   ReadModelTarget,
   RecordedSkip,
+  ReplayRequest,
 } from './read-model-store.port';
+
+/** A quarantined event as stored: positions as strings (KurrentDB's are unsigned 64-bit). */
+interface QuarantineDoc {
+  _id: string;
+  consumer: string;
+  generation: number;
+  position: string;
+  eventType: string;
+  streamId: string | null;
+  reason: string;
+  at: string;
+}
 
 interface CheckpointDoc {
   _id: string;
@@ -21,10 +35,13 @@ interface CheckpointDoc {
   generation: number;
   version: number;
   position: string;
-  failure: ProjectionFailure | null;
+  /** Where versions before quarantines kept a stopped projection's event; cleared on commit. */
+  failure?: unknown;
   updatedAt: string;
   /** The changes of the last commit, kept until every one of them is written (see commit). */
   pending?: DocumentChange[];
+  /** The events the last commit quarantined, kept likewise until written. */
+  pendingQuarantine?: QuarantineDoc[];
 }
 
 /**
@@ -53,6 +70,16 @@ export class MongoReadModelStore implements ReadModelStore {
     recordedAt: string;
   }>;
   private readonly processes: Collection<{ _id: string; position: string; updatedAt: string }>;
+  private readonly quarantineCollection: Collection<QuarantineDoc>;
+  private readonly failures: Collection<
+    Omit<ProcessFailure, 'name' | 'position'> & { _id: string; position: string }
+  >;
+  private readonly replays: Collection<{
+    _id: string;
+    name: string;
+    position: string;
+    requestedAt: string;
+  }>;
 
   private constructor(
     private readonly client: MongoClient,
@@ -62,6 +89,9 @@ export class MongoReadModelStore implements ReadModelStore {
     this.active = db.collection('projection_active');
     this.skipsCollection = db.collection('projection_skips');
     this.processes = db.collection('process_checkpoints');
+    this.quarantineCollection = db.collection('consumer_quarantine');
+    this.failures = db.collection('process_failures');
+    this.replays = db.collection('process_replays');
   }
 
   /** Connects; the database is the one the URL names, `mfa` when it names none. */
@@ -105,9 +135,9 @@ export class MongoReadModelStore implements ReadModelStore {
     }
     const pending = await this.checkpoints.findOne({
       _id: checkpointId(target),
-      pending: { $exists: true },
+      $or: [{ pending: { $exists: true } }, { pendingQuarantine: { $exists: true } }],
     });
-    if (pending?.pending) await this.finish(target, pending.pending);
+    if (pending) await this.finish(target, pending.pending ?? [], pending.pendingQuarantine ?? []);
   }
 
   async dropGeneration(schema: ReadModelSchema, generation: number): Promise<void> {
@@ -118,6 +148,7 @@ export class MongoReadModelStore implements ReadModelStore {
         .catch(() => undefined);
     }
     await this.checkpoints.deleteOne({ _id: checkpointId(target) });
+    await this.quarantineCollection.deleteMany({ consumer: schema.projection, generation });
   }
 
   async createGeneration(projection: string, version: number): Promise<number> {
@@ -136,7 +167,6 @@ export class MongoReadModelStore implements ReadModelStore {
           generation,
           version,
           position: '0',
-          failure: null,
           updatedAt: new Date().toISOString(),
         });
         return generation;
@@ -175,24 +205,32 @@ export class MongoReadModelStore implements ReadModelStore {
     commit: ProjectionCommit,
   ): Promise<'committed' | 'conflict'> {
     const changes = [...commit.changes];
+    const quarantined = (commit.quarantined ?? []).map(toQuarantineDoc);
     const moved = await this.checkpoints.updateOne(
       { _id: checkpointId(target), position: String(commit.expected) },
       {
         $set: {
           position: String(commit.position),
-          failure: commit.failure,
           updatedAt: new Date().toISOString(),
           ...(changes.length > 0 ? { pending: changes } : {}),
+          ...(quarantined.length > 0 ? { pendingQuarantine: quarantined } : {}),
         },
+        $unset: { failure: '' },
       },
     );
     if (moved.matchedCount !== 1) return 'conflict';
-    if (changes.length > 0) await this.finish(target, changes);
+    if (changes.length > 0 || quarantined.length > 0) {
+      await this.finish(target, changes, quarantined);
+    }
     return 'committed';
   }
 
-  /** Writes a recorded change set (again) and clears it. Idempotent. */
-  private async finish(target: ReadModelTarget, changes: readonly DocumentChange[]): Promise<void> {
+  /** Writes a recorded change set and its quarantined events (again) and clears them. Idempotent. */
+  private async finish(
+    target: ReadModelTarget,
+    changes: readonly DocumentChange[],
+    quarantined: readonly QuarantineDoc[],
+  ): Promise<void> {
     const byCollection = new Map<string, AnyBulkWriteOperation<StoredDocument>[]>();
     for (const change of changes) {
       const operations = byCollection.get(change.collection) ?? [];
@@ -213,15 +251,25 @@ export class MongoReadModelStore implements ReadModelStore {
       // Ordered: two changes of one document in a set apply in their order.
       await this.docs(target, collection).bulkWrite(operations, { ordered: true });
     }
-    await this.checkpoints.updateOne({ _id: checkpointId(target) }, { $unset: { pending: '' } });
+    if (quarantined.length > 0) {
+      await this.quarantineCollection.bulkWrite(
+        quarantined.map((doc) => ({
+          replaceOne: { filter: { _id: doc._id }, replacement: doc, upsert: true },
+        })),
+      );
+    }
+    await this.checkpoints.updateOne(
+      { _id: checkpointId(target) },
+      { $unset: { pending: '', pendingQuarantine: '' } },
+    );
   }
 
-  async recordSkip(projection: string, position: bigint, note: string): Promise<void> {
+  async recordSkip(consumer: string, position: bigint, note: string): Promise<void> {
     await this.skipsCollection.updateOne(
-      { _id: `${projection}#${position}` },
+      { _id: `${consumer}#${position}` },
       {
         $setOnInsert: {
-          projection,
+          projection: consumer,
           position: String(position),
           note,
           recordedAt: new Date().toISOString(),
@@ -229,18 +277,110 @@ export class MongoReadModelStore implements ReadModelStore {
       },
       { upsert: true },
     );
+    // Second: a crash in between leaves the event quarantined and skipped, and
+    // `quarantined` leaves skipped events out.
+    await this.quarantineCollection.deleteMany({ consumer, position: String(position) });
   }
 
-  async skips(projection: string): Promise<RecordedSkip[]> {
-    const docs = await this.skipsCollection.find({ projection }).toArray();
+  async removeSkip(consumer: string, position: bigint): Promise<void> {
+    await this.skipsCollection.deleteOne({ _id: `${consumer}#${position}` });
+  }
+
+  async skips(consumer?: string): Promise<RecordedSkip[]> {
+    // The collection kept its first name: it holds process managers' skips too.
+    const docs = await this.skipsCollection
+      .find(consumer === undefined ? {} : { projection: consumer })
+      .toArray();
     return docs
       .map((doc) => ({
-        projection: doc.projection,
+        consumer: doc.projection,
         position: BigInt(doc.position),
         note: doc.note,
         recordedAt: doc.recordedAt,
       }))
-      .sort((a, b) => (a.position < b.position ? -1 : 1));
+      .sort((a, b) => compareText(a.consumer, b.consumer) || comparePositions(a, b));
+  }
+
+  async quarantine(record: QuarantinedEvent): Promise<void> {
+    const doc = toQuarantineDoc(record);
+    await this.quarantineCollection.replaceOne({ _id: doc._id }, doc, { upsert: true });
+  }
+
+  async quarantined(consumer?: string): Promise<QuarantinedEvent[]> {
+    const filter = consumer === undefined ? {} : { consumer };
+    const [docs, skips] = await Promise.all([
+      this.quarantineCollection.find(filter).toArray(),
+      this.skips(consumer),
+    ]);
+    const skipped = new Set(skips.map((skip) => `${skip.consumer}#${skip.position}`));
+    return docs
+      .filter((doc) => !skipped.has(`${doc.consumer}#${doc.position}`))
+      .map((doc): QuarantinedEvent => ({
+        consumer: doc.consumer,
+        generation: doc.generation,
+        position: BigInt(doc.position),
+        eventType: doc.eventType,
+        streamId: doc.streamId,
+        reason: doc.reason,
+        at: doc.at,
+      }))
+      .sort(
+        (a, b) =>
+          compareText(a.consumer, b.consumer) ||
+          a.generation - b.generation ||
+          comparePositions(a, b),
+      );
+  }
+
+  async releaseQuarantined(consumer: string, position: bigint): Promise<void> {
+    await this.quarantineCollection.deleteMany({ consumer, position: String(position) });
+  }
+
+  async saveProcessFailure(failure: ProcessFailure): Promise<void> {
+    const { name, position, ...rest } = failure;
+    await this.failures.replaceOne(
+      { _id: name },
+      { position: String(position), ...rest },
+      { upsert: true },
+    );
+  }
+
+  async clearProcessFailure(name: string): Promise<void> {
+    await this.failures.deleteOne({ _id: name });
+  }
+
+  async processFailures(): Promise<ProcessFailure[]> {
+    const docs = await this.failures.find({}).sort({ _id: 1 }).toArray();
+    return docs.map(({ _id, position, ...rest }) => ({
+      ...rest,
+      name: _id,
+      position: BigInt(position),
+    }));
+  }
+
+  async requestReplay(name: string, position: bigint): Promise<void> {
+    await this.replays.updateOne(
+      { _id: `${name}#${position}` },
+      {
+        $setOnInsert: { name, position: String(position), requestedAt: new Date().toISOString() },
+      },
+      { upsert: true },
+    );
+  }
+
+  async replayRequests(): Promise<ReplayRequest[]> {
+    const docs = await this.replays.find({}).toArray();
+    return docs
+      .map((doc) => ({
+        name: doc.name,
+        position: BigInt(doc.position),
+        requestedAt: doc.requestedAt,
+      }))
+      .sort((a, b) => compareText(a.name, b.name) || comparePositions(a, b));
+  }
+
+  async clearReplayRequest(name: string, position: bigint): Promise<void> {
+    await this.replays.deleteOne({ _id: `${name}#${position}` });
   }
 
   async get(
@@ -301,6 +441,11 @@ export class MongoReadModelStore implements ReadModelStore {
     return doc ? BigInt(doc.position) : undefined;
   }
 
+  async listProcessCheckpoints(): Promise<Array<{ name: string; position: bigint }>> {
+    const docs = await this.processes.find({}).sort({ _id: 1 }).toArray();
+    return docs.map((doc) => ({ name: doc._id, position: BigInt(doc.position) }));
+  }
+
   async saveProcessCheckpoint(name: string, position: bigint): Promise<void> {
     await this.processes.updateOne(
       { _id: name },
@@ -324,9 +469,26 @@ function toCheckpoint(doc: CheckpointDoc): ProjectionCheckpoint {
     generation: doc.generation,
     version: doc.version,
     position: BigInt(doc.position),
-    failure: doc.failure ?? null,
   };
 }
+
+function toQuarantineDoc(record: QuarantinedEvent): QuarantineDoc {
+  return {
+    _id: `${record.consumer}#${record.generation}#${record.position}`,
+    consumer: record.consumer,
+    generation: record.generation,
+    position: String(record.position),
+    eventType: record.eventType,
+    streamId: record.streamId,
+    reason: record.reason,
+    at: record.at,
+  };
+}
+
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+const comparePositions = (a: { position: bigint }, b: { position: bigint }) =>
+  a.position < b.position ? -1 : a.position > b.position ? 1 : 0;
 
 function withoutId(doc: Document): ReadModelDocument {
   const { _id: _ignored, ...rest } = doc;

@@ -56,12 +56,25 @@ export interface FindQuery {
   limit: number;
 }
 
-export interface ProjectionFailure {
-  /** Position of the event the projection could not apply. */
-  position: string;
+/**
+ * An event a consumer (a projection or a process manager) could not process
+ * and passed over, so that one bad event stops neither it nor anyone else
+ * (DESIGN §6): the stored event could not be read (`RecordedEvent.corrupt`),
+ * or a projection's `apply` threw on it (a missing field, say). Shown to
+ * operators until they skip it or replay it once fixed.
+ */
+export interface QuarantinedEvent {
+  /** The projection or process manager. */
+  consumer: string;
+  /** The projection's generation whose documents lack the event; 0 for a process manager. */
+  generation: number;
+  position: bigint;
   eventType: string;
-  /** The error's message only: no stack. */
-  error: string;
+  /** The event's stream; null when it could not be read. */
+  streamId: string | null;
+  /** The error's message only (no stack), or why the stored event could not be read. */
+  reason: string;
+  /** ISO time it was quarantined (the last time, when quarantined again). */
   at: string;
 }
 
@@ -70,9 +83,8 @@ export interface ProjectionCheckpoint {
   generation: number;
   /** The projection's code version that built this generation. */
   version: number;
-  /** Every event up to and including this position has been applied. */
+  /** Every event up to and including this position has been applied or quarantined. */
   position: bigint;
-  failure: ProjectionFailure | null;
 }
 
 export interface ProjectionCommit {
@@ -80,14 +92,43 @@ export interface ProjectionCommit {
   expected: bigint;
   position: bigint;
   changes: readonly DocumentChange[];
-  failure: ProjectionFailure | null;
+  /** Events of the batch passed over, kept with the checkpoint that passes them (same generation). */
+  quarantined?: readonly QuarantinedEvent[];
 }
 
+/** An operator's decision that a consumer does without the event at `position`. */
 export interface RecordedSkip {
-  projection: string;
+  /** The projection or process manager. */
+  consumer: string;
   position: bigint;
   note: string;
   recordedAt: string;
+}
+
+/**
+ * The event a process manager's `handle` keeps failing on: retried with
+ * back-off (it may be a store that is down) until it succeeds or an operator
+ * skips it. Kept in the store so that the CLI, in another process, can check
+ * a skip names it.
+ */
+export interface ProcessFailure {
+  name: string;
+  position: bigint;
+  eventType: string;
+  streamId: string | null;
+  /** The last error's message only. */
+  error: string;
+  attempts: number;
+  /** ISO times of the first and of the last failed attempt. */
+  since: string;
+  at: string;
+}
+
+/** An operator asked a process manager to handle the event at `position` again. */
+export interface ReplayRequest {
+  name: string;
+  position: bigint;
+  requestedAt: string;
 }
 
 export interface ReadModelStore {
@@ -104,6 +145,7 @@ export interface ReadModelStore {
     generation: number,
     options?: { indexes?: boolean },
   ): Promise<void>;
+  /** Drops a generation's collections, its checkpoint and its quarantined events. */
   dropGeneration(schema: ReadModelSchema, generation: number): Promise<void>;
 
   /** A new generation, one above any known for the projection, at position 0. */
@@ -114,14 +156,48 @@ export interface ReadModelStore {
   activeGenerations(): Promise<Map<string, number>>;
   activate(target: ReadModelTarget): Promise<void>;
   /**
-   * Writes the changes and moves the checkpoint, all or nothing. Answers
+   * Writes the changes and the quarantined events and moves the checkpoint,
+   * all or nothing. Answers
    * `conflict` (and writes nothing) when the stored checkpoint is not
    * `expected`: another writer applied these events first.
    */
   commit(target: ReadModelTarget, commit: ProjectionCommit): Promise<'committed' | 'conflict'>;
 
-  recordSkip(projection: string, position: bigint, note: string): Promise<void>;
-  skips(projection: string): Promise<RecordedSkip[]>;
+  /**
+   * Records that `consumer` does without the event at `position` (once; a
+   * second record keeps the first note) and takes the event out of the
+   * consumer's quarantine, every generation of it.
+   */
+  recordSkip(consumer: string, position: bigint, note: string): Promise<void>;
+  /** Forgets a skip (before the event is replayed). */
+  removeSkip(consumer: string, position: bigint): Promise<void>;
+  /** The skips of one consumer, or of all; by consumer, then position. */
+  skips(consumer?: string): Promise<RecordedSkip[]>;
+
+  /**
+   * Quarantines an event for a process manager (a projection's quarantined
+   * events come with its `commit`). Quarantining the same (consumer,
+   * generation, position) again keeps one record, with the later reason.
+   */
+  quarantine(record: QuarantinedEvent): Promise<void>;
+  /**
+   * Quarantined events of one consumer, or of all, by consumer, generation and
+   * position. Events the consumer has skipped since are left out.
+   */
+  quarantined(consumer?: string): Promise<QuarantinedEvent[]>;
+  /** Takes the event out of the consumer's quarantine, every generation (it was replayed). */
+  releaseQuarantined(consumer: string, position: bigint): Promise<void>;
+
+  /** Records the event a process manager's `handle` keeps failing on (one per manager). */
+  saveProcessFailure(failure: ProcessFailure): Promise<void>;
+  /** The manager handled or passed its failing event. */
+  clearProcessFailure(name: string): Promise<void>;
+  processFailures(): Promise<ProcessFailure[]>;
+
+  /** Asks process manager `name` to handle the event at `position` again (the CLI's replay). */
+  requestReplay(name: string, position: bigint): Promise<void>;
+  replayRequests(): Promise<ReplayRequest[]>;
+  clearReplayRequest(name: string, position: bigint): Promise<void>;
 
   get(
     target: ReadModelTarget,
@@ -141,6 +217,8 @@ export interface ReadModelStore {
   ): Promise<Array<{ id: string; doc: ReadModelDocument }>>;
 
   processCheckpoint(name: string): Promise<bigint | undefined>;
+  /** Every process manager that has a checkpoint, by name (for the CLI's status). */
+  listProcessCheckpoints(): Promise<Array<{ name: string; position: bigint }>>;
   saveProcessCheckpoint(name: string, position: bigint): Promise<void>;
 
   close(): Promise<void>;

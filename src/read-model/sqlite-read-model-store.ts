@@ -6,13 +6,16 @@ import {
   FindQuery,
   IndexValue,
   physicalName,
+  ProcessFailure,
   ProjectionCheckpoint,
   ProjectionCommit,
+  QuarantinedEvent,
   ReadModelDocument,
   ReadModelSchema,
   ReadModelStore,
   ReadModelTarget,
   RecordedSkip,
+  ReplayRequest,
 } from './read-model-store.port';
 
 interface CheckpointRow {
@@ -20,8 +23,34 @@ interface CheckpointRow {
   generation: number;
   version: number;
   position: string;
-  failure: string | null;
 }
+
+interface QuarantineRow {
+  consumer: string;
+  generation: number;
+  position: string;
+  event_type: string;
+  stream_id: string | null;
+  reason: string;
+  at: string;
+}
+
+/** Quarantined events are written with the checkpoint that passes them (one transaction). */
+const QUARANTINE_SQL = `INSERT INTO consumer_quarantine
+  (consumer, generation, position, event_type, stream_id, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (consumer, generation, position) DO UPDATE SET
+    event_type = excluded.event_type, stream_id = excluded.stream_id,
+    reason = excluded.reason, at = excluded.at`;
+
+const quarantineParams = (q: QuarantinedEvent) => [
+  q.consumer,
+  q.generation,
+  String(q.position),
+  q.eventType,
+  q.streamId,
+  q.reason,
+  q.at,
+];
 
 class Conflict extends Error {}
 
@@ -44,6 +73,8 @@ export interface SqliteReadModelStoreOptions {
 interface ThreadCommit {
   seq: number;
   checkpoint: unknown[];
+  quarantine: unknown[][];
+  quarantineSql: string;
   tables: Array<{
     upsert: string;
     remove: string;
@@ -71,10 +102,11 @@ const statement = (sql) => {
   if (!found) statements.set(sql, (found = db.prepare(sql)));
   return found;
 };
-const CHECKPOINT = \`UPDATE projection_checkpoints SET position = ?, failure = ?, updated_at = ?
+const CHECKPOINT = \`UPDATE projection_checkpoints SET position = ?, failure = NULL, updated_at = ?
   WHERE projection = ? AND generation = ? AND position = ?\`;
 const write = db.transaction((commit) => {
   if (statement(CHECKPOINT).run(commit.checkpoint).changes !== 1) return 'conflict';
+  for (const row of commit.quarantine) statement(commit.quarantineSql).run(row);
   for (const table of commit.tables) {
     const upsert = statement(table.upsert);
     const params = new Array(table.width);
@@ -165,6 +197,33 @@ export class SqliteReadModelStore implements ReadModelStore {
         position   TEXT NOT NULL,
         updated_at TEXT NOT NULL
       );
+      -- Events consumers passed over (DESIGN §6); a process manager's generation is 0.
+      CREATE TABLE IF NOT EXISTS consumer_quarantine (
+        consumer   TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        position   TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        stream_id  TEXT,
+        reason     TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        PRIMARY KEY (consumer, generation, position)
+      );
+      CREATE TABLE IF NOT EXISTS process_failures (
+        name       TEXT PRIMARY KEY,
+        position   TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        stream_id  TEXT,
+        error      TEXT NOT NULL,
+        attempts   INTEGER NOT NULL,
+        since      TEXT NOT NULL,
+        at         TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS process_replays (
+        name         TEXT NOT NULL,
+        position     TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        PRIMARY KEY (name, position)
+      );
     `);
   }
 
@@ -217,6 +276,10 @@ export class SqliteReadModelStore implements ReadModelStore {
       this.statement(
         'DELETE FROM projection_checkpoints WHERE projection = ? AND generation = ?',
       ).run(schema.projection, generation);
+      this.statement('DELETE FROM consumer_quarantine WHERE consumer = ? AND generation = ?').run(
+        schema.projection,
+        generation,
+      );
     })();
     // Statements on dropped tables are invalid now.
     for (const sql of [...this.statements.keys()]) {
@@ -277,18 +340,21 @@ export class SqliteReadModelStore implements ReadModelStore {
     if (this.closed) return Promise.reject(new Error('Read-model store is closed'));
     if (this.options.writerThread) return this.commitOnThread(target, commit);
     const write = this.db.transaction(() => {
+      // `failure` is where versions before quarantines kept a stopped projection's event.
       const moved = this.statement(
-        `UPDATE projection_checkpoints SET position = ?, failure = ?, updated_at = ?
+        `UPDATE projection_checkpoints SET position = ?, failure = NULL, updated_at = ?
          WHERE projection = ? AND generation = ? AND position = ?`,
       ).run(
         String(commit.position),
-        commit.failure ? JSON.stringify(commit.failure) : null,
         new Date().toISOString(),
         target.projection,
         target.generation,
         String(commit.expected),
       );
       if (moved.changes !== 1) throw new Conflict();
+      for (const record of commit.quarantined ?? []) {
+        this.statement(QUARANTINE_SQL).run(quarantineParams(record));
+      }
       const tables = new Map<string, TableWriter>();
       for (const change of commit.changes) {
         let table = tables.get(change.collection);
@@ -345,12 +411,13 @@ export class SqliteReadModelStore implements ReadModelStore {
       seq: ++writer.seq,
       checkpoint: [
         String(commit.position),
-        commit.failure ? JSON.stringify(commit.failure) : null,
         new Date().toISOString(),
         target.projection,
         target.generation,
         String(commit.expected),
       ],
+      quarantine: (commit.quarantined ?? []).map(quarantineParams),
+      quarantineSql: QUARANTINE_SQL,
       tables: [...tables.values()].map(({ fields: _fields, ...table }) => table),
     };
     return new Promise((resolve, reject) => {
@@ -410,31 +477,170 @@ export class SqliteReadModelStore implements ReadModelStore {
     };
   }
 
-  recordSkip(projection: string, position: bigint, note: string): Promise<void> {
-    this.statement(
-      `INSERT INTO projection_skips (projection, position, note, recorded_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT DO NOTHING`,
-    ).run(projection, String(position), note, new Date().toISOString());
+  recordSkip(consumer: string, position: bigint, note: string): Promise<void> {
+    this.db.transaction(() => {
+      this.statement(
+        `INSERT INTO projection_skips (projection, position, note, recorded_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT DO NOTHING`,
+      ).run(consumer, String(position), note, new Date().toISOString());
+      this.statement('DELETE FROM consumer_quarantine WHERE consumer = ? AND position = ?').run(
+        consumer,
+        String(position),
+      );
+    })();
     return Promise.resolve();
   }
 
-  skips(projection: string): Promise<RecordedSkip[]> {
+  removeSkip(consumer: string, position: bigint): Promise<void> {
+    this.statement('DELETE FROM projection_skips WHERE projection = ? AND position = ?').run(
+      consumer,
+      String(position),
+    );
+    return Promise.resolve();
+  }
+
+  skips(consumer?: string): Promise<RecordedSkip[]> {
+    // The table kept its first name: it holds process managers' skips too.
     const rows = this.statement(
-      'SELECT * FROM projection_skips WHERE projection = ? ORDER BY CAST(position AS INTEGER)',
-    ).all(projection) as {
+      'SELECT * FROM projection_skips WHERE @consumer IS NULL OR projection = @consumer',
+    ).all({ consumer: consumer ?? null }) as {
       projection: string;
       position: string;
       note: string;
       recorded_at: string;
     }[];
     return Promise.resolve(
+      rows
+        .map((row) => ({
+          consumer: row.projection,
+          position: BigInt(row.position),
+          note: row.note,
+          recordedAt: row.recorded_at,
+        }))
+        .sort((a, b) => compareText(a.consumer, b.consumer) || comparePositions(a, b)),
+    );
+  }
+
+  quarantine(record: QuarantinedEvent): Promise<void> {
+    this.statement(QUARANTINE_SQL).run(quarantineParams(record));
+    return Promise.resolve();
+  }
+
+  quarantined(consumer?: string): Promise<QuarantinedEvent[]> {
+    const rows = this.statement(
+      `SELECT * FROM consumer_quarantine q WHERE (@consumer IS NULL OR q.consumer = @consumer)
+       AND NOT EXISTS (SELECT 1 FROM projection_skips s
+                       WHERE s.projection = q.consumer AND s.position = q.position)`,
+    ).all({ consumer: consumer ?? null }) as QuarantineRow[];
+    return Promise.resolve(
+      rows
+        .map((row): QuarantinedEvent => ({
+          consumer: row.consumer,
+          generation: Number(row.generation),
+          position: BigInt(row.position),
+          eventType: row.event_type,
+          streamId: row.stream_id,
+          reason: row.reason,
+          at: row.at,
+        }))
+        .sort(
+          (a, b) =>
+            compareText(a.consumer, b.consumer) ||
+            a.generation - b.generation ||
+            comparePositions(a, b),
+        ),
+    );
+  }
+
+  releaseQuarantined(consumer: string, position: bigint): Promise<void> {
+    this.statement('DELETE FROM consumer_quarantine WHERE consumer = ? AND position = ?').run(
+      consumer,
+      String(position),
+    );
+    return Promise.resolve();
+  }
+
+  saveProcessFailure(failure: ProcessFailure): Promise<void> {
+    this.statement(
+      `INSERT INTO process_failures (name, position, event_type, stream_id, error, attempts, since, at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, event_type = excluded.event_type,
+         stream_id = excluded.stream_id, error = excluded.error, attempts = excluded.attempts,
+         since = excluded.since, at = excluded.at`,
+    ).run(
+      failure.name,
+      String(failure.position),
+      failure.eventType,
+      failure.streamId,
+      failure.error,
+      failure.attempts,
+      failure.since,
+      failure.at,
+    );
+    return Promise.resolve();
+  }
+
+  clearProcessFailure(name: string): Promise<void> {
+    this.statement('DELETE FROM process_failures WHERE name = ?').run(name);
+    return Promise.resolve();
+  }
+
+  processFailures(): Promise<ProcessFailure[]> {
+    const rows = this.statement('SELECT * FROM process_failures ORDER BY name').all() as Array<{
+      name: string;
+      position: string;
+      event_type: string;
+      stream_id: string | null;
+      error: string;
+      attempts: number;
+      since: string;
+      at: string;
+    }>;
+    return Promise.resolve(
       rows.map((row) => ({
-        projection: row.projection,
+        name: row.name,
         position: BigInt(row.position),
-        note: row.note,
-        recordedAt: row.recorded_at,
+        eventType: row.event_type,
+        streamId: row.stream_id,
+        error: row.error,
+        attempts: Number(row.attempts),
+        since: row.since,
+        at: row.at,
       })),
     );
+  }
+
+  requestReplay(name: string, position: bigint): Promise<void> {
+    this.statement(
+      `INSERT INTO process_replays (name, position, requested_at) VALUES (?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+    ).run(name, String(position), new Date().toISOString());
+    return Promise.resolve();
+  }
+
+  replayRequests(): Promise<ReplayRequest[]> {
+    const rows = this.statement('SELECT * FROM process_replays').all() as Array<{
+      name: string;
+      position: string;
+      requested_at: string;
+    }>;
+    return Promise.resolve(
+      rows
+        .map((row) => ({
+          name: row.name,
+          position: BigInt(row.position),
+          requestedAt: row.requested_at,
+        }))
+        .sort((a, b) => compareText(a.name, b.name) || comparePositions(a, b)),
+    );
+  }
+
+  clearReplayRequest(name: string, position: bigint): Promise<void> {
+    this.statement('DELETE FROM process_replays WHERE name = ? AND position = ?').run(
+      name,
+      String(position),
+    );
+    return Promise.resolve();
   }
 
   get(
@@ -531,6 +737,16 @@ export class SqliteReadModelStore implements ReadModelStore {
     return Promise.resolve(position === undefined ? undefined : BigInt(position));
   }
 
+  listProcessCheckpoints(): Promise<Array<{ name: string; position: bigint }>> {
+    const rows = this.statement(
+      'SELECT name, position FROM process_checkpoints ORDER BY name',
+    ).all() as Array<{
+      name: string;
+      position: string;
+    }>;
+    return Promise.resolve(rows.map((row) => ({ name: row.name, position: BigInt(row.position) })));
+  }
+
   saveProcessCheckpoint(name: string, position: bigint): Promise<void> {
     this.statement(
       `INSERT INTO process_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
@@ -579,6 +795,11 @@ function toCheckpoint(row: CheckpointRow): ProjectionCheckpoint {
     generation: Number(row.generation),
     version: Number(row.version),
     position: BigInt(row.position),
-    failure: row.failure ? JSON.parse(row.failure) : null,
   };
 }
+
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Positions are kept as text (KurrentDB's are unsigned 64-bit): compared as numbers. */
+const comparePositions = (a: { position: bigint }, b: { position: bigint }) =>
+  a.position < b.position ? -1 : a.position > b.position ? 1 : 0;

@@ -1,5 +1,7 @@
+import { binaryEvent, jsonEvent, KurrentDBClient } from '@kurrent/kurrentdb-client';
+import { randomUUID } from 'node:crypto';
 import { KurrentDbEventStore } from '../../src/event-store/kurrentdb-event-store';
-import { eventStoreContract } from './event-store.contract';
+import { event, eventStoreContract } from './event-store.contract';
 
 /*
  * The production adapter runs the same contract against a real server when
@@ -12,6 +14,60 @@ if (url) {
   eventStoreContract(`KurrentDB at ${url}`, async () => {
     const store = new KurrentDbEventStore(url);
     return { store, dispose: () => store.close() };
+  });
+
+  describe('KurrentDB adapter specifics', () => {
+    it('reads events another writer stored unreadably as corrupt events, on every read path', async () => {
+      const stream = `corrupt${randomUUID().replace(/-/g, '').slice(0, 12)}-s`;
+      const client = KurrentDBClient.connectionString(url);
+      const store = new KurrentDbEventStore(url);
+      try {
+        const after = await store.headPosition();
+        const metadata = event('Bad').metadata;
+        await client.appendToStream(stream, [
+          binaryEvent({ type: 'BadData', data: new Uint8Array([1, 2, 3]), metadata }),
+          jsonEvent({ type: 'BadData', data: ['not', 'an', 'object'], metadata }),
+          binaryEvent({
+            type: 'BadMetadata',
+            data: new Uint8Array(),
+            metadata: Buffer.from('not json'),
+          }),
+        ]);
+        const expected = [
+          { type: 'BadData', data: {}, metadata, corrupt: 'data is not JSON (binary content)' },
+          { type: 'BadData', data: {}, metadata, corrupt: 'data is not a JSON object (array)' },
+          {
+            type: 'BadMetadata',
+            data: {},
+            metadata: {},
+            corrupt: 'data is not JSON (binary content); metadata is not JSON (binary content)',
+          },
+        ].map((e) => expect.objectContaining(e));
+        expect(await store.readStream(stream)).toEqual(expected);
+        const all = (await store.readAll({ after, maxCount: 10_000 })).filter(
+          (e) => e.streamId === stream,
+        );
+        expect(all).toEqual(expected);
+        const page = await store.readPage({ after, maxCount: 10_000, types: ['BadMetadata'] });
+        expect(page.events.filter((e) => e.streamId === stream)).toEqual([expected[2]]);
+        const seen: string[] = [];
+        await new Promise<void>((resolve, reject) => {
+          const subscription = store.subscribeToAll({
+            after,
+            onEvents: (events) => {
+              for (const e of events) if (e.streamId === stream) seen.push(e.corrupt ?? e.type);
+              return Promise.resolve();
+            },
+            onCaughtUp: () => void subscription.stop().then(resolve),
+            onError: reject,
+          });
+        });
+        expect(seen).toHaveLength(3);
+      } finally {
+        await store.close();
+        await client.dispose();
+      }
+    });
   });
 } else {
   console.warn(

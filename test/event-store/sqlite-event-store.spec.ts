@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -102,5 +103,74 @@ describe('SQLite event store specifics', () => {
     expect(await received).toBe('FromElsewhere');
     await writer.close();
     await reader.close();
+  });
+
+  it('reads a row whose data or metadata is not a JSON object as a corrupt event, on every read path, and never throws', async () => {
+    const file = join(dir, 'events.sqlite');
+    const store = new SqliteEventStore(file);
+    const good = event('Good', { n: 1 });
+    await store.appendToStream('s-bad', [good], 'no_stream');
+    // Rows as a damaged disk, a bad restore or a hand edit could leave them.
+    const metadata = JSON.stringify(event('Bad').metadata);
+    const rows: Array<[string, string, string]> = [
+      ['BadData', '{"userId": "u-1", "name": ', metadata],
+      ['BadData', '[1, 2]', metadata],
+      ['BadData', 'null', metadata],
+      ['BadMetadata', '{"n": 2}', 'not json'],
+      ['BadBoth', '"text"', '42'],
+    ];
+    const db = new Database(file);
+    rows.forEach(([type, data, meta], i) =>
+      db
+        .prepare(
+          'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run(`raw-${i}`, 's-bad', i + 1, type, data, meta),
+    );
+    db.close();
+    await store.appendToStream('s-after', [event('After')], 'no_stream');
+
+    const expected = [
+      { type: 'Good', data: good.data, metadata: good.metadata },
+      { type: 'BadData', data: {}, corrupt: 'data is not valid JSON' },
+      { type: 'BadData', data: {}, corrupt: 'data is not a JSON object (array)' },
+      { type: 'BadData', data: {}, corrupt: 'data is not a JSON object (null)' },
+      { type: 'BadMetadata', data: {}, metadata: {}, corrupt: 'metadata is not valid JSON' },
+      {
+        type: 'BadBoth',
+        data: {},
+        metadata: {},
+        corrupt: 'data is not a JSON object (string); metadata is not a JSON object (number)',
+      },
+    ];
+    const all = await store.readAll({ after: 0n });
+    expect(all.slice(0, 6)).toEqual(expected.map((e) => expect.objectContaining(e)));
+    expect(all[0]).not.toHaveProperty('corrupt');
+    // Metadata that could be read is kept beside unreadable data.
+    expect(all[1].metadata).toEqual(JSON.parse(metadata));
+    expect(all.map((e) => e.type).slice(6)).toEqual(['After']);
+    expect(await store.readStream('s-bad')).toEqual(all.slice(0, 6));
+    expect(await store.readStream('s-bad', { direction: 'backwards' })).toEqual(
+      all.slice(0, 6).reverse(),
+    );
+    const page = await store.readPage({ after: 0n, maxCount: 100, types: ['BadData', 'After'] });
+    expect(page.events).toEqual([all[1], all[2], all[3], all[6]]);
+    expect((await store.readPage({ after: 0n, maxCount: 100 })).events).toEqual(all);
+
+    // A subscription reads past them to the head.
+    const seen: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const subscription = store.subscribeToAll({
+        after: 0n,
+        onEvents: (events) => {
+          seen.push(...events.map((e) => e.corrupt ?? e.type));
+          return Promise.resolve();
+        },
+        onCaughtUp: () => void subscription.stop().then(resolve),
+        onError: reject,
+      });
+    });
+    expect(seen).toEqual(['Good', ...expected.slice(1).map((e) => e.corrupt), 'After']);
+    await store.close();
   });
 });

@@ -31,7 +31,7 @@ const PUBLIC_KEYS = [
 ];
 const CONSUMER_KEYS = ['lag', 'name', 'position', 'status'];
 /** Counts the engine and the mailer may report; only ever numbers. */
-const CONSUMER_COUNTS = ['quarantined'];
+const CONSUMER_COUNTS = ['quarantined', 'skipped'];
 const MAIL_COUNTS = ['failed', 'pending', 'retrying'];
 
 describe('GET /health: public liveness, operator details', () => {
@@ -64,7 +64,7 @@ describe('GET /health: public liveness, operator details', () => {
     await operatorHealthWhen(
       (body) =>
         body.mail?.lastError?.error?.includes(ADDRESS) &&
-        body.projections.some((p: any) => p.name === 'enrolled-users' && p.status === 'failed'),
+        body.projections.some((p: any) => p.name === 'enrolled-users' && p.quarantined === 1),
     );
   }, 60_000);
 
@@ -96,11 +96,14 @@ describe('GET /health: public liveness, operator details', () => {
         expect(typeof consumer[extra]).toBe('number');
       }
     }
+    // The poison event is quarantined: the projection goes on, and says how many it set aside.
     expect(body.projections).toContainEqual({
       name: 'enrolled-users',
-      status: 'failed',
+      status: 'live',
       position: expect.stringMatching(/^\d+$/),
-      lag: expect.stringMatching(/^[1-9]\d*$/),
+      lag: expect.stringMatching(/^\d+$/),
+      quarantined: 1,
+      skipped: 0,
     });
     // Counts, never contents.
     for (const [name, value] of Object.entries(body.mail)) {
@@ -137,11 +140,13 @@ describe('GET /health: public liveness, operator details', () => {
       retrying: 1,
       lastError: { firmId: FIRM, error: expect.stringContaining(ADDRESS) },
     });
-    const stopped = res.body.projections.find((p: any) => p.name === 'enrolled-users');
-    expect(stopped.failure).toMatchObject({
-      eventType: 'FactorConfirmed',
-      error: expect.stringContaining(ADDRESS),
-    });
+    const quarantining = res.body.projections.find((p: any) => p.name === 'enrolled-users');
+    expect(quarantining.quarantinedEvents).toEqual([
+      expect.objectContaining({
+        eventType: 'FactorConfirmed',
+        reason: expect.stringContaining(ADDRESS),
+      }),
+    ]);
   });
 
   it.each([

@@ -155,7 +155,11 @@ describe('SIGKILL while commands flow', () => {
         // Rebuilt from zero beside the served generations, then compared as stored.
         const results = await rebuildProjections(log, store, ALL_PROJECTIONS);
         for (const result of results) {
-          expect(result).toMatchObject({ failure: null, position: BigInt(position) });
+          expect(result).toMatchObject({
+            quarantined: [],
+            activated: true,
+            position: BigInt(position),
+          });
         }
         expect(await snapshot(store)).toBe(live);
         expect(live).toContain('enrolled-users/entries/');

@@ -15,10 +15,11 @@ import { LogWriter } from '../support/log-events';
 import { requireBuild, ROOT, run } from '../support/processes';
 
 /*
- * The operator's view: a poison event stops only its projection and shows in
- * /health until `npm run projections -- skip`; `npm run projections -- rebuild`
- * on a running service gives read models equal, byte for byte, to the live
- * ones, and the service switches to them.
+ * The operator's view: a poison event is quarantined by the projection it
+ * breaks, which goes on, and shows in /health until `npm run projections --
+ * skip`; `npm run projections -- rebuild` on a running service gives read
+ * models equal, byte for byte, to the live ones, and the service switches to
+ * them.
  */
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'projections.js');
 const host = token('host');
@@ -69,7 +70,7 @@ describe('Projections under an operator', () => {
   });
   afterEach(() => service.stop());
 
-  it('a poison event stops only its projection, shows in /health, and skip resumes it', async () => {
+  it('a poison event is quarantined by the projection it breaks, shows in /health, and skip clears it', async () => {
     const { api } = service;
     await api.put('/v1/firms/acme/users/u-1', host, {
       role: 'case-manager',
@@ -90,27 +91,32 @@ describe('Projections under an operator', () => {
     await log.confirmFactor('acme', 'u-1', 'f-1', 'totp');
     const later = await log.assignSeat('acme', 'u-1');
 
-    // The others go on.
+    // Every projection goes on, the one it breaks too.
     const usage = await api.get(`/v1/firms/acme/mfa/usage?minPosition=${later}`, operator);
     expect(usage.body.seatsInUse).toBe(1);
     const counters = await api.get(`/v1/firms/acme/mfa/counters?minPosition=${later}`, operator);
     expect(counters.body.enrolled.caseManagers).toBe(1);
-    // The failure's details are the operator's; the public answer says only `failed`.
+    const list = await api.get(`/v1/firms/acme/mfa/enrolled-users?minPosition=${later}`, operator);
+    expect(list.body.items.map((u: any) => u.userId)).toEqual(['u-1']);
+    // The details are the operator's; the public answer has counts only.
     const health = await api.get('/health', operator);
     expect(health.body.status).toBe('degraded');
-    const stopped = health.body.projections.find((p: any) => p.name === 'enrolled-users');
-    expect(stopped).toMatchObject({
-      status: 'failed',
-      position: String(BigInt(poison) - 1n),
-      failure: {
-        position: poison,
-        eventType: 'UserRegistered',
-        error: 'UserRegistered.name is not a string',
-      },
+    const broken = health.body.projections.find((p: any) => p.name === 'enrolled-users');
+    expect(broken).toMatchObject({
+      status: 'live',
+      position: later,
+      quarantined: 1,
+      quarantinedEvents: [
+        {
+          position: poison,
+          eventType: 'UserRegistered',
+          reason: 'UserRegistered.name is not a string',
+        },
+      ],
     });
-    expect(JSON.stringify(stopped)).not.toMatch(/\bat .*\.ts:\d+/);
+    expect(JSON.stringify(broken)).not.toMatch(/\bat .*\.ts:\d+/);
     for (const other of health.body.projections.filter((p: any) => p.name !== 'enrolled-users')) {
-      expect(other.status).toBe('live');
+      expect(other).toMatchObject({ status: 'live', quarantined: 0 });
     }
 
     const skipped = await cli(
@@ -121,10 +127,15 @@ describe('Projections under an operator', () => {
       'bad name from host',
     );
     expect(skipped).toMatchObject({ code: 0 });
-    const list = await api.get(`/v1/firms/acme/mfa/enrolled-users?minPosition=${later}`, operator);
-    expect(list.status).toBe(200);
-    expect(list.body.items.map((u: any) => u.userId)).toEqual(['u-1']);
-    expect((await api.get('/health')).body.status).toBe('ok');
+    await until(async () => (await api.get('/health')).body.status === 'ok');
+    const after = (await api.get('/health', operator)).body.projections.find(
+      (p: any) => p.name === 'enrolled-users',
+    );
+    expect(after).toMatchObject({
+      quarantined: 0,
+      skipped: 1,
+      skippedEvents: [{ position: poison, note: 'bad name from host' }],
+    });
   });
 
   it('rebuild from zero while running equals the live read models, byte for byte', async () => {

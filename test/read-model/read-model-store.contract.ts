@@ -1,4 +1,5 @@
 import type {
+  QuarantinedEvent,
   ReadModelSchema,
   ReadModelStore,
   ReadModelTarget,
@@ -49,13 +50,12 @@ export function readModelStoreContract(
       doc: { firmId, name, nameKey: name.toLowerCase(), orgKey: org.toLowerCase(), role },
     });
 
-    it('starts a new generation at position 0, without failure', async () => {
+    it('starts a new generation at position 0', async () => {
       expect(await store.checkpoint(target)).toEqual({
         projection: schema.projection,
         generation: target.generation,
         version: 1,
         position: 0n,
-        failure: null,
       });
       expect(await store.createGeneration(schema.projection, 1)).toBe(target.generation + 1);
     });
@@ -65,7 +65,6 @@ export function readModelStoreContract(
         expected: 0n,
         position: 7n,
         changes: [person('f', 'u1', 'Ann'), { collection: 'totals', id: 'f', doc: { n: 1 } }],
-        failure: null,
       });
       expect(outcome).toBe('committed');
       expect((await store.checkpoint(target))?.position).toBe(7n);
@@ -74,12 +73,11 @@ export function readModelStoreContract(
     });
 
     it('refuses a commit whose expected checkpoint moved, and writes none of it', async () => {
-      await store.commit(target, { expected: 0n, position: 5n, changes: [], failure: null });
+      await store.commit(target, { expected: 0n, position: 5n, changes: [] });
       const outcome = await store.commit(target, {
         expected: 0n,
         position: 9n,
         changes: [{ collection: 'totals', id: 'f', doc: { n: 99 } }],
-        failure: null,
       });
       expect(outcome).toBe('conflict');
       expect(await store.get(target, 'totals', 'f')).toBeUndefined();
@@ -94,7 +92,6 @@ export function readModelStoreContract(
           { collection: 'totals', id: 'a', doc: { n: 1 } },
           { collection: 'totals', id: 'b', doc: { n: 2 } },
         ],
-        failure: null,
       });
       await store.commit(target, {
         expected: 1n,
@@ -103,7 +100,6 @@ export function readModelStoreContract(
           { collection: 'totals', id: 'a', doc: null },
           { collection: 'totals', id: 'b', doc: { n: 3, nested: { list: [1, 'x', null] } } },
         ],
-        failure: null,
       });
       expect(await store.scan(target, 'totals')).toEqual([
         { id: 'b', doc: { n: 3, nested: { list: [1, 'x', null] } } },
@@ -113,17 +109,145 @@ export function readModelStoreContract(
       );
     });
 
-    it('stores a failure with the checkpoint and clears it on the next commit', async () => {
+    const quarantined = (
+      position: bigint,
+      generation = target.generation,
+      consumer = schema.projection,
+    ): QuarantinedEvent => ({
+      consumer,
+      generation,
+      position,
+      eventType: 'UserRegistered',
+      streamId: 'user-acme/u-1',
+      reason: 'data is not valid JSON',
+      at: '2026-01-01T00:00:00.000Z',
+    });
+
+    it('commits quarantined events with the checkpoint, and a refused commit writes none of them', async () => {
+      const big = 18_446_744_073_709_551_000n; // KurrentDB positions are unsigned 64-bit
+      await store.commit(target, {
+        expected: 0n,
+        position: 12n,
+        changes: [],
+        quarantined: [quarantined(10n), quarantined(9n), quarantined(big)],
+      });
+      expect(await store.quarantined(schema.projection)).toEqual([
+        quarantined(9n),
+        quarantined(10n),
+        quarantined(big),
+      ]);
+      expect(
+        await store.commit(target, {
+          expected: 0n,
+          position: 20n,
+          changes: [],
+          quarantined: [quarantined(20n)],
+        }),
+      ).toBe('conflict');
+      // Quarantined again (a replay that failed again): one record, the later reason.
+      await store.commit(target, {
+        expected: 12n,
+        position: 13n,
+        changes: [],
+        quarantined: [{ ...quarantined(10n), reason: 'again' }],
+      });
+      expect(await store.quarantined(schema.projection)).toEqual([
+        quarantined(9n),
+        { ...quarantined(10n), reason: 'again' },
+        quarantined(big),
+      ]);
+    });
+
+    it('keeps quarantined events per consumer and generation; dropping a generation drops its own', async () => {
+      await store.commit(target, {
+        expected: 0n,
+        position: 5n,
+        changes: [],
+        quarantined: [quarantined(5n)],
+      });
+      const next = await store.createGeneration(schema.projection, 1);
+      await store.prepare(schema, next);
+      await store.commit(
+        { projection: schema.projection, generation: next },
+        { expected: 0n, position: 5n, changes: [], quarantined: [quarantined(5n, next)] },
+      );
+      await store.quarantine(quarantined(5n, 0, 'mailer'));
+      await store.quarantine(quarantined(5n, 0, 'mailer'));
+      expect(await store.quarantined()).toEqual([
+        quarantined(5n),
+        quarantined(5n, next),
+        quarantined(5n, 0, 'mailer'),
+      ]);
+      expect(await store.quarantined('mailer')).toEqual([quarantined(5n, 0, 'mailer')]);
+      await store.dropGeneration(schema, target.generation);
+      expect(await store.quarantined()).toEqual([
+        quarantined(5n, next),
+        quarantined(5n, 0, 'mailer'),
+      ]);
+      await store.releaseQuarantined('mailer', 5n);
+      expect(await store.quarantined()).toEqual([quarantined(5n, next)]);
+    });
+
+    it("a skip takes the event out of the consumer's quarantine for good, until the skip is removed", async () => {
+      await store.commit(target, {
+        expected: 0n,
+        position: 5n,
+        changes: [],
+        quarantined: [quarantined(5n), quarantined(4n)],
+      });
+      await store.quarantine(quarantined(5n, 0, 'mailer'));
+      await store.recordSkip(schema.projection, 5n, 'bad data');
+      expect(await store.quarantined()).toEqual([quarantined(4n), quarantined(5n, 0, 'mailer')]);
+      // Quarantined again by a rebuild that read the skips before: still not listed.
+      await store.commit(target, {
+        expected: 5n,
+        position: 6n,
+        changes: [],
+        quarantined: [quarantined(5n)],
+      });
+      expect(await store.quarantined(schema.projection)).toEqual([quarantined(4n)]);
+      await store.removeSkip(schema.projection, 5n);
+      expect(await store.skips(schema.projection)).toEqual([]);
+      expect(await store.quarantined(schema.projection)).toEqual([
+        quarantined(4n),
+        quarantined(5n),
+      ]);
+    });
+
+    it('keeps the event a process manager keeps failing on, and replay requests', async () => {
       const failure = {
-        position: '4',
-        eventType: 'Bad',
-        error: 'boom',
-        at: '2026-01-01T00:00:00Z',
+        name: 'mailer',
+        position: 7n,
+        eventType: 'EmailQueued',
+        streamId: 'notifications-acme',
+        error: 'SMTP down',
+        attempts: 1,
+        since: '2026-01-01T00:00:00.000Z',
+        at: '2026-01-01T00:00:00.000Z',
       };
-      await store.commit(target, { expected: 0n, position: 3n, changes: [], failure });
-      expect((await store.checkpoint(target))?.failure).toEqual(failure);
-      await store.commit(target, { expected: 3n, position: 4n, changes: [], failure: null });
-      expect((await store.checkpoint(target))?.failure).toBeNull();
+      await store.saveProcessFailure(failure);
+      const later = {
+        ...failure,
+        attempts: 2,
+        error: 'still down',
+        at: '2026-01-01T00:00:01.000Z',
+      };
+      await store.saveProcessFailure(later);
+      expect(await store.processFailures()).toEqual([later]);
+      await store.clearProcessFailure('mailer');
+      expect(await store.processFailures()).toEqual([]);
+
+      await store.requestReplay('policy', 3n);
+      await store.requestReplay('mailer', 7n);
+      await store.requestReplay('mailer', 7n);
+      expect((await store.replayRequests()).map((r) => [r.name, r.position])).toEqual([
+        ['mailer', 7n],
+        ['policy', 3n],
+      ]);
+      await store.clearReplayRequest('mailer', 7n);
+      expect((await store.replayRequests()).map((r) => [r.name, r.position])).toEqual([
+        ['policy', 3n],
+      ]);
     });
 
     it('finds by equality, substring and keyset order, page after page', async () => {
@@ -137,7 +261,6 @@ export function readModelStoreContract(
           ),
           person('f2', 'other', 'alpha'),
         ],
-        failure: null,
       });
       const pages: string[][] = [];
       let after: Array<string | number | null> | undefined;
@@ -189,13 +312,19 @@ export function readModelStoreContract(
       expect(left.map((c) => c.generation)).toEqual([next]);
     });
 
-    it('records skips once each, in position order', async () => {
+    it('records skips once each, per consumer, in position order', async () => {
       await store.recordSkip('p', 12n, 'bad data');
       await store.recordSkip('p', 3n, 'first');
       await store.recordSkip('p', 12n, 'again');
+      await store.recordSkip('mailer', 10n, 'lost');
       expect((await store.skips('p')).map((s) => [s.position, s.note])).toEqual([
         [3n, 'first'],
         [12n, 'bad data'],
+      ]);
+      expect((await store.skips()).map((s) => [s.consumer, s.position])).toEqual([
+        ['mailer', 10n],
+        ['p', 3n],
+        ['p', 12n],
       ]);
     });
 
@@ -203,7 +332,12 @@ export function readModelStoreContract(
       expect(await store.processCheckpoint('mailer')).toBeUndefined();
       await store.saveProcessCheckpoint('mailer', 41n);
       await store.saveProcessCheckpoint('mailer', 42n);
+      await store.saveProcessCheckpoint('keeper', 7n);
       expect(await store.processCheckpoint('mailer')).toBe(42n);
+      expect(await store.listProcessCheckpoints()).toEqual([
+        { name: 'keeper', position: 7n },
+        { name: 'mailer', position: 42n },
+      ]);
     });
   });
 }

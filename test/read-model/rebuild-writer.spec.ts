@@ -58,10 +58,10 @@ describe('RebuildWriter memory bound', () => {
       }
       writer.keepEvent();
       position++;
-      if (writer.pending >= 5) await writer.flush(position, null);
+      if (writer.pending >= 5) await writer.flush(position);
       else if (writer.size > maxDocuments) writer.dropOldest();
     }
-    await writer.flush(position, null);
+    await writer.flush(position);
     await writer.settle();
     return writer;
   }
@@ -82,7 +82,7 @@ describe('RebuildWriter memory bound', () => {
     );
     for (let i = 0; i < 20; i++) writer.put('users', `u${i}`, { n: i });
     writer.keepEvent();
-    await writer.flush(1n, null);
+    await writer.flush(1n);
     await writer.settle();
     expect(writer.size).toBeLessThanOrEqual(2);
     for (let i = 0; i < 20; i++) expect(await writer.get('users', `u${i}`)).toEqual({ n: i });

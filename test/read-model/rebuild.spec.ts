@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALL_PROJECTIONS } from '../../projections';
+import { enrolledUsersProjection } from '../../projections/enrolled-users.projection';
+import type { Projection } from '../../projections/projection';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import { ProjectionEngine } from '../../src/projection-engine/projection-engine';
-import { rebuildProjections } from '../../src/projection-engine/rebuild';
+import { rebuildProjections, RebuildResult } from '../../src/projection-engine/rebuild';
 import type { ReadModelStore } from '../../src/read-model/read-model-store.port';
 import { SqliteReadModelStore } from '../../src/read-model/sqlite-read-model-store';
 import { streams } from '../../src/shared/ids';
@@ -138,7 +140,8 @@ describe('Rebuild from zero', () => {
     // Defaults hold everything; tiny bounds drop documents and read them back.
     if ('maxDocuments' in options) expect(readBack).toBeGreaterThan(50);
     else expect(readBack).toBe(0);
-    expect(results.every((r) => r.failure === null && r.position === head)).toBe(true);
+    expect(results.every((r) => r.position === head && r.activated)).toBe(true);
+    expect(results.flatMap((r) => r.quarantined)).toEqual([]);
     expect(await snapshot(store)).toBe(live);
     await store.close();
     await log.close();
@@ -153,8 +156,9 @@ describe('Rebuild from zero', () => {
     expect(indexes).toHaveLength(declared.length);
   });
 
-  it('stops only the projection a poison event breaks, and passes the event once skipped', async () => {
-    const log = new SqliteEventStore(join(dir, 'events.sqlite'));
+  it('quarantines what a projection cannot read or apply, as the live path does, and goes on', async () => {
+    const file = join(dir, 'events.sqlite');
+    const log = new SqliteEventStore(file);
     const writer = new LogWriter(log);
     await history(writer, 7);
     // A name that is not text: the enrolled-users list cannot be built from it.
@@ -164,34 +168,94 @@ describe('Rebuild from zero', () => {
         { userId: 'u-bad', role: 'case-manager', corporationId: null, name: 42, email: 'x@x.io' },
       ]),
     );
+    // And a row that is not JSON at all, as a damaged disk could leave it.
+    const db = new Database(file);
+    const corrupt = BigInt(
+      db
+        .prepare(
+          'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run('raw-1', streams.user('globex', 'u-x'), 0, 'UserRegistered', '{"userId":', '{}')
+        .lastInsertRowid,
+    );
+    db.close();
     await writer.confirmFactor('acme', 'u-bad', 'f-bad', 'totp');
     const head = await log.headPosition();
-    const store = new SqliteReadModelStore(join(dir, 'rebuilt.sqlite'), { writerThread: true });
 
-    const failed = await rebuildProjections(log, store, ALL_PROJECTIONS);
-    for (const result of failed) {
+    const store = new SqliteReadModelStore(join(dir, 'rebuilt.sqlite'), { writerThread: true });
+    const results = await rebuildProjections(log, store, ALL_PROJECTIONS);
+    const quarantinedBy = (result: RebuildResult) =>
+      result.quarantined.map((q) => [q.position, q.eventType, q.streamId, q.reason]);
+    for (const result of results) {
+      expect(result).toMatchObject({ position: head, activated: true, regressions: [] });
+      const projection = ALL_PROJECTIONS.find((p) => p.name === result.projection)!;
+      const unreadable = [
+        corrupt,
+        'UserRegistered',
+        streams.user('globex', 'u-x'),
+        'data is not valid JSON',
+      ];
       if (result.projection === 'enrolled-users') {
-        expect(result.position).toBe(poison - 1n);
-        expect(result.failure).toMatchObject({
-          position: String(poison),
-          eventType: 'UserRegistered',
-          error: 'UserRegistered.name is not a string',
-        });
+        expect(quarantinedBy(result)).toEqual([
+          [
+            poison,
+            'UserRegistered',
+            streams.user('acme', 'u-bad'),
+            'UserRegistered.name is not a string',
+          ],
+          unreadable,
+        ]);
+      } else if (projection.handles.includes('UserRegistered')) {
+        expect(quarantinedBy(result).slice(-1)).toEqual([unreadable]);
       } else {
-        expect(result).toMatchObject({ position: head, failure: null });
+        expect(quarantinedBy(result)).toEqual([]);
       }
     }
-    // The failed generation is not served.
-    expect((await store.activeGenerations()).has('enrolled-users')).toBe(false);
+    // The same events quarantined, with the checkpoint, as the live path quarantines them.
+    const stored = (await store.quarantined()).map(
+      (q) => `${q.consumer} ${q.position} ${q.reason}`,
+    );
+    expect(stored).toEqual(
+      results
+        .flatMap((r) => r.quarantined.map((q) => `${q.consumer} ${q.position} ${q.reason}`))
+        .sort(),
+    );
+    const liveStore = new SqliteReadModelStore(join(dir, 'live.sqlite'));
+    const engine = new ProjectionEngine(log, liveStore, { logger: quiet });
+    await engine.start();
+    expect(await engine.waitFor(head, [], 10_000)).toBe(true);
+    await engine.stop();
+    expect(await snapshot(store)).toBe(await snapshot(liveStore));
+    expect(
+      (await liveStore.quarantined()).map((q) => `${q.consumer} ${q.position} ${q.reason}`),
+    ).toEqual(stored);
+    await liveStore.close();
 
+    // Skipped: the next rebuild passes the event without a quarantine.
     await store.recordSkip('enrolled-users', poison, 'bad name from host');
-    const skipped = await rebuildProjections(log, store, ALL_PROJECTIONS);
-    expect(skipped.every((r) => r.failure === null && r.position === head)).toBe(true);
+    const [skipped] = await rebuildProjections(log, store, [enrolledUsersProjection]);
+    expect(quarantinedBy(skipped).map(([position]) => position)).toEqual([corrupt]);
     const active = await store.activeGenerations();
-    const target = { projection: 'enrolled-users', generation: active.get('enrolled-users')! };
-    // Skipped: u-bad was never registered here, so its factor lists nobody.
+    expect(active.get('enrolled-users')).toBe(skipped.generation);
+    const target = { projection: 'enrolled-users', generation: skipped.generation };
+    // u-bad was never registered here, so its factor lists nobody.
     expect(await store.get(target, 'profiles', 'acme/u-bad')).toBeUndefined();
     expect(await store.get(target, 'entries', 'acme/u-bad')).toBeUndefined();
+
+    // A rebuild that quarantines what the served generation applied is a fault of the
+    // code, not of the events: it is not activated, and the served read model stays.
+    const broken: Projection = {
+      ...enrolledUsersProjection,
+      apply: (event, into) =>
+        event.type === 'FactorConfirmed'
+          ? Promise.reject(new Error('FactorConfirmed.factorType is not known'))
+          : enrolledUsersProjection.apply(event, into),
+    };
+    const [held] = await rebuildProjections(log, store, [broken]);
+    expect(held.activated).toBe(false);
+    expect(held.regressions.length).toBeGreaterThan(0);
+    expect(held.regressions.every((q) => q.eventType === 'FactorConfirmed')).toBe(true);
+    expect((await store.activeGenerations()).get('enrolled-users')).toBe(skipped.generation);
     await store.close();
     await log.close();
   });

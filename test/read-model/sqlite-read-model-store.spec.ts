@@ -43,15 +43,14 @@ describe('SQLite read-model tables', () => {
           id: `acme/${id}`,
           doc: { firmId: 'acme', id },
         }));
-        expect(
-          await store.commit(target, { expected: 0n, position: 3n, changes, failure: null }),
-        ).toBe('committed');
+        expect(await store.commit(target, { expected: 0n, position: 3n, changes })).toBe(
+          'committed',
+        );
         expect(
           await store.commit(target, {
             expected: 3n,
             position: 4n,
             changes: [{ collection: 'people', id: 'acme/a', doc: { firmId: 'acme', id: 'a2' } }],
-            failure: null,
           }),
         ).toBe('committed');
         const found = await store.find(target, 'people', {
