@@ -86,7 +86,11 @@ export class AppModule {
             events: EventStore,
             readModels: ReadModelStore,
             managers: ProcessManager[],
-          ) => new ProjectionEngine(events, readModels, { processManagers: managers }),
+          ) =>
+            new ProjectionEngine(events, readModels, {
+              processManagers: managers,
+              leases: infrastructure.config.processLease,
+            }),
           inject: [EVENT_STORE, READ_MODEL_STORE, PROCESS_MANAGERS],
         },
         MinPositionInterceptor,

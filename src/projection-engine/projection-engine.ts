@@ -9,7 +9,8 @@ import type {
   ReadModelStore,
   ReadModelTarget,
 } from '../read-model/read-model-store.port';
-import { ProcessManager, ProcessManagerRunner } from './process-manager';
+import type { LeaseSettings } from './process-lease';
+import { defaultLeaseSettings, ProcessManager, ProcessManagerRunner } from './process-manager';
 import { EngineLogger, ProjectionRunner } from './projection-runner';
 
 export interface ProjectionEngineOptions {
@@ -18,6 +19,8 @@ export interface ProjectionEngineOptions {
   logger?: EngineLogger;
   /** How often other processes' rebuilds and skips are looked for. */
   watchIntervalMs?: number;
+  /** Process managers' leases: TTL and renewal interval, and this instance's owner id (generated when omitted). */
+  leases?: Partial<LeaseSettings>;
 }
 
 interface Tracked {
@@ -60,6 +63,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
   private readonly projections: readonly Projection[];
   private readonly processManagers: readonly ProcessManager[];
   private readonly watchIntervalMs: number;
+  /** One owner id for all of this instance's leases. */
+  private readonly leases: LeaseSettings;
 
   constructor(
     private readonly eventStore: EventStore,
@@ -70,6 +75,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     this.projections = options.projections ?? ALL_PROJECTIONS;
     this.processManagers = options.processManagers ?? [];
     this.watchIntervalMs = options.watchIntervalMs ?? 500;
+    this.leases = { ...defaultLeaseSettings(), ...options.leases };
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -133,6 +139,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
         manager,
         this.logger,
         () => this.wakeWaiters(),
+        undefined,
+        this.leases,
       );
       this.managers.push(runner);
       await runner.start();
@@ -297,6 +305,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       position: String(runner.position),
       lag: lag(runner.position),
       attempts: runner.attempts,
+      // Held by this instance, in this term; absent on a standby.
+      ...(runner.lease ? { leaseTerm: runner.lease.term } : {}),
       ...(runner.lastError ? { lastError: runner.lastError } : {}),
     }));
     const healthy =
