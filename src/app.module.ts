@@ -27,6 +27,7 @@ import { ProblemFilter } from './http/problem.filter';
 import { MAIL_TRANSPORT, Mailer } from './notifications/mailer';
 import { openMailTransport } from './notifications/mail-transport';
 import { NotificationPolicy } from './notifications/notification-policy';
+import { NotificationsController } from './notifications/notifications.controller';
 import { LoginController } from './login/login.controller';
 import { LoginService } from './login/login.service';
 import { Clock, CLOCK } from './shared/clock';
@@ -68,6 +69,7 @@ export class AppModule {
         DashboardsController,
         EnrollmentController,
         LoginController,
+        NotificationsController,
       ],
       providers: [
         { provide: INFRASTRUCTURE, useValue: infrastructure },

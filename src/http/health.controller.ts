@@ -36,7 +36,7 @@ export class HealthController {
       );
     }
     const consumers = this.engine.health(headPosition);
-    const mail = this.mailer.health();
+    const mail = await this.mailer.health();
     return {
       status: consumers.healthy && mail.retrying === 0 ? 'ok' : 'degraded',
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
