@@ -133,7 +133,54 @@ describe('two instances send the emails of one firm', () => {
       await log.close();
     }
   }, 120_000);
+
+  it('an owner stalled past its lease (SIGSTOP) sends nothing when it resumes: the new holder sends each email once', async () => {
+    // Retries every 0.2 s at most: when the owner resumes, its next attempts are due before
+    // anything else it had planned (its lease's deadline is at least 0.5 s away at any time).
+    const env = { SMTP_URL: sink.url, MAIL_RETRY_MAX_SECONDS: '0.2', ...LEASES };
+    services = [await spawnService(dir, env), await spawnService(dir, env)];
+    const apis = services.map((s) => new Api(s.url));
+    const owner = await mailerOwner(apis);
+    const standby = 1 - owner;
+    const mailOf = async (i: number) => (await apis[i].get('/health')).body.mail;
+
+    // The mail server is down: the owner has every email queued and retries them.
+    await sink.stop();
+    await workload([apis[standby], apis[standby]]);
+    await until(async () => (await mailOf(owner)).retrying === 21);
+
+    // The owner stalls (a pause of the whole process) past its lease: the standby takes over.
+    services[owner].child.kill('SIGSTOP');
+    expect(await mailerOwner([apis[standby]])).toBe(0);
+    await until(async () => (await mailOf(standby)).retrying === 21);
+
+    // The server is back, and the stalled owner resumes with its retries overdue: only the
+    // holder of the lease may hand a message over.
+    await sink.start();
+    services[owner].child.kill('SIGCONT');
+    const log = new SqliteEventStore(join(dir, 'events.sqlite'));
+    try {
+      await settled(apis, log);
+      const queued = checkQueue(await log.readAll());
+      expect(countBy(sink.received, (m) => m.messageId)).toEqual(
+        countBy(queued, (q) => `<${String(q.data.messageId)}@localhost>`),
+      );
+      expect(services[owner].output()).toMatch(/notification-mailer: .* stands by/);
+      expect(await mailerOwner(apis)).toBe(standby);
+    } finally {
+      await log.close();
+    }
+  }, 120_000);
 });
+
+/** Polls until `condition` holds (state seen through /health), with a deadline. */
+async function until(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 /**
  * Twelve corp users fill twelve licenses, four at a time, on both instances:
