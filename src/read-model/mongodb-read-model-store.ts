@@ -324,42 +324,42 @@ export class MongoReadModelStore implements ReadModelStore {
     owner: string,
     ttlMs: number,
   ): Promise<AcquiredProcessLease | undefined> {
-    try {
-      // One conditional write: free (never held, or expired on the server's clock) or ours.
-      // An update pipeline, so the expiry and the term are computed by the server.
-      const doc = await this.processes.findOneAndUpdate(
-        {
-          _id: name,
-          $or: [
-            { owner: { $exists: false } },
-            { owner },
-            { $expr: { $lte: ['$leaseExpiresAt', '$$NOW'] } },
-          ],
-        },
-        [
-          {
-            $set: {
-              owner,
-              term: { $add: [{ $ifNull: ['$term', 0] }, 1] },
-              leaseExpiresAt: { $add: ['$$NOW', ttlMs] },
-            },
-          },
+    // The document first (MongoDB refuses $expr in an upsert's filter), then one conditional
+    // write: the lease is free (never held, or expired on the server's clock) or ours. An
+    // update pipeline, so the expiry and the term are computed by the server.
+    await this.processes
+      .updateOne({ _id: name }, { $setOnInsert: { term: 0 } }, { upsert: true })
+      .catch((error: unknown) => {
+        // Another instance created it at the same moment.
+        if ((error as { code?: number }).code !== 11000) throw error;
+      });
+    const doc = await this.processes.findOneAndUpdate(
+      {
+        _id: name,
+        $or: [
+          { owner: { $exists: false } },
+          { owner },
+          { $expr: { $lte: ['$leaseExpiresAt', '$$NOW'] } },
         ],
-        { upsert: true, returnDocument: 'after' },
-      );
-      if (!doc || doc.owner !== owner || doc.term === undefined) return undefined;
-      return {
-        name,
-        owner,
-        term: doc.term,
-        checkpoint: doc.position === undefined ? undefined : BigInt(doc.position),
-      };
-    } catch (error) {
-      // The filter did not match (another owner holds it), so the upsert tried to insert a
-      // second document with this _id.
-      if ((error as { code?: number }).code === 11000) return undefined;
-      throw error;
-    }
+      },
+      [
+        {
+          $set: {
+            owner,
+            term: { $add: [{ $ifNull: ['$term', 0] }, 1] },
+            leaseExpiresAt: { $add: ['$$NOW', ttlMs] },
+          },
+        },
+      ],
+      { returnDocument: 'after' },
+    );
+    if (!doc || doc.owner !== owner || doc.term === undefined) return undefined;
+    return {
+      name,
+      owner,
+      term: doc.term,
+      checkpoint: doc.position === undefined ? undefined : BigInt(doc.position),
+    };
   }
 
   async renewProcessLease(lease: ProcessLease, ttlMs: number): Promise<boolean> {
