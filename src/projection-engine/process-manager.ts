@@ -98,7 +98,8 @@ export class ProcessManagerRunner {
   private work: Work | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
-  private ticking = false;
+  /** The renewal or acquisition in progress: stop() waits for it, so none outlives the store. */
+  private ticking: Promise<void> | undefined;
   /** Checkpoint saves, one after another: each compares with the one before. */
   private saving: Promise<boolean> = Promise.resolve(true);
 
@@ -127,21 +128,19 @@ export class ProcessManagerRunner {
     this.leaseTimer.unref();
   }
 
-  private async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
+  private tick(): Promise<void> {
+    if (this.ticking) return this.ticking;
     const work = this.work;
-    try {
-      if (work) await this.renew(work);
-      else if (!this.stopped) await this.tryAcquire();
-    } catch (error) {
-      // The store did not answer: a holder keeps working until its deadline, a standby tries again.
-      this.logger.warn(
-        `Process manager ${this.manager.name}: lease ${work ? 'renewal' : 'acquisition'} failed: ${message(error)}`,
-      );
-    } finally {
-      this.ticking = false;
-    }
+    const step = work ? this.renew(work) : this.stopped ? Promise.resolve() : this.tryAcquire();
+    this.ticking = step
+      .catch((error: unknown) => {
+        // The store did not answer: a holder keeps working until its deadline, a standby tries again.
+        this.logger.warn(
+          `Process manager ${this.manager.name}: lease ${work ? 'renewal' : 'acquisition'} failed: ${message(error)}`,
+        );
+      })
+      .finally(() => (this.ticking = undefined));
+    return this.ticking;
   }
 
   private async tryAcquire(): Promise<void> {
@@ -389,6 +388,7 @@ export class ProcessManagerRunner {
     if (this.stopped) return;
     this.stopped = true;
     this.wakeSleeper?.();
+    await this.ticking;
     const work = this.work;
     if (work) {
       await work.subscription?.stop();
