@@ -1,5 +1,6 @@
 import { corporationsProjection } from './corporations.projection';
 import { enrolledUsersProjection } from './enrolled-users.projection';
+import { failedEmailsProjection } from './failed-emails.projection';
 import { licenseUsageProjection } from './license-usage.projection';
 import { mailDirectoryProjection } from './mail-directory.projection';
 import type { Projection } from './projection';
@@ -14,4 +15,5 @@ export const ALL_PROJECTIONS: readonly Projection[] = [
   corporationsProjection,
   mailDirectoryProjection,
   seatRepairsProjection,
+  failedEmailsProjection,
 ];

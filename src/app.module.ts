@@ -24,6 +24,7 @@ import { ProblemFilter } from './http/problem.filter';
 import { MAIL_TRANSPORT, Mailer } from './notifications/mailer';
 import { openMailTransport } from './notifications/mail-transport';
 import { NotificationPolicy } from './notifications/notification-policy';
+import { NotificationsController } from './notifications/notifications.controller';
 import { LoginController } from './login/login.controller';
 import { LoginService } from './login/login.service';
 import { Clock, CLOCK } from './shared/clock';
@@ -65,6 +66,7 @@ export class AppModule {
         DashboardsController,
         EnrollmentController,
         LoginController,
+        NotificationsController,
       ],
       providers: [
         { provide: INFRASTRUCTURE, useValue: infrastructure },
@@ -83,7 +85,11 @@ export class AppModule {
             events: EventStore,
             readModels: ReadModelStore,
             managers: ProcessManager[],
-          ) => new ProjectionEngine(events, readModels, { processManagers: managers }),
+          ) =>
+            new ProjectionEngine(events, readModels, {
+              processManagers: managers,
+              leases: infrastructure.config.processLease,
+            }),
           inject: [EVENT_STORE, READ_MODEL_STORE, PROCESS_MANAGERS],
         },
         MinPositionInterceptor,

@@ -27,6 +27,12 @@ export interface AppConfig {
   mailFrom: string;
   /** The longest wait between two attempts to send one email. */
   mailRetryMaxMs: number;
+  /**
+   * Process managers' leases (DESIGN §6, one owner at a time across instances):
+   * how long a lease lasts unrenewed, hence how long a crashed owner's work
+   * waits for a standby; and how often it is renewed (at most a third of it).
+   */
+  processLease: { ttlMs: number; renewEveryMs: number };
   webauthn: {
     rpId: string;
     rpName: string;
@@ -73,6 +79,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: mailFrom(env),
     mailRetryMaxMs: positiveSeconds(env, 'MAIL_RETRY_MAX_SECONDS', 300) * 1000,
+    processLease: processLease(env),
     webauthn: {
       rpId: hostname(env, 'WEBAUTHN_RP_ID') ?? 'localhost',
       rpName: nonEmpty(env, 'WEBAUTHN_RP_NAME') ?? SERVICE_NAME,
@@ -129,6 +136,20 @@ function positiveSeconds(env: Env, name: string, fallback: number): number {
     throw new ConfigError(name, `"${raw}" is not a number of seconds between 0 and 86400`);
   }
   return value;
+}
+
+function processLease(env: Env): AppConfig['processLease'] {
+  const ttl = positiveSeconds(env, 'PROCESS_LEASE_SECONDS', 10);
+  const renew = positiveSeconds(env, 'PROCESS_LEASE_RENEW_SECONDS', Math.min(2, ttl / 5));
+  // An owner stops working once half its lease is gone unrenewed: renewing at most every
+  // third of it leaves room for a failed renewal before that.
+  if (renew > ttl / 3) {
+    throw new ConfigError(
+      'PROCESS_LEASE_RENEW_SECONDS',
+      `must be at most a third of PROCESS_LEASE_SECONDS (${ttl})`,
+    );
+  }
+  return { ttlMs: Math.round(ttl * 1000), renewEveryMs: Math.round(renew * 1000) };
 }
 
 function hostname(env: Env, name: string): string | undefined {

@@ -78,7 +78,7 @@ export class HealthController {
       );
     }
     const consumers = this.engine.health(headPosition);
-    const mail = this.mailer.health();
+    const mail = await this.mailer.health();
     const failures = await seatRepairFailures(this.engine.reader('seat-repairs'), MAX_LISTED);
     const detailed = {
       status:

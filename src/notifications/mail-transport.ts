@@ -14,9 +14,49 @@ export interface MailTransport {
   readonly kind: MailTransportKind;
   /** Where messages go, without credentials: for /health and logs. */
   readonly target: string;
-  /** Resolves with the server's answer, or the outbox file's name. */
-  send(email: RenderedEmail): Promise<string>;
+  /**
+   * Resolves with the server's answer, or the outbox file's name. `signal`
+   * aborts the send (an SMTP conversation in progress is cut off); an aborted
+   * send may still have reached the server if its end was already sent.
+   */
+  send(email: RenderedEmail, signal?: AbortSignal): Promise<string>;
   close(): void;
+}
+
+/**
+ * The mail server refused this message for good: a 5xx reply to its
+ * recipient (RCPT TO) or to its content (DATA), RFC 5321 §4.2.1 ("permanent
+ * negative completion": the same request will fail again). Sending it again
+ * is pointless until someone changes something (the address, the server's
+ * rules). 503 "bad sequence of commands" is not one: it says the conversation
+ * went wrong, not the message. A 5xx to AUTH or MAIL FROM is not one either:
+ * it concerns the sender's account or address, so every message would fail
+ * alike, and they are retried (and shown in /health) until the setup is fixed.
+ */
+export class PermanentRefusal extends Error {
+  constructor(
+    readonly responseCode: number,
+    /** The server's reply text (it may name the address): for the log and operators only. */
+    readonly response: string,
+  ) {
+    super(`${responseCode} ${response}`);
+    this.name = 'PermanentRefusal';
+  }
+}
+
+/** The PermanentRefusal a nodemailer error stands for, if it is one. */
+export function permanentRefusalOf(error: unknown): PermanentRefusal | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { responseCode, response, command } = error as Error & {
+    responseCode?: number;
+    response?: string;
+    command?: string;
+  };
+  if (typeof responseCode !== 'number' || responseCode < 500 || responseCode > 599)
+    return undefined;
+  if (responseCode === 503 || (command !== 'RCPT TO' && command !== 'DATA')) return undefined;
+  const text = (response ?? error.message).replace(/^\d{3}[ -]/, '').trim();
+  return new PermanentRefusal(responseCode, text.slice(0, 500));
 }
 
 /** SMTP connections kept open at once; the mailer hands over as many messages at a time. */
@@ -57,11 +97,20 @@ class SmtpTransport implements MailTransport {
     });
   }
 
-  async send(email: RenderedEmail): Promise<string> {
+  async send(email: RenderedEmail, signal?: AbortSignal): Promise<string> {
     try {
-      const info = (await this.transporter.sendMail(email)) as { response?: string };
+      const info = (await this.transporter.sendMail({ ...email, signal })) as {
+        response?: string;
+      };
       return String(info.response ?? '250 accepted');
     } catch (error) {
+      const refusal = permanentRefusalOf(error);
+      if (refusal) {
+        throw new PermanentRefusal(
+          refusal.responseCode,
+          withoutCredentials(refusal.response, this.url),
+        );
+      }
       throw new Error(withoutCredentials(describe(error), this.url));
     }
   }
@@ -82,7 +131,8 @@ class OutboxTransport implements MailTransport {
   constructor(readonly target: string) {}
 
   /** Written under a temporary name, flushed, then renamed: the outbox never holds half a message. */
-  async send(email: RenderedEmail): Promise<string> {
+  async send(email: RenderedEmail, signal?: AbortSignal): Promise<string> {
+    signal?.throwIfAborted();
     const info = (await this.builder.sendMail(email)) as { message: Buffer };
     await mkdir(this.target, { recursive: true });
     // The file is named after the Message-ID: a message sent again replaces itself.
@@ -96,6 +146,8 @@ class OutboxTransport implements MailTransport {
     } finally {
       await handle.close();
     }
+    // The rename is the hand-over: not after the lease ended.
+    signal?.throwIfAborted();
     await rename(temporary, file);
     return name;
   }

@@ -1,13 +1,21 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import {
+  FailedEmailDoc,
+  failedEmailCount,
+  oldestFailedEmails,
+} from '../../projections/failed-emails.projection';
 import { CommandHandler } from '../command-handling/command-handler';
 import { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import type { RecordedEvent } from '../event-store/event-store.port';
+import { LeaseFence, LeaseLostError } from '../projection-engine/process-lease';
 import type { ProcessManager } from '../projection-engine/process-manager';
+import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { deterministicId } from '../shared/deterministic-id';
 import { streams } from '../shared/ids';
 import { renderEmail } from './email-content';
-import { MAX_CONNECTIONS, type MailTransport } from './mail-transport';
+import { MAX_CONNECTIONS, type MailTransport, PermanentRefusal } from './mail-transport';
 import { notificationsDecider, QueuedEmail } from './notifications.decider';
 
 /** Messages handed to the transport at once: one per SMTP connection. */
@@ -15,6 +23,8 @@ const CONCURRENCY = MAX_CONNECTIONS;
 const FIRST_RETRY_MS = 1_000;
 /** Sends recorded in one append at most. */
 const RECORD_BATCH = 500;
+/** Failed emails /health details list, oldest first. */
+const FAILED_DETAILS = 10;
 
 export const MAIL_TRANSPORT = Symbol('MailTransport');
 
@@ -29,18 +39,23 @@ interface Delivery {
   lastError: string | null;
   /** The server's answer once it took the message, while the record of it is still to be made. */
   accepted: string | null;
+  /** The server's permanent refusal, while the record of it is still to be made. */
+  refusal: PermanentRefusal | null;
   inFlight: boolean;
 }
 
 export interface MailerHealth {
   transport: string;
   target: string;
-  /** Queued and not yet recorded as sent. */
+  /** Queued and not yet recorded as sent or failed (by this instance, while it holds the lease). */
   pending: number;
   /** Of those, the ones whose last attempt failed. */
   retrying: number;
   sentSinceStart: number;
+  /** Refused for good by the mail server and not retried yet, all firms (the failed-emails read model). */
+  failed: number;
   oldestQueuedAt: string | null;
+  /** The last transient failure of a message still pending: its text may name an address (operators only). */
   lastError: {
     messageId: string;
     firmId: string;
@@ -48,6 +63,11 @@ export interface MailerHealth {
     attempts: number;
     nextAttemptAt: string;
   } | null;
+  /**
+   * Details of the oldest failed emails, all firms (operators only: the
+   * server's text may name the address); GET .../mfa/notifications/failed lists a firm's.
+   */
+  failedEmails: FailedEmailDoc[];
 }
 
 /**
@@ -60,15 +80,21 @@ export interface MailerHealth {
  *   sending, the stream is asked whether it was sent meanwhile.
  * - A duplicate only if the process dies between the server's acceptance and
  *   the record, and then with the same Message-ID (fixed at queuing).
- * - Failures (server down, refusal) are retried per message with exponential
- *   back-off, capped by MAIL_RETRY_MAX_SECONDS. Sending never holds up the log:
- *   `handle` only takes note, so other firms' emails and the other consumers
- *   go on.
+ * - Failures (server down, temporary refusal) are retried per message with
+ *   exponential back-off, capped by MAIL_RETRY_MAX_SECONDS. Sending never holds
+ *   up the log: `handle` only takes note, so other firms' emails and the other
+ *   consumers go on.
+ * - A permanent refusal (a 5xx reply to the recipient or the message, see
+ *   PermanentRefusal) is recorded as EmailFailed and not retried; it no longer
+ *   holds the checkpoint back. An operator may queue it again (RetryEmail).
+ * - One sender across instances: only the holder of the mailer's lease sends,
+ *   and it confirms the lease in the store right before each hand-over; when
+ *   the lease ends, the sends in progress are aborted (docs/decisions/0014).
  */
 @Injectable()
 export class Mailer implements ProcessManager, OnModuleDestroy {
   readonly name = 'notification-mailer';
-  readonly handles = ['EmailQueued', 'EmailSent'];
+  readonly handles = ['EmailQueued', 'EmailSent', 'EmailFailed'];
   private readonly logger = new Logger('Mailer');
   /** By message id, in queuing order. */
   private readonly deliveries = new Map<string, Delivery>();
@@ -87,11 +113,15 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
   private stopped = false;
   private sent = 0;
   private lastFailure: Delivery | undefined;
+  /** Set while this instance holds the mailer's lease: only then does it send. */
+  private fence: LeaseFence | undefined;
+  private engine: ProjectionEngine | undefined;
 
   constructor(
     private readonly commands: CommandHandler,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(MAIL_TRANSPORT) private readonly transport: MailTransport,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
   handle(event: RecordedEvent): Promise<void> {
@@ -108,17 +138,44 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
           nextAttemptAt: 0,
           lastError: null,
           accepted: null,
+          refusal: null,
           inFlight: false,
         });
         this.schedule(0);
       }
-    } else if (event.type === 'EmailSent') {
-      const messageId = String(event.data.messageId);
-      const delivery = this.deliveries.get(messageId);
-      // One in flight finds out by itself (it asks the stream first, or records a no-op).
-      if (delivery && !delivery.inFlight) this.deliveries.delete(messageId);
+    } else {
+      // EmailSent or EmailFailed: recorded (by this instance, or before a restart). Its work is
+      // done as far as the checkpoint goes, even while the code that recorded it still runs.
+      this.deliveries.delete(String(event.data.messageId));
     }
     return Promise.resolve();
+  }
+
+  leaseAcquired(fence: LeaseFence): void {
+    this.fence = fence;
+  }
+
+  /**
+   * Another instance sends from now on. The sends in progress are aborted by
+   * the fence's signal; what was queued is forgotten (the next holder reads it
+   * again from the checkpoint). Sends the server took are still recorded: a
+   * recorded message is one the next holder does not send again.
+   */
+  async leaseLost(): Promise<void> {
+    this.fence = undefined;
+    clearTimeout(this.timer);
+    this.timerAt = Infinity;
+    this.deliveries.clear();
+    this.lastFailure = undefined;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** A clean stop: no new send; those in progress end and are recorded, under the lease still. */
+  async drain(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await Promise.allSettled([...this.inFlight]);
+    await Promise.allSettled([...this.recordings]);
   }
 
   checkpointLimit(): bigint | undefined {
@@ -129,7 +186,16 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
     return lowest === undefined ? undefined : lowest - 1n;
   }
 
-  health(): MailerHealth {
+  async health(): Promise<MailerHealth> {
+    // Resolved late: the engine is built with the process managers, this one among them.
+    const engine = this.engine ?? this.moduleRef.get(ProjectionEngine, { strict: false });
+    if (!engine) throw new Error('The projection engine is not running');
+    this.engine = engine;
+    const failedEmails = engine.reader('failed-emails');
+    const [failed, oldestFailed] = await Promise.all([
+      failedEmailCount(failedEmails),
+      oldestFailedEmails(failedEmails, FAILED_DETAILS),
+    ]);
     let retrying = 0;
     let oldest: string | null = null;
     for (const delivery of this.deliveries.values()) {
@@ -143,6 +209,7 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
       pending: this.deliveries.size,
       retrying,
       sentSinceStart: this.sent,
+      failed,
       oldestQueuedAt: oldest,
       lastError:
         failure && this.deliveries.get(failure.email.messageId) === failure && failure.lastError
@@ -154,6 +221,7 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
               nextAttemptAt: new Date(failure.nextAttemptAt).toISOString(),
             }
           : null,
+      failedEmails: oldestFailed,
     };
   }
 
@@ -167,7 +235,7 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
 
   /** Runs the pump at `at` (ms since epoch) unless it is due to run sooner. */
   private schedule(at: number): void {
-    if (this.stopped || at >= this.timerAt) return;
+    if (this.stopped || !this.fence || at >= this.timerAt) return;
     clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => this.pump(), Math.max(0, at - Date.now()));
@@ -177,7 +245,8 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
   /** Starts the due deliveries, up to CONCURRENCY at a time, and sets the timer for the next. */
   private pump(): void {
     this.timerAt = Infinity;
-    if (this.stopped || this.pumping) return;
+    const fence = this.fence;
+    if (this.stopped || this.pumping || !fence) return;
     this.pumping = true;
     try {
       const now = Date.now();
@@ -189,7 +258,7 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
           continue;
         }
         if (this.inFlight.size >= CONCURRENCY) break;
-        const work = this.deliver(delivery).finally(() => {
+        const work = this.deliver(delivery, fence).finally(() => {
           this.inFlight.delete(work);
           this.schedule(0);
         });
@@ -206,32 +275,47 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
    * then records it without holding the slot: records of one firm are batched
    * into one append, so the log's fsync does not bound the sending rate.
    */
-  private async deliver(delivery: Delivery): Promise<void> {
+  private async deliver(delivery: Delivery, fence: LeaseFence): Promise<void> {
     delivery.inFlight = true;
     const { firmId, email } = delivery;
     try {
-      if (delivery.accepted === null) {
+      if (delivery.accepted === null && delivery.refusal === null) {
         // Read again after a restart: it may have been sent before the process stopped.
         const stream = streams.notifications(firmId);
         const { state } = await this.commands.load(stream, notificationsDecider);
         if (!state.pending.has(email.messageId)) {
-          this.deliveries.delete(email.messageId);
+          this.forget(delivery);
           delivery.inFlight = false;
           return;
         }
+        // The last moment to find out that another instance sends now (a stall past the
+        // lease): from here the message is the mail server's.
+        await fence.confirm();
         delivery.accepted = await this.transport.send(
           renderEmail(firmId, email, this.config.mailFrom),
+          fence.signal,
         );
       }
     } catch (error) {
-      this.failed(delivery, error);
-      delivery.inFlight = false;
+      if (error instanceof PermanentRefusal && !fence.signal.aborted) {
+        delivery.refusal = error;
+      } else {
+        // The lease ended: not a failure of the message; the next holder sends it.
+        if (!(error instanceof LeaseLostError) && !fence.signal.aborted) {
+          this.failed(delivery, error);
+        }
+        delivery.inFlight = false;
+        return;
+      }
+    }
+    if (delivery.refusal) {
+      await this.recordFailure(delivery);
       return;
     }
     const recording = this.record(delivery)
       .then(
         () => {
-          this.deliveries.delete(email.messageId);
+          this.forget(delivery);
           this.sent++;
           if (delivery.attempts > 0) {
             this.logger.log(
@@ -248,6 +332,57 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
         this.schedule(0);
       });
     this.recordings.add(recording);
+  }
+
+  /**
+   * Records a permanent refusal as EmailFailed (one append: refusals are rare),
+   * then forgets the message: it is not retried, and the checkpoint moves on.
+   * If the append fails, only the record is tried again (`refusal` is kept).
+   */
+  private async recordFailure(delivery: Delivery): Promise<void> {
+    const { firmId, email } = delivery;
+    const refusal = delivery.refusal!;
+    try {
+      await this.commands.handle(
+        streams.notifications(firmId),
+        notificationsDecider,
+        {
+          type: 'RecordEmailsFailed',
+          failures: [
+            {
+              messageId: email.messageId,
+              transport: this.transport.kind,
+              responseCode: refusal.responseCode,
+              response: refusal.response,
+              attempts: delivery.attempts + 1,
+            },
+          ],
+        },
+        {
+          commandId: deterministicId(this.name, 'failed', email.messageId),
+          firmId,
+          actor: { id: this.name, role: 'system' },
+          correlationId: delivery.correlationId,
+        },
+      );
+      this.forget(delivery);
+      // The server's text goes to the log (it may name the address), never to /health's public part.
+      this.logger.warn(
+        `${email.notification} ${email.messageId} of firm ${firmId} refused for good ` +
+          `(${refusal.responseCode} ${refusal.response}); recorded as failed, not retried`,
+      );
+    } catch (error) {
+      this.failed(delivery, error);
+    } finally {
+      delivery.inFlight = false;
+    }
+  }
+
+  /** Drops the delivery, unless the lease changed hands since and it is another term's. */
+  private forget(delivery: Delivery): void {
+    if (this.deliveries.get(delivery.email.messageId) === delivery) {
+      this.deliveries.delete(delivery.email.messageId);
+    }
   }
 
   private failed(delivery: Delivery, error: unknown): void {

@@ -292,7 +292,8 @@ function causeOf(event: RecordedEvent): NotificationCause {
   };
 }
 
-function recipientOf(user: RegisteredUser, userId: string): Recipient {
+/** Whom an email to this user goes to, as the user's stream says now. */
+export function recipientOf(user: RegisteredUser, userId: string): Recipient {
   const { name, email, role } = user.profile;
   return { userId, name, email, role };
 }

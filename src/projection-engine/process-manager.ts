@@ -1,6 +1,15 @@
 import type { EventStore, RecordedEvent, StoreSubscription } from '../event-store/event-store.port';
 import { upcasters } from '../event-store/upcasting';
-import type { ReadModelStore } from '../read-model/read-model-store.port';
+import type { ProcessLease, ReadModelStore } from '../read-model/read-model-store.port';
+import {
+  DEFAULT_LEASE_RENEW_MS,
+  DEFAULT_LEASE_TTL_MS,
+  LeaseFence,
+  LeaseLostError,
+  LeaseSettings,
+  newOwnerId,
+  safetyMarginMs,
+} from './process-lease';
 import type { EngineLogger } from './projection-runner';
 import { operatorHint, quarantineRecord, reasonOf, unreadable } from './quarantine';
 
@@ -15,6 +24,10 @@ import { operatorHint, quarantineRecord, reasonOf, unreadable } from './quaranti
  * event. An event that cannot be read never reaches `handle`: it is
  * quarantined (DESIGN §6). An operator's replay hands an event to `handle`
  * once more, out of order.
+ *
+ * One instance at a time runs it (DESIGN §6): the runner holds a lease in the
+ * read-model store while it works, and a standby instance takes over once the
+ * lease expires or is released (see process-lease.ts).
  */
 export interface ProcessManager {
   /** Unique; names the checkpoint. Renaming it starts over. */
@@ -30,6 +43,23 @@ export interface ProcessManager {
    * never passes it, so after a restart the unfinished work is read again.
    */
   checkpointLimit?(): bigint | undefined;
+  /**
+   * This instance took the lease: called before the first `handle`. Side
+   * effects that must not happen twice check `fence` right before they happen.
+   */
+  leaseAcquired?(fence: LeaseFence): void;
+  /**
+   * This instance no longer holds the lease (another took it, or it could not
+   * be renewed in time; `fence.signal` is aborted already): stop side effects
+   * and forget the work taken in `handle`. The next holder reads it again from
+   * the checkpoint. Resolves once nothing is in progress.
+   */
+  leaseLost?(): Promise<void>;
+  /**
+   * A clean stop: finish what is in progress, while the lease is still held,
+   * then resolve. The runner then saves its checkpoint and releases the lease.
+   */
+  drain?(): Promise<void>;
 }
 
 /** Nest injection token: provide an array of ProcessManager (see app.module.ts). */
@@ -38,28 +68,55 @@ export const PROCESS_MANAGERS = Symbol('ProcessManagers');
 /** Positions passed over (no event handled) before the checkpoint is saved anyway. */
 const SAVE_SKIPPED_EVERY = 1_000n;
 
-export type ProcessManagerStatus = 'starting' | 'catching-up' | 'live' | 'retrying' | 'stopped';
+export type ProcessManagerStatus =
+  'starting' | 'standby' | 'catching-up' | 'live' | 'retrying' | 'stopped';
 
-/** What became of an operator's replay. */
-export type ReplayOutcome = 'handled' | 'quarantined' | 'missing';
+/** What became of an operator's replay; `not-holder`: another instance runs this manager. */
+export type ReplayOutcome = 'handled' | 'quarantined' | 'missing' | 'not-holder';
 
 export interface ProcessManagerRunnerOptions {
   maxBackoffMs?: number;
   /** Called, and awaited, after an event was quarantined or a replay settled. */
   onQuarantined?: () => Promise<void>;
+  /** This instance's owner id, the lease's TTL and renewal interval. */
+  leases?: LeaseSettings;
 }
+
+/** One term of ownership: from taking the lease to losing, or releasing, it. */
+interface Work {
+  lease: ProcessLease;
+  /** Aborted when this term ends: the fence's signal. */
+  controller: AbortController;
+  /** `performance.now()` until which the lease surely holds: when its last renewal was asked, plus the TTL. */
+  validUntil: number;
+  subscription?: StoreSubscription;
+}
+
+export const defaultLeaseSettings = (): LeaseSettings => ({
+  owner: newOwnerId(),
+  ttlMs: DEFAULT_LEASE_TTL_MS,
+  renewEveryMs: DEFAULT_LEASE_RENEW_MS,
+});
 
 export class ProcessManagerRunner {
   status: ProcessManagerStatus = 'starting';
+  /** Handled up to here; on a standby, the owner's checkpoint as last read. */
   position = 0n;
   attempts = 0;
   lastError: { position: string; eventType: string; error: string; at: string } | null = null;
-  private subscription: StoreSubscription | undefined;
   /** The checkpoint last saved. */
   private saved = 0n;
   private stopped = false;
   private readonly handles: ReadonlySet<string> | undefined;
   private wakeSleeper: (() => void) | undefined;
+  /** Set while this instance holds the lease. */
+  private work: Work | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  /** The renewal or acquisition in progress: stop() waits for it, so none outlives the store. */
+  private ticking: Promise<void> | undefined;
+  /** Checkpoint saves, one after another: each compares with the one before. */
+  private saving: Promise<boolean> = Promise.resolve(true);
   /** Positions an operator skipped: never handled; a stuck event among them is let go. */
   private skips = new Set<bigint>();
   /** The event `handle` keeps failing on, while it does. */
@@ -69,6 +126,7 @@ export class ProcessManagerRunner {
   /** Batches of the log and operators' replays run one at a time. */
   private turn: Promise<unknown> = Promise.resolve();
   private readonly maxBackoffMs: number;
+  readonly leases: LeaseSettings;
 
   constructor(
     private readonly eventStore: EventStore,
@@ -80,34 +138,165 @@ export class ProcessManagerRunner {
   ) {
     this.handles = manager.handles ? new Set(manager.handles) : undefined;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.leases = options.leases ?? defaultLeaseSettings();
   }
 
+  /** The lease while this instance holds it. */
+  get lease(): ProcessLease | undefined {
+    return this.work?.lease;
+  }
+
+  /** Tries to take the lease now, then renews it (or tries again) every `renewEveryMs`. */
   async start(): Promise<void> {
-    let checkpoint = await this.store.processCheckpoint(this.manager.name);
-    if (checkpoint === undefined) {
-      checkpoint = this.manager.startAt === 'end' ? await this.eventStore.headPosition() : 0n;
-      await this.store.saveProcessCheckpoint(this.manager.name, checkpoint);
-    }
-    this.skips = new Set((await this.store.skips(this.manager.name)).map((s) => s.position));
-    this.failureRecorded = (await this.store.processFailures()).some(
-      (failure) => failure.name === this.manager.name,
-    );
-    this.position = checkpoint;
-    this.saved = checkpoint;
-    this.status = 'catching-up';
-    this.subscribe();
+    await this.tick();
+    if (this.stopped) return;
+    this.leaseTimer = setInterval(() => void this.tick(), this.leases.renewEveryMs);
+    this.leaseTimer.unref();
   }
 
-  private subscribe(): void {
-    this.subscription = this.eventStore.subscribeToAll({
+  private tick(): Promise<void> {
+    if (this.ticking) return this.ticking;
+    const work = this.work;
+    const step = work ? this.renew(work) : this.stopped ? Promise.resolve() : this.tryAcquire();
+    this.ticking = step
+      .catch((error: unknown) => {
+        // The store did not answer: a holder keeps working until its deadline, a standby tries again.
+        this.logger.warn(
+          `Process manager ${this.manager.name}: lease ${work ? 'renewal' : 'acquisition'} failed: ${message(error)}`,
+        );
+      })
+      .finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async tryAcquire(): Promise<void> {
+    const asked = performance.now();
+    const acquired = await this.store.acquireProcessLease(
+      this.manager.name,
+      this.leases.owner,
+      this.leases.ttlMs,
+    );
+    if (!acquired) {
+      this.status = 'standby';
+      this.position = (await this.store.processCheckpoint(this.manager.name)) ?? this.position;
+      this.onProgress();
+      return;
+    }
+    const { checkpoint: stored, ...lease } = acquired;
+    const work: Work = {
+      lease,
+      controller: new AbortController(),
+      validUntil: asked + this.leases.ttlMs,
+    };
+    this.work = work;
+    this.armDeadline(work);
+    if (this.stopped) return this.standDown(work, 'the service is stopping');
+    try {
+      let checkpoint = stored;
+      if (checkpoint === undefined) {
+        checkpoint = this.manager.startAt === 'end' ? await this.eventStore.headPosition() : 0n;
+        if (!(await this.store.saveProcessCheckpoint(lease, undefined, checkpoint))) {
+          return this.standDown(work, 'another instance saved the first checkpoint');
+        }
+      }
+      this.skips = new Set((await this.store.skips(this.manager.name)).map((k) => k.position));
+      this.failureRecorded = (await this.store.processFailures()).some(
+        (failure) => failure.name === this.manager.name,
+      );
+      if (this.work !== work) return;
+      this.position = checkpoint;
+      this.saved = checkpoint;
+      this.saving = Promise.resolve(true);
+      this.status = 'catching-up';
+      this.logger.log(
+        `Process manager ${this.manager.name}: this instance holds the lease (term ${lease.term}), from position ${checkpoint}`,
+      );
+      this.manager.leaseAcquired?.(this.fence(work));
+      this.subscribe(work);
+    } catch (error) {
+      await this.standDown(work, `it could not start (${message(error)})`);
+    }
+  }
+
+  /** Renews the lease, and saves the checkpoint if it moved (a standby taking over then re-reads less). */
+  private async renew(work: Work): Promise<void> {
+    const asked = performance.now();
+    if (!(await this.store.renewProcessLease(work.lease, this.leases.ttlMs))) {
+      return this.standDown(work, 'another instance took the lease over');
+    }
+    if (this.work !== work) return;
+    work.validUntil = asked + this.leases.ttlMs;
+    this.armDeadline(work);
+    if (!(await this.saveCheckpoint(work, this.savable(this.position)))) {
+      return this.standDown(work, 'its checkpoint was moved by another instance');
+    }
+  }
+
+  /**
+   * Stands down once the lease may have less than the safety margin left without
+   * a confirmed renewal: a standby can take it over only after the whole TTL.
+   */
+  private armDeadline(work: Work): void {
+    clearTimeout(this.deadline);
+    const due = work.validUntil - safetyMarginMs(this.leases) - performance.now();
+    this.deadline = setTimeout(
+      () => void this.standDown(work, 'its lease could not be renewed in time'),
+      Math.max(0, due),
+    );
+    this.deadline.unref();
+  }
+
+  /**
+   * Ends this term of ownership: aborts the fence, stops following the log,
+   * lets the manager drop its work, and releases the lease (a no-op when
+   * another instance took it) so a standby need not wait for the expiry.
+   */
+  private async standDown(work: Work, reason: string): Promise<void> {
+    if (this.work !== work) return;
+    this.work = undefined;
+    clearTimeout(this.deadline);
+    work.controller.abort(new LeaseLostError(this.manager.name));
+    this.status = this.stopped ? 'stopped' : 'standby';
+    this.logger.warn(
+      `Process manager ${this.manager.name}: ${reason}; this instance stands by (term ${work.lease.term} ended)`,
+    );
+    this.wakeSleeper?.();
+    // Not awaited: this may run inside the subscription's own handler. Its batch sees
+    // that the term ended at its next step and returns.
+    void work.subscription?.stop();
+    try {
+      await this.manager.leaseLost?.();
+      await this.store.releaseProcessLease(work.lease);
+    } catch (error) {
+      this.logger.warn(`Process manager ${this.manager.name}: ${message(error)}`);
+    }
+    this.onProgress();
+  }
+
+  private fence(work: Work): LeaseFence {
+    const margin = safetyMarginMs(this.leases);
+    const lost = () => new LeaseLostError(this.manager.name);
+    return {
+      signal: work.controller.signal,
+      confirm: async () => {
+        if (this.work !== work || performance.now() > work.validUntil - margin) throw lost();
+        if (!(await this.store.holdsProcessLease(work.lease, margin))) throw lost();
+        if (this.work !== work) throw lost();
+      },
+    };
+  }
+
+  private subscribe(work: Work): void {
+    work.subscription = this.eventStore.subscribeToAll({
       after: this.position,
       batchSize: 200,
-      onEvents: (events) => this.inTurn(() => this.onEvents(events)),
+      onEvents: (events) => this.inTurn(() => this.onEvents(work, events)),
       onCaughtUp: () => {
+        if (this.work !== work) return;
         if (this.status !== 'retrying') this.status = 'live';
         this.onProgress();
       },
-      onError: (error) => void this.resubscribeAfter(error),
+      onError: (error) => void this.resubscribeAfter(work, error),
     });
   }
 
@@ -116,24 +305,41 @@ export class ProcessManagerRunner {
    * with handled events, and otherwise every SAVE_SKIPPED_EVERY positions (a
    * write per batch of events nobody here handles would cost a transaction per
    * command under load). A crash re-handles at most the last batch: `handle`
-   * is idempotent.
+   * is idempotent. A save refused (compare-and-set) means another instance
+   * owns the work now: this one stands down.
    */
-  private async onEvents(events: RecordedEvent[]): Promise<void> {
+  private async onEvents(work: Work, events: RecordedEvent[]): Promise<void> {
     let handled = false;
     for (const event of events) {
-      if (this.stopped) return;
+      if (this.work !== work) return;
       if (!this.handles || this.handles.has(event.type)) {
-        if (!this.skips.has(event.position) && (await this.process(event)) === 'stopped') return;
+        if (!this.skips.has(event.position) && (await this.process(work, event)) === 'stopped') {
+          return;
+        }
+        if (this.work !== work) return;
         handled = true;
       }
       this.position = event.position;
     }
     if (handled || this.position - this.saved >= SAVE_SKIPPED_EVERY) {
-      const checkpoint = this.savable(this.position);
-      await this.store.saveProcessCheckpoint(this.manager.name, checkpoint);
-      this.saved = checkpoint;
+      if (!(await this.saveCheckpoint(work, this.savable(this.position)))) {
+        return this.standDown(work, 'its checkpoint was moved by another instance');
+      }
     }
     this.onProgress();
+  }
+
+  /** Compare-and-set on the checkpoint last saved; never moves it backwards. False: not the holder any more. */
+  private saveCheckpoint(work: Work, position: bigint): Promise<boolean> {
+    const save = async () => {
+      if (this.work !== work) return false;
+      if (position <= this.saved) return true;
+      if (!(await this.store.saveProcessCheckpoint(work.lease, this.saved, position))) return false;
+      this.saved = position;
+      return true;
+    };
+    this.saving = this.saving.then(save, save);
+    return this.saving;
   }
 
   private savable(position: bigint): bigint {
@@ -147,6 +353,7 @@ export class ProcessManagerRunner {
    * down) or an operator skips it.
    */
   private async process(
+    work: Work,
     event: RecordedEvent,
   ): Promise<'handled' | 'quarantined' | 'skipped' | 'stopped'> {
     const readable = readableEvent(event);
@@ -160,10 +367,10 @@ export class ProcessManagerRunner {
         await this.passed(event, 'handled');
         return 'handled';
       } catch (error) {
-        if (this.stopped) return 'stopped';
+        if (this.stopped || this.work !== work) return 'stopped';
         const delay = await this.failed(event, error);
         await this.sleep(delay);
-        if (this.stopped) return 'stopped';
+        if (this.stopped || this.work !== work) return 'stopped';
         if (this.skips.has(event.position)) {
           await this.passed(event, 'skipped');
           return 'skipped';
@@ -258,6 +465,8 @@ export class ProcessManagerRunner {
    */
   replay(position: bigint): Promise<ReplayOutcome> {
     return this.inTurn(async () => {
+      // Another instance runs this manager now: its side effects are its own.
+      if (!this.work) return 'not-holder';
       const [event] = await this.eventStore.readAll({ after: position - 1n, maxCount: 1 });
       if (!event || event.position !== position) return 'missing';
       const readable = readableEvent(event);
@@ -288,25 +497,23 @@ export class ProcessManagerRunner {
   }
 
   /** The log or the checkpoint store failed: subscribe again from the last saved position. */
-  private async resubscribeAfter(error: unknown): Promise<void> {
-    if (this.stopped) return;
+  private async resubscribeAfter(work: Work, error: unknown): Promise<void> {
+    if (this.stopped || this.work !== work) return;
     this.attempts++;
     this.status = 'retrying';
     this.lastError = {
       position: String(this.position),
       eventType: '',
-      error: reasonOf(error),
+      error: message(error),
       at: new Date().toISOString(),
     };
     await this.sleep(Math.min(this.maxBackoffMs, 100 * 2 ** Math.min(this.attempts - 1, 20)));
-    if (this.stopped) return;
-    this.position =
-      (await this.store.processCheckpoint(this.manager.name).catch(() => undefined)) ??
-      this.position;
-    this.subscribe();
+    if (this.stopped || this.work !== work) return;
+    this.position = this.saved;
+    this.subscribe(work);
   }
 
-  /** A retry back-off, cut short by stop() or by an operator's skip of the stuck event. */
+  /** A retry back-off, cut short by stop(), the end of the term, or an operator's skip of the stuck event. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -317,12 +524,40 @@ export class ProcessManagerRunner {
     });
   }
 
+  /**
+   * A clean stop: stop following the log, let the manager finish what is in
+   * progress (still under the lease, which is renewed meanwhile), save the
+   * checkpoint and release the lease, so a standby takes over at once.
+   */
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
-    this.status = 'stopped';
     this.wakeSleeper?.();
-    await this.subscription?.stop();
+    await this.ticking;
+    const work = this.work;
+    if (work) {
+      await work.subscription?.stop();
+      await this.manager.drain?.();
+      if (this.work === work) {
+        await this.saveCheckpoint(work, this.savable(this.position)).catch(() => false);
+        this.work = undefined;
+        clearTimeout(this.deadline);
+        await this.store
+          .releaseProcessLease(work.lease)
+          .catch((error: unknown) =>
+            this.logger.warn(`Process manager ${this.manager.name}: ${message(error)}`),
+          );
+        work.controller.abort(new LeaseLostError(this.manager.name));
+      }
+    }
+    clearInterval(this.leaseTimer);
+    clearTimeout(this.deadline);
+    this.status = 'stopped';
   }
+}
+
+function message(error: unknown): string {
+  return reasonOf(error);
 }
 
 /** The event upcast to its current shape, or why it cannot be handed to any code. */

@@ -11,7 +11,8 @@ import type {
   ReadModelTarget,
   RecordedSkip,
 } from '../read-model/read-model-store.port';
-import { ProcessManager, ProcessManagerRunner } from './process-manager';
+import type { LeaseSettings } from './process-lease';
+import { defaultLeaseSettings, ProcessManager, ProcessManagerRunner } from './process-manager';
 import { EngineLogger, ProjectionRunner } from './projection-runner';
 import { reasonOf } from './quarantine';
 
@@ -21,6 +22,8 @@ export interface ProjectionEngineOptions {
   logger?: EngineLogger;
   /** How often other processes' rebuilds, skips and replay requests are looked for. */
   watchIntervalMs?: number;
+  /** Process managers' leases: TTL and renewal interval, and this instance's owner id (generated when omitted). */
+  leases?: Partial<LeaseSettings>;
 }
 
 /** Quarantined events and skips listed per consumer in /health; the CLI lists them all. */
@@ -86,6 +89,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
   private skipsSeen = '';
   /** Replay requests being carried out here: `name#position`. */
   private readonly replaying = new Set<string>();
+  /** One owner id for all of this instance's leases. */
+  private readonly leases: LeaseSettings;
 
   constructor(
     private readonly eventStore: EventStore,
@@ -96,6 +101,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     this.projections = options.projections ?? ALL_PROJECTIONS;
     this.processManagers = options.processManagers ?? [];
     this.watchIntervalMs = options.watchIntervalMs ?? 500;
+    this.leases = { ...defaultLeaseSettings(), ...options.leases };
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -160,7 +166,7 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
         manager,
         this.logger,
         () => this.wakeWaiters(),
-        { onQuarantined: () => this.readIssues() },
+        { onQuarantined: () => this.readIssues(), leases: this.leases },
       );
       this.managers.push(runner);
       await runner.start();
@@ -256,11 +262,13 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     for (const request of await this.store.replayRequests()) {
       const runner = this.managers.find((m) => m.manager.name === request.name);
       const key = `${request.name}#${request.position}`;
-      if (!runner || this.replaying.has(key)) continue;
+      // Only the instance holding the manager's lease replays: a standby leaves the request.
+      if (!runner?.lease || this.replaying.has(key)) continue;
       this.replaying.add(key);
       void runner
         .replay(request.position)
         .then(async (outcome) => {
+          if (outcome === 'not-holder') return;
           if (outcome === 'missing') {
             this.logger.warn(
               `Replay of position ${request.position} for ${request.name}: no event there`,
@@ -399,6 +407,8 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       lag: lag(runner.position),
       attempts: runner.attempts,
       ...this.issuesOf(runner.manager.name, 0),
+      // Held by this instance, in this term; absent on a standby.
+      ...(runner.lease ? { leaseTerm: runner.lease.term } : {}),
       ...(runner.lastError ? { lastError: runner.lastError } : {}),
     }));
     const healthy = [...projections, ...processManagers].every(

@@ -2,10 +2,12 @@ import { AnyBulkWriteOperation, Collection, Db, Document, MongoClient } from 'mo
 
 type StoredDocument = Document & { _id: string };
 import {
+  AcquiredProcessLease,
   DocumentChange,
   FindQuery,
   physicalName,
   ProcessFailure,
+  ProcessLease,
   ProjectionCheckpoint,
   ProjectionCommit,
   QuarantinedEvent,
@@ -27,6 +29,22 @@ interface QuarantineDoc {
   streamId: string | null;
   reason: string;
   at: string;
+}
+
+/**
+ * A process manager's checkpoint and its lease, in one document: MongoDB
+ * changes one document atomically without a replica set, so the
+ * compare-and-set of the checkpoint can check the lease in the same write.
+ */
+interface ProcessDoc {
+  _id: string;
+  /** Absent before the first checkpoint save. */
+  position?: string;
+  updatedAt?: string;
+  owner?: string;
+  term?: number;
+  /** On the server's clock ($$NOW), so instances on machines whose clocks differ agree. */
+  leaseExpiresAt?: Date;
 }
 
 interface CheckpointDoc {
@@ -69,7 +87,7 @@ export class MongoReadModelStore implements ReadModelStore {
     note: string;
     recordedAt: string;
   }>;
-  private readonly processes: Collection<{ _id: string; position: string; updatedAt: string }>;
+  private readonly processes: Collection<ProcessDoc>;
   private readonly quarantineCollection: Collection<QuarantineDoc>;
   private readonly failures: Collection<
     Omit<ProcessFailure, 'name' | 'position'> & { _id: string; position: string }
@@ -438,25 +456,106 @@ export class MongoReadModelStore implements ReadModelStore {
 
   async processCheckpoint(name: string): Promise<bigint | undefined> {
     const doc = await this.processes.findOne({ _id: name });
-    return doc ? BigInt(doc.position) : undefined;
+    return doc?.position === undefined ? undefined : BigInt(doc.position);
   }
 
   async listProcessCheckpoints(): Promise<Array<{ name: string; position: bigint }>> {
-    const docs = await this.processes.find({}).sort({ _id: 1 }).toArray();
-    return docs.map((doc) => ({ name: doc._id, position: BigInt(doc.position) }));
+    // A lease may exist before its manager's first checkpoint: those have none to list.
+    const docs = await this.processes
+      .find({ position: { $exists: true } })
+      .sort({ _id: 1 })
+      .toArray();
+    return docs.map((doc) => ({ name: doc._id, position: BigInt(doc.position!) }));
   }
 
-  async saveProcessCheckpoint(name: string, position: bigint): Promise<void> {
-    await this.processes.updateOne(
-      { _id: name },
-      { $set: { position: String(position), updatedAt: new Date().toISOString() } },
-      { upsert: true },
+  async acquireProcessLease(
+    name: string,
+    owner: string,
+    ttlMs: number,
+  ): Promise<AcquiredProcessLease | undefined> {
+    // The document first (MongoDB refuses $expr in an upsert's filter), then one conditional
+    // write: the lease is free (never held, or expired on the server's clock) or ours. An
+    // update pipeline, so the expiry and the term are computed by the server.
+    await this.processes
+      .updateOne({ _id: name }, { $setOnInsert: { term: 0 } }, { upsert: true })
+      .catch((error: unknown) => {
+        // Another instance created it at the same moment.
+        if ((error as { code?: number }).code !== 11000) throw error;
+      });
+    const doc = await this.processes.findOneAndUpdate(
+      {
+        _id: name,
+        $or: [
+          { owner: { $exists: false } },
+          { owner },
+          { $expr: { $lte: ['$leaseExpiresAt', '$$NOW'] } },
+        ],
+      },
+      [
+        {
+          $set: {
+            owner,
+            term: { $add: [{ $ifNull: ['$term', 0] }, 1] },
+            leaseExpiresAt: { $add: ['$$NOW', ttlMs] },
+          },
+        },
+      ],
+      { returnDocument: 'after' },
     );
+    if (!doc || doc.owner !== owner || doc.term === undefined) return undefined;
+    return {
+      name,
+      owner,
+      term: doc.term,
+      checkpoint: doc.position === undefined ? undefined : BigInt(doc.position),
+    };
+  }
+
+  async renewProcessLease(lease: ProcessLease, ttlMs: number): Promise<boolean> {
+    const renewed = await this.processes.updateOne(holder(lease), [
+      { $set: { leaseExpiresAt: { $add: ['$$NOW', ttlMs] } } },
+    ]);
+    return renewed.matchedCount === 1;
+  }
+
+  async releaseProcessLease(lease: ProcessLease): Promise<void> {
+    await this.processes.updateOne(holder(lease), { $set: { leaseExpiresAt: new Date(0) } });
+  }
+
+  async holdsProcessLease(lease: ProcessLease, forAtLeastMs: number): Promise<boolean> {
+    const held = await this.processes.findOne(
+      {
+        ...holder(lease),
+        $expr: { $gt: ['$leaseExpiresAt', { $add: ['$$NOW', forAtLeastMs] }] },
+      },
+      { projection: { _id: 1 } },
+    );
+    return held !== null;
+  }
+
+  async saveProcessCheckpoint(
+    lease: ProcessLease,
+    expected: bigint | undefined,
+    position: bigint,
+  ): Promise<boolean> {
+    const saved = await this.processes.updateOne(
+      {
+        ...holder(lease),
+        position: expected === undefined ? { $exists: false } : String(expected),
+      },
+      { $set: { position: String(position), updatedAt: new Date().toISOString() } },
+    );
+    return saved.matchedCount === 1;
   }
 
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/** The filter that matches a process document only while this holder holds its lease. */
+function holder(lease: ProcessLease): { _id: string; owner: string; term: number } {
+  return { _id: lease.name, owner: lease.owner, term: lease.term };
 }
 
 function checkpointId(target: ReadModelTarget): string {

@@ -131,6 +131,25 @@ export interface ReplayRequest {
   requestedAt: string;
 }
 
+/**
+ * Who runs a process manager (DESIGN §6: one owner at a time across
+ * instances). A holder is the pair (owner, term): `term` grows by one at every
+ * acquisition, so a holder that lost the lease and took it again is not
+ * mistaken for its earlier self (a fencing token).
+ */
+export interface ProcessLease {
+  /** The process manager's name, as for its checkpoint. */
+  name: string;
+  /** The instance holding it (an opaque id, unique per process). */
+  owner: string;
+  term: number;
+}
+
+export interface AcquiredProcessLease extends ProcessLease {
+  /** The process manager's checkpoint when the lease was taken; undefined before its first save. */
+  checkpoint: bigint | undefined;
+}
+
 export interface ReadModelStore {
   readonly kind: 'sqlite' | 'mongodb';
 
@@ -216,10 +235,50 @@ export interface ReadModelStore {
     collection: string,
   ): Promise<Array<{ id: string; doc: ReadModelDocument }>>;
 
+  /** A process manager's checkpoint (every event up to it is handled), undefined before its first save. */
   processCheckpoint(name: string): Promise<bigint | undefined>;
   /** Every process manager that has a checkpoint, by name (for the CLI's status). */
   listProcessCheckpoints(): Promise<Array<{ name: string; position: bigint }>>;
-  saveProcessCheckpoint(name: string, position: bigint): Promise<void>;
+
+  /**
+   * Takes a process manager's lease for `ttlMs` milliseconds when nobody holds
+   * it, it expired, or `owner` holds it already; the term grows by one each
+   * time. Answers undefined, changing nothing, while another owner holds an
+   * unexpired lease. Expiry is measured on the store's clock: the local clock
+   * for SQLite (instances sharing one file share a machine), the server's for
+   * MongoDB. Returns the checkpoint read in the same step.
+   */
+  acquireProcessLease(
+    name: string,
+    owner: string,
+    ttlMs: number,
+  ): Promise<AcquiredProcessLease | undefined>;
+  /**
+   * Extends the lease to `ttlMs` from now. False when this holder (owner and
+   * term) no longer holds it: another owner took it after it expired. A lease
+   * that expired but was not taken is renewed: nobody else worked meanwhile.
+   */
+  renewProcessLease(lease: ProcessLease, ttlMs: number): Promise<boolean>;
+  /** Ends the lease at once, so a standby takes over without waiting for the expiry. No-op for a former holder. */
+  releaseProcessLease(lease: ProcessLease): Promise<void>;
+  /**
+   * True when this holder holds the lease and it is valid for at least
+   * `forAtLeastMs` more, on the store's clock: the check before a side effect
+   * that must not happen twice (the mailer's hand-over to the mail server).
+   */
+  holdsProcessLease(lease: ProcessLease, forAtLeastMs: number): Promise<boolean>;
+  /**
+   * Compare-and-set of a process manager's checkpoint: moves it to `position`
+   * only when this holder still holds the lease and the stored checkpoint is
+   * `expected` (undefined: none stored yet). False, writing nothing,
+   * otherwise: another instance owns the work now. STYLE.md: a blind upsert of
+   * a checkpoint lets two instances do the same work twice.
+   */
+  saveProcessCheckpoint(
+    lease: ProcessLease,
+    expected: bigint | undefined,
+    position: bigint,
+  ): Promise<boolean>;
 
   close(): Promise<void>;
 }

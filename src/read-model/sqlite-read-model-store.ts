@@ -1,12 +1,14 @@
 import Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import {
+  AcquiredProcessLease,
   collectionSpec,
   CollectionSpec,
   FindQuery,
   IndexValue,
   physicalName,
   ProcessFailure,
+  ProcessLease,
   ProjectionCheckpoint,
   ProjectionCommit,
   QuarantinedEvent,
@@ -223,6 +225,15 @@ export class SqliteReadModelStore implements ReadModelStore {
         position     TEXT NOT NULL,
         requested_at TEXT NOT NULL,
         PRIMARY KEY (name, position)
+      );
+      -- One row per process manager: who runs it, until when (ms since the epoch, this
+      -- machine's clock: every instance on this file runs on this machine).
+      CREATE TABLE IF NOT EXISTS process_leases (
+        name        TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        term        INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        acquired_at TEXT NOT NULL
       );
     `);
   }
@@ -747,12 +758,86 @@ export class SqliteReadModelStore implements ReadModelStore {
     return Promise.resolve(rows.map((row) => ({ name: row.name, position: BigInt(row.position) })));
   }
 
-  saveProcessCheckpoint(name: string, position: bigint): Promise<void> {
+  acquireProcessLease(
+    name: string,
+    owner: string,
+    ttlMs: number,
+  ): Promise<AcquiredProcessLease | undefined> {
+    // IMMEDIATE: the write lock is taken before the read, so two instances cannot both
+    // see the lease free and both take it.
+    const acquire = this.db.transaction(() => {
+      const now = Date.now();
+      const held = this.statement(
+        'SELECT owner, term, expires_at FROM process_leases WHERE name = ?',
+      ).get(name) as { owner: string; term: number; expires_at: number } | undefined;
+      if (held && held.owner !== owner && held.expires_at > now) return undefined;
+      const term = (held?.term ?? 0) + 1;
+      this.statement(
+        `INSERT INTO process_leases (name, owner, term, expires_at, acquired_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, term = excluded.term,
+           expires_at = excluded.expires_at, acquired_at = excluded.acquired_at`,
+      ).run(name, owner, term, now + ttlMs, new Date(now).toISOString());
+      const position = this.statement('SELECT position FROM process_checkpoints WHERE name = ?')
+        .pluck()
+        .get(name) as string | undefined;
+      return {
+        name,
+        owner,
+        term,
+        checkpoint: position === undefined ? undefined : BigInt(position),
+      };
+    });
+    return Promise.resolve(acquire.immediate());
+  }
+
+  renewProcessLease(lease: ProcessLease, ttlMs: number): Promise<boolean> {
+    const renewed = this.statement(
+      'UPDATE process_leases SET expires_at = ? WHERE name = ? AND owner = ? AND term = ?',
+    ).run(Date.now() + ttlMs, lease.name, lease.owner, lease.term);
+    return Promise.resolve(renewed.changes === 1);
+  }
+
+  releaseProcessLease(lease: ProcessLease): Promise<void> {
+    // The row stays, so the next holder's term is still one more than this one's.
     this.statement(
-      `INSERT INTO process_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
-    ).run(name, String(position), new Date().toISOString());
+      'UPDATE process_leases SET expires_at = 0 WHERE name = ? AND owner = ? AND term = ?',
+    ).run(lease.name, lease.owner, lease.term);
     return Promise.resolve();
+  }
+
+  holdsProcessLease(lease: ProcessLease, forAtLeastMs: number): Promise<boolean> {
+    const held = this.statement(
+      'SELECT 1 FROM process_leases WHERE name = ? AND owner = ? AND term = ? AND expires_at > ?',
+    ).get(lease.name, lease.owner, lease.term, Date.now() + forAtLeastMs);
+    return Promise.resolve(held !== undefined);
+  }
+
+  saveProcessCheckpoint(
+    lease: ProcessLease,
+    expected: bigint | undefined,
+    position: bigint,
+  ): Promise<boolean> {
+    const save = this.db.transaction(() => {
+      const holds = this.statement(
+        'SELECT 1 FROM process_leases WHERE name = ? AND owner = ? AND term = ?',
+      ).get(lease.name, lease.owner, lease.term);
+      if (holds === undefined) return false;
+      const now = new Date().toISOString();
+      if (expected === undefined) {
+        return (
+          this.statement(
+            `INSERT INTO process_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO NOTHING`,
+          ).run(lease.name, String(position), now).changes === 1
+        );
+      }
+      return (
+        this.statement(
+          'UPDATE process_checkpoints SET position = ?, updated_at = ? WHERE name = ? AND position = ?',
+        ).run(String(position), now, lease.name, String(expected)).changes === 1
+      );
+    });
+    return Promise.resolve(save.immediate());
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import {
   notificationsDecider,
   NotificationEvent,
   QueuedEmail,
+  retryMessageId,
 } from '../../src/notifications/notifications.decider';
 import { fold } from '../../src/shared/decider';
 import { deciderSpec } from '../support/decider-spec';
@@ -47,6 +48,34 @@ const sent = (messageId: string, userId: string): NotificationEvent => ({
   type: 'EmailSent',
   data: { messageId, userId, transport: 'smtp', response: '250 OK', sentAt: now },
 });
+const refusal = (messageId: string) => ({
+  messageId,
+  transport: 'smtp' as const,
+  responseCode: 550,
+  response: '5.1.1 <x@old.example>: Recipient address rejected',
+  attempts: 1,
+});
+const recordFailed = (...messageIds: string[]): NotificationCommand => ({
+  type: 'RecordEmailsFailed',
+  failures: messageIds.map(refusal),
+});
+const failedEvent = (email: QueuedEmail): NotificationEvent => ({
+  type: 'EmailFailed',
+  data: {
+    ...refusal(email.messageId),
+    notification: email.notification,
+    recipient: email.recipient,
+    failedAt: now,
+  },
+});
+const moved = {
+  userId: 'ann',
+  name: 'Ann',
+  email: 'ann@new.example',
+  role: 'case-manager' as const,
+};
+const retry = (messageId: string, recipient: QueuedEmail['recipient'] | null = moved) =>
+  ({ type: 'RetryEmail', messageId, recipient }) as NotificationCommand;
 const rearm = (...userIds: string[]): NotificationCommand => ({
   type: 'RearmInvitations',
   userIds,
@@ -151,6 +180,93 @@ describe("A firm's outgoing email (notifications stream)", () => {
     });
   });
 
+  describe('a permanent refusal is recorded once, and an operator may queue the email again (DESIGN §5)', () => {
+    it('records the refusal of a pending email, with what the email was and to whom', () => {
+      const a = usageEmail('m-a', 'ann');
+      spec
+        .given([queued(a)])
+        .when(recordFailed('m-a'))
+        .then([failedEvent(a)]);
+    });
+
+    it('a sent, already failed or never queued email is not recorded as failed', () => {
+      const a = usageEmail('m-a', 'ann');
+      spec
+        .given([queued(a), sent('m-a', 'ann')])
+        .when(recordFailed('m-a'))
+        .then([]);
+      spec
+        .given([queued(a), failedEvent(a)])
+        .when(recordFailed('m-a', 'm-a'))
+        .then([]);
+      spec.given([]).when(recordFailed('m-x')).then([]);
+    });
+
+    it('a failed email is neither sent later nor pending', () => {
+      const a = usageEmail('m-a', 'ann');
+      spec
+        .given([queued(a), failedEvent(a)])
+        .when(recordSent('m-a'))
+        .then([]);
+      expect(fold(notificationsDecider, [queued(a), failedEvent(a)]).pending.size).toBe(0);
+    });
+
+    it("queues it again, once, under a new Message-ID, to the recipient's current address", () => {
+      const a = usageEmail('m-a', 'ann');
+      const requeued: NotificationEvent = {
+        type: 'EmailQueued',
+        data: {
+          ...a,
+          messageId: retryMessageId('m-a'),
+          recipient: moved,
+          retryOf: 'm-a',
+          queuedAt: now,
+        },
+      };
+      spec
+        .given([queued(a), failedEvent(a)])
+        .when(retry('m-a'))
+        .then([requeued]);
+      const state = fold(notificationsDecider, [queued(a), failedEvent(a), requeued]);
+      expect([...state.failed.keys()]).toEqual([]);
+      expect([...state.pending.keys()]).toEqual([retryMessageId('m-a')]);
+      spec
+        .given([queued(a), failedEvent(a), requeued])
+        .when(retry('m-a'))
+        .thenThrows('email-not-failed');
+    });
+
+    it('refuses to queue again an email that is unknown, pending or sent, or whose recipient left', () => {
+      const a = usageEmail('m-a', 'ann');
+      spec.given([]).when(retry('m-a')).thenThrows('email-not-found', 'not-found');
+      spec
+        .given([queued(a)])
+        .when(retry('m-a'))
+        .thenThrows('email-not-failed');
+      spec
+        .given([queued(a), sent('m-a', 'ann')])
+        .when(retry('m-a'))
+        .thenThrows('email-not-failed');
+      spec
+        .given([queued(a), failedEvent(a)])
+        .when(retry('m-a', null))
+        .thenThrows('recipient-not-active');
+    });
+
+    it('an invitation queued again counts as the invitation of its user', () => {
+      const invite = invitation('m-1', 'ann');
+      const state = fold(notificationsDecider, [
+        queued(invite),
+        failedEvent(invite),
+        {
+          type: 'EmailQueued',
+          data: { ...invite, messageId: 'm-2', retryOf: 'm-1', queuedAt: now },
+        },
+      ]);
+      expect(state.invited.get('ann')).toBe('m-2');
+    });
+  });
+
   it('folding a batch at once equals folding event by event', () => {
     const users = ['ann', 'bob', 'cid'];
     const anyEvent: fc.Arbitrary<NotificationEvent> = fc.oneof(
@@ -160,6 +276,9 @@ describe("A firm's outgoing email (notifications stream)", () => {
           queued(invite ? invitation(`m-${n}`, user) : usageEmail(`m-${n}`, user)),
         ),
       fc.tuple(fc.nat(5), fc.constantFrom(...users)).map(([n, user]) => sent(`m-${n}`, user)),
+      fc
+        .tuple(fc.nat(5), fc.constantFrom(...users))
+        .map(([n, user]) => failedEvent(usageEmail(`m-${n}`, user))),
       fc.subarray(users, { minLength: 1 }).map((ids) => rearmed(...ids)),
     );
     fc.assert(

@@ -196,6 +196,14 @@ const endpoints = (firmId: string): Endpoint[] => {
       body: { reason: 'Lost phone' },
       allowed: ['superuser'],
     },
+    { method: 'GET', path: `${firm}/mfa/notifications/failed`, allowed: ['operator'] },
+    {
+      method: 'POST',
+      path: `${firm}/mfa/notifications/m-unknown/retry`,
+      body: {},
+      allowed: ['operator'],
+      status: 404,
+    },
     {
       method: 'POST',
       path: `${firm}/mfa/subscription/cancel`,

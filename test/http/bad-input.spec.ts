@@ -333,6 +333,15 @@ const hostilePaths: BadRequest[] = hostileIds.flatMap(([what, id]) => {
       fields: parameter('corporationId'),
     },
     {
+      name: `messageId with ${what} on an email retry`,
+      method: 'POST' as const,
+      path: `${firm}/mfa/notifications/${id}/retry`,
+      token: operator,
+      body: {},
+      status: 400,
+      fields: parameter('messageId'),
+    },
+    {
       name: `corporationId with ${what} in enablement`,
       method: 'DELETE' as const,
       path: `${firm}/mfa/enablement/corporations/${id}`,
@@ -344,6 +353,31 @@ const hostilePaths: BadRequest[] = hostileIds.flatMap(([what, id]) => {
 });
 
 const rules: BadRequest[] = [
+  {
+    name: 'a page size of 0 on the failed emails',
+    method: 'GET',
+    path: `${firm}/mfa/notifications/failed?limit=0`,
+    token: operator,
+    status: 400,
+    fields: ['limit'],
+  },
+  {
+    name: 'a forged cursor on the failed emails',
+    method: 'GET',
+    path: `${firm}/mfa/notifications/failed?cursor=${Buffer.from('["x","a/b"]').toString('base64url')}`,
+    token: operator,
+    status: 400,
+    fields: ['cursor'],
+  },
+  {
+    name: 'an unknown field on an email retry',
+    method: 'POST',
+    path: `${firm}/mfa/notifications/m-1/retry`,
+    token: operator,
+    body: { email: 'new@example.com' },
+    status: 400,
+    fields: ['email'],
+  },
   {
     name: 'minPosition=abc on the subscription',
     method: 'GET',

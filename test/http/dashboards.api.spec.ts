@@ -239,6 +239,7 @@ describe('Dashboards', () => {
     expect(health.body.projections.map((p: any) => p.name).sort()).toEqual([
       'corporations',
       'enrolled-users',
+      'failed-emails',
       'license-usage',
       'mail-directory',
       'role-counters',

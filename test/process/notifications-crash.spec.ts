@@ -71,7 +71,9 @@ describe(`notification emails survive SIGKILL (seed ${SEED})`, () => {
   });
 
   it('after the restarts, every crossing was notified to every recipient, duplicates only with the same Message-ID', async () => {
-    const env = { SMTP_URL: sink.url, MAIL_RETRY_MAX_SECONDS: '1' };
+    // A restarted instance takes over the process managers once the killed one's leases
+    // expire (docs/decisions/0014): short leases keep the kills from slowing the test down.
+    const env = { SMTP_URL: sink.url, MAIL_RETRY_MAX_SECONDS: '1', PROCESS_LEASE_SECONDS: '2' };
     service = await spawnService(dir, env);
     let api = new Api(service.url);
     let restarting: Promise<void> = Promise.resolve();

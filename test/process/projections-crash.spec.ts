@@ -70,6 +70,12 @@ async function caughtUp(api: Api, log: SqliteEventStore): Promise<bigint> {
   throw new Error('the service did not catch up with the log');
 }
 
+/**
+ * A restarted instance takes over the process managers once the killed one's
+ * leases expire (docs/decisions/0014): short leases keep the kills from slowing the test down.
+ */
+const LEASES = { PROCESS_LEASE_SECONDS: '2' };
+
 describe('SIGKILL while commands flow', () => {
   let dir: string;
   let service: ServiceProcess | undefined;
@@ -87,7 +93,7 @@ describe('SIGKILL while commands flow', () => {
     const readModels = () => new SqliteReadModelStore(join(dir, 'readmodels.sqlite'));
     let user = 0;
 
-    service = await spawnService(dir);
+    service = await spawnService(dir, LEASES);
     let api = new Api(service.url);
     await api.post('/v1/firms/acme/mfa/subscription/request', superuser, { plan: 'standard' });
     await api.post('/v1/firms/acme/mfa/subscription/activate', operator, {
@@ -146,7 +152,7 @@ describe('SIGKILL while commands flow', () => {
       flowing = false;
       await Promise.all(clients);
 
-      service = await spawnService(dir);
+      service = await spawnService(dir, LEASES);
       api = new Api(service.url);
       const position = String(await caughtUp(api, log));
       const store = readModels();

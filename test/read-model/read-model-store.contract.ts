@@ -328,16 +328,85 @@ export function readModelStoreContract(
       ]);
     });
 
-    it('keeps process manager checkpoints', async () => {
-      expect(await store.processCheckpoint('mailer')).toBeUndefined();
-      await store.saveProcessCheckpoint('mailer', 41n);
-      await store.saveProcessCheckpoint('mailer', 42n);
-      await store.saveProcessCheckpoint('keeper', 7n);
-      expect(await store.processCheckpoint('mailer')).toBe(42n);
+    it('lists process manager checkpoints, saved under their leases', async () => {
+      const mailer = await store.acquireProcessLease('mailer', 'instance-a', 60_000);
+      const keeper = await store.acquireProcessLease('keeper', 'instance-a', 60_000);
+      expect(await store.saveProcessCheckpoint(mailer!, undefined, 42n)).toBe(true);
+      expect(await store.saveProcessCheckpoint(keeper!, undefined, 7n)).toBe(true);
       expect(await store.listProcessCheckpoints()).toEqual([
         { name: 'keeper', position: 7n },
         { name: 'mailer', position: 42n },
       ]);
+    });
+
+    describe("a process manager's lease and checkpoint (DESIGN §6: one owner at a time)", () => {
+      const MINUTE = 60_000;
+
+      it('has one holder at a time; the holder renews it and sees how long it holds', async () => {
+        const a = await store.acquireProcessLease('mailer', 'instance-a', MINUTE);
+        expect(a).toEqual({ name: 'mailer', owner: 'instance-a', term: 1, checkpoint: undefined });
+        expect(await store.acquireProcessLease('mailer', 'instance-b', MINUTE)).toBeUndefined();
+        // Another process manager's lease is another lease.
+        expect(await store.acquireProcessLease('policy', 'instance-b', MINUTE)).toMatchObject({
+          term: 1,
+        });
+        expect(await store.renewProcessLease(a!, MINUTE)).toBe(true);
+        expect(await store.holdsProcessLease(a!, MINUTE / 2)).toBe(true);
+        expect(await store.holdsProcessLease(a!, 2 * MINUTE)).toBe(false);
+        // Taking it again is a new term: the earlier term is fenced off.
+        const again = await store.acquireProcessLease('mailer', 'instance-a', MINUTE);
+        expect(again?.term).toBe(2);
+        expect(await store.holdsProcessLease(a!, 0)).toBe(false);
+        expect(await store.renewProcessLease(a!, MINUTE)).toBe(false);
+      });
+
+      it('is taken over once expired; the former holder can then neither renew nor save', async () => {
+        const a = await store.acquireProcessLease('mailer', 'instance-a', 0);
+        expect(await store.saveProcessCheckpoint(a!, undefined, 5n)).toBe(true);
+        const b = await store.acquireProcessLease('mailer', 'instance-b', MINUTE);
+        expect(b).toEqual({ name: 'mailer', owner: 'instance-b', term: 2, checkpoint: 5n });
+        expect(await store.renewProcessLease(a!, MINUTE)).toBe(false);
+        expect(await store.holdsProcessLease(a!, 0)).toBe(false);
+        expect(await store.saveProcessCheckpoint(a!, 5n, 9n)).toBe(false);
+        expect(await store.processCheckpoint('mailer')).toBe(5n);
+        expect(await store.holdsProcessLease(b!, 0)).toBe(true);
+      });
+
+      it('renews an expired lease nobody took: nobody else worked meanwhile', async () => {
+        const a = await store.acquireProcessLease('mailer', 'instance-a', 0);
+        expect(await store.holdsProcessLease(a!, 0)).toBe(false);
+        expect(await store.renewProcessLease(a!, MINUTE)).toBe(true);
+        expect(await store.holdsProcessLease(a!, 0)).toBe(true);
+        expect(await store.acquireProcessLease('mailer', 'instance-b', MINUTE)).toBeUndefined();
+      });
+
+      it('is free at once when released; a former holder releasing it changes nothing', async () => {
+        const a = await store.acquireProcessLease('mailer', 'instance-a', MINUTE);
+        await store.releaseProcessLease(a!);
+        const b = await store.acquireProcessLease('mailer', 'instance-b', MINUTE);
+        expect(b?.term).toBe(2);
+        await store.releaseProcessLease(a!);
+        expect(await store.acquireProcessLease('mailer', 'instance-a', MINUTE)).toBeUndefined();
+        expect(await store.holdsProcessLease(b!, 0)).toBe(true);
+      });
+
+      it('saves the checkpoint only over the one it read (compare-and-set), never blindly', async () => {
+        expect(await store.processCheckpoint('mailer')).toBeUndefined();
+        const a = await store.acquireProcessLease('mailer', 'instance-a', MINUTE);
+        expect(await store.saveProcessCheckpoint(a!, undefined, 41n)).toBe(true);
+        // A first save when one exists, or a save over a checkpoint that moved, writes nothing.
+        expect(await store.saveProcessCheckpoint(a!, undefined, 40n)).toBe(false);
+        expect(await store.saveProcessCheckpoint(a!, 41n, 42n)).toBe(true);
+        expect(await store.saveProcessCheckpoint(a!, 41n, 50n)).toBe(false);
+        expect(await store.processCheckpoint('mailer')).toBe(42n);
+        await store.releaseProcessLease(a!);
+        const b = await store.acquireProcessLease('mailer', 'instance-b', MINUTE);
+        expect(b?.checkpoint).toBe(42n);
+        // Released is released: the former holder's save is refused even over the right checkpoint.
+        expect(await store.saveProcessCheckpoint(a!, 42n, 60n)).toBe(false);
+        expect(await store.saveProcessCheckpoint(b!, 42n, 43n)).toBe(true);
+        expect(await store.processCheckpoint('mailer')).toBe(43n);
+      });
     });
   });
 }

@@ -24,10 +24,10 @@ export async function mailSettled(service: RunningService, timeoutMs = 30_000): 
     const remaining = deadline - Date.now();
     if (remaining <= 0 || !(await engine.waitFor(head, NOTIFICATION_CONSUMERS, remaining))) {
       throw new Error(
-        `Email did not settle in ${timeoutMs} ms: ${JSON.stringify(mailer.health())}`,
+        `Email did not settle in ${timeoutMs} ms: ${JSON.stringify(await mailer.health())}`,
       );
     }
-    if (mailer.health().pending === 0 && (await store.headPosition()) === head) return;
+    if ((await mailer.health()).pending === 0 && (await store.headPosition()) === head) return;
     // Something is still to be sent: its EmailSent will move the log on.
     await engine.waitFor(head + 1n, NOTIFICATION_CONSUMERS, Math.max(1, deadline - Date.now()));
   }

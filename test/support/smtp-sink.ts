@@ -20,11 +20,16 @@ export interface ReceivedMail {
   from: string;
   parsed: ParsedMail;
   raw: Buffer;
+  /** When the server had the whole message (its final dot), before parsing and acceptance; ms since epoch. */
+  dataEndedAt: number;
 }
 
 export interface SmtpSinkOptions {
-  /** A recipient this answers true for is refused with 451 (a temporary failure) at RCPT TO. */
-  refuse?: (address: string) => boolean;
+  /**
+   * A recipient this answers true for is refused with 451 (a temporary failure)
+   * at RCPT TO; a number is the reply code to refuse with (550: unknown mailbox, for good).
+   */
+  refuse?: (address: string) => boolean | number;
   /** Called before the server answers the message data: an acceptance that takes time. */
   beforeAccept?: (mail: ReceivedMail) => Promise<void> | void;
   /** Require AUTH PLAIN/LOGIN with these credentials. */
@@ -70,12 +75,16 @@ export class SmtpSink {
         }
       },
       onRcptTo: (address: SMTPServerAddress, _session, callback) => {
-        if (this.options.refuse?.(address.address)) {
+        const refusal = this.options.refuse?.(address.address);
+        if (refusal) {
           this.refused.push(address.address);
-          const error = new Error(`Mailbox ${address.address} temporarily unavailable`) as Error & {
-            responseCode: number;
-          };
-          error.responseCode = 451;
+          const code = refusal === true ? 451 : refusal;
+          const error = new Error(
+            code >= 500
+              ? `5.1.1 <${address.address}>: Recipient address rejected: User unknown`
+              : `Mailbox ${address.address} temporarily unavailable`,
+          ) as Error & { responseCode: number };
+          error.responseCode = code;
           callback(error);
           return;
         }
@@ -85,6 +94,7 @@ export class SmtpSink {
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => {
+          const dataEndedAt = Date.now();
           const raw = Buffer.concat(chunks);
           void simpleParser(raw)
             .then(async (parsed) => {
@@ -99,6 +109,7 @@ export class SmtpSink {
                 from: parsed.from?.text ?? '',
                 parsed,
                 raw,
+                dataEndedAt,
               }));
               for (const mail of mails) await this.options.beforeAccept?.(mail);
               this.received.push(...mails);
