@@ -2,6 +2,7 @@ import { createPublicKey, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AttestationPolicy, attestationPolicyFromEnv } from '../enrollment/attestation-policy';
+import { DEFAULT_LOCKOUT, LockoutPolicy } from '../verification/verification.decider';
 import { ConfigError } from './config-error';
 
 /**
@@ -39,6 +40,17 @@ export interface AppConfig {
     origin: string;
     /** Which security keys registration admits (src/enrollment/attestation-policy.ts). */
     attestation: AttestationPolicy;
+  };
+  /**
+   * The TOTP guessing budget and the enrollment caps (DESIGN §4, NIST SP
+   * 800-63B §5.2.2; docs/security.md has the odds they give).
+   */
+  totp: {
+    lockout: LockoutPolicy;
+    /** Confirmed TOTP factors a user may hold: each one is checked at login, widening the odds. */
+    maxFactors: number;
+    /** Pending enrollments a user may have; a new start beyond replaces the oldest. */
+    maxPendingEnrollments: number;
   };
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
@@ -87,6 +99,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       origin: originOf(url(env, 'WEBAUTHN_ORIGIN', ['http:', 'https:'])) ?? 'http://localhost:3000',
       attestation: attestationPolicyFromEnv(env, warnings),
     },
+    totp: totpPolicy(env),
     bodyLimit: 64 * 1024,
     serviceName: SERVICE_NAME,
   };
@@ -136,6 +149,39 @@ function positiveSeconds(env: Env, name: string, fallback: number): number {
     throw new ConfigError(name, `"${raw}" is not a number of seconds between 0 and 86400`);
   }
   return value;
+}
+
+function count(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(name, `"${raw}" is not a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function totpPolicy(env: Env): AppConfig['totp'] {
+  const lockAfter = count(env, 'MFA_TOTP_LOCK_AFTER', DEFAULT_LOCKOUT.lockAfter, 1, 100);
+  // NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.
+  const maxFailures = count(env, 'MFA_TOTP_MAX_FAILURES', DEFAULT_LOCKOUT.maxFailures, 1, 100);
+  if (maxFailures < lockAfter) {
+    throw new ConfigError(
+      'MFA_TOTP_MAX_FAILURES',
+      `must be at least MFA_TOTP_LOCK_AFTER (${lockAfter})`,
+    );
+  }
+  return {
+    lockout: {
+      lockAfter,
+      firstLockMs:
+        count(env, 'MFA_TOTP_LOCK_MINUTES', DEFAULT_LOCKOUT.firstLockMs / 60_000, 1, 1440) * 60_000,
+      maxLockMs: DEFAULT_LOCKOUT.maxLockMs,
+      maxFailures,
+    },
+    maxFactors: count(env, 'MFA_MAX_TOTP_FACTORS', 5, 1, 20),
+    maxPendingEnrollments: count(env, 'MFA_MAX_PENDING_ENROLLMENTS', 3, 1, 20),
+  };
 }
 
 function processLease(env: Env): AppConfig['processLease'] {

@@ -28,7 +28,7 @@ import { conflict, DomainError, notFound } from '../shared/domain-error';
 import { streams } from '../shared/ids';
 import { subscriptionDecider } from '../subscription/subscription.decider';
 import { admitAuthenticator } from './attestation-policy';
-import { Factor, PendingEnrollment, WebAuthnCredential } from './mfa';
+import { EnrollmentLimits, Factor, PendingEnrollment, WebAuthnCredential } from './mfa';
 import {
   Confirmation,
   ConfirmationContext,
@@ -106,6 +106,7 @@ export class EnrollmentService {
         secret,
         expiresAt: this.inFuture(ENROLLMENT_TTL_MS),
         eligibility: eligibilityOf(facts, userId),
+        limits: this.limits(),
       },
       envelope,
     );
@@ -158,7 +159,14 @@ export class EnrollmentService {
     const acceptedStep = await this.requireCode(firmId, userId, enrollmentId, pending.secret, code);
     const outcome = await this.confirm(
       firmId,
-      { userId, enrollmentId, factorId, generation: user.mfa.generation, acceptedStep },
+      {
+        userId,
+        enrollmentId,
+        factorId,
+        generation: user.mfa.generation,
+        acceptedStep,
+        limits: this.limits(),
+      },
       envelope,
     );
     return { position: String(outcome.position), factorId };
@@ -185,6 +193,7 @@ export class EnrollmentService {
         challenge: randomBytes(32).toString('base64url'),
         expiresAt: this.inFuture(ENROLLMENT_TTL_MS),
         eligibility: eligibilityOf(facts, userId),
+        limits: this.limits(),
       },
       envelope,
     );
@@ -503,6 +512,13 @@ export class EnrollmentService {
 
   private async lastPosition(firmId: string, userId: string): Promise<bigint> {
     return (await this.commands.load(streams.user(firmId, userId), userDecider)).lastPosition;
+  }
+
+  private limits(): EnrollmentLimits {
+    return {
+      maxTotpFactors: this.config.totp.maxFactors,
+      maxPendingEnrollments: this.config.totp.maxPendingEnrollments,
+    };
   }
 
   private inFuture(ms: number): string {

@@ -76,6 +76,8 @@ export type MfaEvent =
         period: 30;
         expiresAt: string;
         startedAt: string;
+        /** Pending enrollments this start replaces (the oldest, beyond the cap); absent when none. */
+        replaces?: string[];
       };
     }
   | {
@@ -88,6 +90,7 @@ export type MfaEvent =
         challenge: string;
         expiresAt: string;
         startedAt: string;
+        replaces?: string[];
       };
     }
   | {
@@ -133,6 +136,23 @@ export type MfaEvent =
       };
     };
 
+/**
+ * The caps a deployment sets on enrollment (issue 12 §4; configuration
+ * MFA_MAX_TOTP_FACTORS, MFA_MAX_PENDING_ENROLLMENTS). Every TOTP factor is
+ * tried at login, so each one adds to an attacker's odds: their number is
+ * capped. Pending enrollments are capped so that a page reloaded again and
+ * again does not pile up secrets: a start beyond the cap replaces the oldest.
+ */
+export interface EnrollmentLimits {
+  maxTotpFactors: number;
+  maxPendingEnrollments: number;
+}
+
+export const DEFAULT_ENROLLMENT_LIMITS: EnrollmentLimits = {
+  maxTotpFactors: 5,
+  maxPendingEnrollments: 3,
+};
+
 /** Facts from outside the user's stream that a start or a confirmation depends on. */
 export interface Eligibility {
   /** Subscription active, user active, and a switch covers the user. */
@@ -153,6 +173,7 @@ export type MfaCommand =
       secret: SealedSecret;
       expiresAt: string;
       eligibility: Eligibility;
+      limits?: EnrollmentLimits;
     }
   | {
       type: 'StartWebAuthnRegistration';
@@ -163,6 +184,7 @@ export type MfaCommand =
       challenge: string;
       expiresAt: string;
       eligibility: Eligibility;
+      limits?: EnrollmentLimits;
     }
   | {
       type: 'RecordWebAuthnRegistration';
@@ -189,6 +211,7 @@ export type MfaCommand =
       acceptedStep?: number;
       /** WebAuthn: the key, verified now (else the one a fallback recorded on the enrollment). */
       credential?: WebAuthnCredential;
+      limits?: EnrollmentLimits;
     }
   | { type: 'ResetEnrollment'; userId: string; reason: string; trigger: ResetTrigger };
 
@@ -214,6 +237,15 @@ export function decideMfa(
       if (mfa.pending.has(command.enrollmentId)) return []; // the same command, retried
       requireGeneration(command.generation, mfa);
       requireMayEnroll(command.eligibility, mfa, active);
+      const limits = command.limits ?? DEFAULT_ENROLLMENT_LIMITS;
+      if (command.type === 'StartTotpEnrollment') requireTotpRoom(mfa, limits);
+      // A user who reloads the enrollment page starts again: the oldest pending enrollment
+      // makes room rather than the user being refused (its secret can never be confirmed).
+      const stillPending = [...mfa.pending.values()].filter(
+        (enrollment) => enrollment.expiresAt > now,
+      );
+      const excess = stillPending.length - limits.maxPendingEnrollments + 1;
+      const replaces = stillPending.slice(0, Math.max(excess, 0)).map((e) => e.enrollmentId);
       const base = {
         userId: command.userId,
         enrollmentId: command.enrollmentId,
@@ -221,6 +253,7 @@ export function decideMfa(
         generation: command.generation,
         expiresAt: command.expiresAt,
         startedAt: now,
+        ...(replaces.length > 0 ? { replaces } : {}),
       };
       return command.type === 'StartTotpEnrollment'
         ? [
@@ -280,6 +313,9 @@ export function decideMfa(
       if (credential && credentialInUse(mfa, credential.credentialId)) {
         throw credentialAlreadyRegistered();
       }
+      if (pending.factorType === 'totp' && !command.completing) {
+        requireTotpRoom(mfa, command.limits ?? DEFAULT_ENROLLMENT_LIMITS);
+      }
       return [
         {
           type: 'FactorConfirmed',
@@ -334,9 +370,13 @@ export function evolveMfa(mfa: MfaState, event: MfaEvent): MfaState {
     case 'TotpEnrollmentStarted':
     case 'WebAuthnRegistrationStarted': {
       const { data } = event;
-      // Enrollments that expired before this one started can never be confirmed: drop them.
+      // Enrollments that expired before this one started can never be confirmed, nor can those
+      // it replaces: drop them.
+      const replaced = new Set(data.replaces ?? []);
       const pending = new Map(
-        [...mfa.pending].filter(([, enrollment]) => enrollment.expiresAt > data.startedAt),
+        [...mfa.pending].filter(
+          ([id, enrollment]) => enrollment.expiresAt > data.startedAt && !replaced.has(id),
+        ),
       );
       pending.set(data.enrollmentId, {
         enrollmentId: data.enrollmentId,
@@ -408,6 +448,17 @@ function requireGeneration(generation: number, mfa: MfaState): void {
     throw conflict(
       'concurrency-conflict',
       "The user's enrollment was reset while the command ran; retry it.",
+    );
+  }
+}
+
+function requireTotpRoom(mfa: MfaState, limits: EnrollmentLimits): void {
+  const apps = [...mfa.factors.values()].filter((factor) => factor.factorType === 'totp').length;
+  if (apps >= limits.maxTotpFactors) {
+    throw conflict(
+      'totp-factor-limit',
+      `The user already has ${apps} authenticator apps, the most allowed; a firm admin's reset removes them.`,
+      { maxTotpFactors: limits.maxTotpFactors },
     );
   }
 }

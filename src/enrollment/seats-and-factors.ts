@@ -10,7 +10,7 @@ import {
   SubscriptionState,
 } from '../subscription/subscription.decider';
 import type { DeactivationReason } from '../directory/user.decider';
-import type { ResetTrigger, WebAuthnCredential } from './mfa';
+import type { EnrollmentLimits, ResetTrigger, WebAuthnCredential } from './mfa';
 
 /*
  * Invariant S2 (DESIGN §3): a user holds a seat exactly while it has a
@@ -51,6 +51,8 @@ export interface Confirmation {
   acceptedStep?: number;
   /** WebAuthn: the key whose attestation the caller verified. */
   credential?: WebAuthnCredential;
+  /** The deployment's caps (MFA_MAX_TOTP_FACTORS); the defaults when absent. */
+  limits?: EnrollmentLimits;
 }
 
 /**

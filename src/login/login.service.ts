@@ -23,10 +23,10 @@ import { Clock, CLOCK } from '../shared/clock';
 import { conflict, DomainError } from '../shared/domain-error';
 import { streams } from '../shared/ids';
 import {
+  attemptsLeft,
   currentState,
   isLocked,
-  MAX_CONSECUTIVE_FAILURES,
-  totpLocked,
+  lockedOut,
   verificationDecider,
   VerificationState,
   WebAuthnOutcome,
@@ -86,7 +86,7 @@ export class LoginService {
     // Refused early while locked: no key is fetched and no secret opened for a locked user.
     const before = await this.verificationState(firmId, userId, user.mfa.generation);
     if (isLocked(before, now.toISOString())) {
-      throw totpLocked(before.lockedUntil as string, now.toISOString());
+      throw lockedOut(before, now.toISOString());
     }
     let match: { factorId: string; timeStep: number } | null = null;
     for (const factor of factors) {
@@ -113,7 +113,12 @@ export class LoginService {
         spentStep: confirmedSteps.length > 0 ? Math.max(...confirmedSteps) : null,
       },
       envelope,
-      (decidedAt) => Promise.resolve({ now: decidedAt, generation: user.mfa.generation }),
+      (decidedAt) =>
+        Promise.resolve({
+          now: decidedAt,
+          generation: user.mfa.generation,
+          lockout: this.config.totp.lockout,
+        }),
     );
     const [first] = outcome.events;
     if (first?.type === 'TotpVerificationSucceeded') {
@@ -128,14 +133,20 @@ export class LoginService {
       : 'The code is not valid.';
     throw new DomainError(
       replayed ? 'code-already-used' : 'invalid-code',
-      state.lockedUntil
-        ? `${detail} Too many failures in a row: TOTP verification is locked until ${state.lockedUntil}.`
-        : detail,
+      state.blocked
+        ? `${detail} Too many failures in a row: TOTP verification is locked until a firm admin resets the enrollment or the user logs in with a security key.`
+        : state.lockedUntil
+          ? `${detail} Too many failures in a row: TOTP verification is locked until ${state.lockedUntil}.`
+          : detail,
       'unauthorized',
       {
         verified: false,
-        attemptsLeft: Math.max(MAX_CONSECUTIVE_FAILURES - state.consecutiveFailures, 0),
+        attemptsLeft:
+          state.lockedUntil || state.blocked
+            ? 0
+            : attemptsLeft(state.consecutiveFailures, this.config.totp.lockout),
         ...(state.lockedUntil ? { lockedUntil: state.lockedUntil } : {}),
+        ...(state.blocked ? { blocked: true } : {}),
         position: String(outcome.position),
       },
     );
@@ -170,7 +181,12 @@ export class LoginService {
         expiresAt: new Date(this.clock.now().getTime() + CHALLENGE_TTL_MS).toISOString(),
       },
       envelope,
-      (decidedAt) => Promise.resolve({ now: decidedAt, generation: user.mfa.generation }),
+      (decidedAt) =>
+        Promise.resolve({
+          now: decidedAt,
+          generation: user.mfa.generation,
+          lockout: this.config.totp.lockout,
+        }),
     );
     return { ...options, position: String(outcome.position) };
   }
@@ -193,7 +209,12 @@ export class LoginService {
       verificationDecider,
       { type: 'RecordWebAuthnAttempt', challenge, outcome },
       envelope,
-      (decidedAt) => Promise.resolve({ now: decidedAt, generation: user.mfa.generation }),
+      (decidedAt) =>
+        Promise.resolve({
+          now: decidedAt,
+          generation: user.mfa.generation,
+          lockout: this.config.totp.lockout,
+        }),
     );
     const [event] = recorded.events;
     if (event?.type === 'WebAuthnVerificationSucceeded') {

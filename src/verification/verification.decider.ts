@@ -13,8 +13,33 @@ import { DomainError } from '../shared/domain-error';
  * which lifts a lockout and forgets the counters of destroyed credentials.
  */
 
-export const MAX_CONSECUTIVE_FAILURES = 5;
-export const LOCKOUT_MS = 15 * 60 * 1000;
+/**
+ * The TOTP guessing budget (DESIGN §4, NIST SP 800-63B §5.2.2: at most 100
+ * consecutive failed attempts on one account). Failures in a row keep
+ * counting across lock periods, and only a successful verification (TOTP or
+ * security key) or a reset starts the count over.
+ */
+export interface LockoutPolicy {
+  /** Every this many failures in a row, TOTP verification locks. */
+  lockAfter: number;
+  /** The first lock of a run of failures; each next lock lasts twice as long (ms). */
+  firstLockMs: number;
+  /** The longest lock (ms). */
+  maxLockMs: number;
+  /**
+   * After this many failures in a row, TOTP verification stays locked until a
+   * reset or a successful security-key login (at most 100).
+   */
+  maxFailures: number;
+}
+
+export const DEFAULT_LOCKOUT: LockoutPolicy = {
+  lockAfter: 5,
+  firstLockMs: 15 * 60 * 1000,
+  maxLockMs: 24 * 60 * 60 * 1000,
+  maxFailures: 20,
+};
+
 /** Outstanding WebAuthn authentication challenges kept per user; the oldest goes first. */
 const MAX_OPEN_CHALLENGES = 5;
 
@@ -22,8 +47,14 @@ export interface VerificationState {
   generation: number;
   /** The last TOTP time step accepted for this user: that step and earlier ones are replays. */
   lastAcceptedStep: number | null;
+  /** TOTP failures since the last successful verification: they keep counting across locks. */
   consecutiveFailures: number;
   lockedUntil: string | null;
+  /**
+   * TOTP verification is locked until a reset or a successful security-key
+   * login (`maxFailures` reached). Absent in events written before it: false.
+   */
+  blocked?: boolean;
   /** WebAuthn signature counters by credential id. */
   counters: Record<string, number>;
   /** When each factor last verified a login. */
@@ -51,6 +82,11 @@ export type VerificationEvent =
   | {
       type: 'TotpVerificationLocked';
       data: { lockedUntil: string; lockedAt: string; state: VerificationState };
+    }
+  | {
+      /** `maxFailures` failures in a row: locked until a reset or a security-key login. */
+      type: 'TotpVerificationBlocked';
+      data: { consecutiveFailures: number; blockedAt: string; state: VerificationState };
     }
   | {
       type: 'WebAuthnChallengeIssued';
@@ -99,6 +135,8 @@ export type VerificationCommand =
 export interface VerificationContext extends DecisionContext {
   /** The user's current enrollment generation. */
   generation: number;
+  /** The deployment's guessing budget; the defaults when absent. */
+  lockout?: LockoutPolicy;
 }
 
 export const freshVerificationState = (generation: number): VerificationState => ({
@@ -111,7 +149,10 @@ export const freshVerificationState = (generation: number): VerificationState =>
   challenges: [],
 });
 
-/** The state a decision starts from: a reset (a new generation) or an expired lock starts over. */
+/**
+ * The state a decision starts from: a reset (a new generation) starts over; a
+ * lock that ran out is lifted, but the failures before it still count.
+ */
 export function currentState(
   state: VerificationState,
   generation: number,
@@ -119,13 +160,30 @@ export function currentState(
 ): VerificationState {
   if (state.generation !== generation) return freshVerificationState(generation);
   if (state.lockedUntil !== null && state.lockedUntil <= now) {
-    return { ...state, lockedUntil: null, consecutiveFailures: 0 };
+    return { ...state, lockedUntil: null };
   }
   return state;
 }
 
 export function isLocked(state: VerificationState, now: string): boolean {
-  return state.lockedUntil !== null && state.lockedUntil > now;
+  return state.blocked === true || (state.lockedUntil !== null && state.lockedUntil > now);
+}
+
+/** The refusal of a TOTP attempt while locked or blocked. */
+export function lockedOut(state: VerificationState, now: string): DomainError {
+  return state.blocked === true ? totpBlocked() : totpLocked(state.lockedUntil as string, now);
+}
+
+/** Attempts left before the next lock (or the block), after `failures` in a row. */
+export function attemptsLeft(failures: number, policy: LockoutPolicy = DEFAULT_LOCKOUT): number {
+  const toNextLock = policy.lockAfter - (failures % policy.lockAfter);
+  return Math.max(Math.min(toNextLock, policy.maxFailures - failures), 0);
+}
+
+/** How long the lock reached after `failures` in a row lasts: doubling from the first (ms). */
+export function lockDuration(failures: number, policy: LockoutPolicy = DEFAULT_LOCKOUT): number {
+  const nth = Math.floor(failures / policy.lockAfter);
+  return Math.min(policy.firstLockMs * 2 ** Math.max(nth - 1, 0), policy.maxLockMs);
 }
 
 export const verificationDecider: Decider<
@@ -140,6 +198,7 @@ export const verificationDecider: Decider<
     TotpVerificationSucceeded: true,
     TotpVerificationFailed: true,
     TotpVerificationLocked: true,
+    TotpVerificationBlocked: true,
     WebAuthnChallengeIssued: true,
     WebAuthnVerificationSucceeded: true,
     WebAuthnVerificationFailed: true,
@@ -147,16 +206,32 @@ export const verificationDecider: Decider<
 
   initialState: () => freshVerificationState(0),
 
-  decide(command, stored, { now, generation }) {
+  decide(command, stored, { now, generation, lockout = DEFAULT_LOCKOUT }) {
     const state = currentState(stored, generation, now);
     const openChallenges = state.challenges.filter(({ expiresAt }) => expiresAt > now);
 
     switch (command.type) {
       case 'RecordTotpAttempt': {
-        if (isLocked(state, now)) throw totpLocked(state.lockedUntil as string, now);
+        if (isLocked(state, now)) throw lockedOut(state, now);
         const { match } = command;
         const spent = Math.max(state.lastAcceptedStep ?? -1, command.spentStep ?? -1);
-        if (match && match.timeStep > spent) {
+        if (match && match.timeStep <= spent) {
+          // The right code, already used (a double click, a retry): refused, and not a guess,
+          // so it does not count toward the lock (DESIGN §4).
+          return [
+            {
+              type: 'TotpVerificationFailed',
+              data: {
+                reason: 'replayed-code',
+                consecutiveFailures: state.consecutiveFailures,
+                attemptsLeft: attemptsLeft(state.consecutiveFailures, lockout),
+                failedAt: now,
+                state,
+              },
+            },
+          ];
+        }
+        if (match) {
           return [
             {
               type: 'TotpVerificationSucceeded',
@@ -168,6 +243,7 @@ export const verificationDecider: Decider<
                   ...state,
                   lastAcceptedStep: match.timeStep,
                   consecutiveFailures: 0,
+                  lockedUntil: null,
                   lastUsed: { ...state.lastUsed, [match.factorId]: now },
                 },
               },
@@ -180,16 +256,27 @@ export const verificationDecider: Decider<
           {
             type: 'TotpVerificationFailed',
             data: {
-              reason: match ? 'replayed-code' : 'invalid-code',
+              reason: 'invalid-code',
               consecutiveFailures,
-              attemptsLeft: Math.max(MAX_CONSECUTIVE_FAILURES - consecutiveFailures, 0),
+              attemptsLeft: attemptsLeft(consecutiveFailures, lockout),
               failedAt: now,
               state: failed,
             },
           },
         ];
-        if (consecutiveFailures >= MAX_CONSECUTIVE_FAILURES) {
-          const lockedUntil = new Date(Date.parse(now) + LOCKOUT_MS).toISOString();
+        if (consecutiveFailures >= lockout.maxFailures) {
+          events.push({
+            type: 'TotpVerificationBlocked',
+            data: {
+              consecutiveFailures,
+              blockedAt: now,
+              state: { ...failed, blocked: true, lockedUntil: null },
+            },
+          });
+        } else if (consecutiveFailures % lockout.lockAfter === 0) {
+          const lockedUntil = new Date(
+            Date.parse(now) + lockDuration(consecutiveFailures, lockout),
+          ).toISOString();
           events.push({
             type: 'TotpVerificationLocked',
             data: { lockedUntil, lockedAt: now, state: { ...failed, lockedUntil } },
@@ -257,11 +344,15 @@ export const verificationDecider: Decider<
               credentialId: outcome.credentialId,
               counter: outcome.counter,
               verifiedAt: now,
+              // A security-key login proves the user: the TOTP count starts over and a block lifts.
               state: {
                 ...state,
                 challenges,
                 counters: { ...state.counters, [outcome.credentialId]: outcome.counter },
                 lastUsed: { ...state.lastUsed, [outcome.factorId]: now },
+                consecutiveFailures: 0,
+                lockedUntil: null,
+                blocked: false,
               },
             },
           },
@@ -278,6 +369,7 @@ export const verificationDecider: Decider<
       case 'TotpVerificationSucceeded':
       case 'TotpVerificationFailed':
       case 'TotpVerificationLocked':
+      case 'TotpVerificationBlocked':
       case 'WebAuthnChallengeIssued':
       case 'WebAuthnVerificationSucceeded':
       case 'WebAuthnVerificationFailed':
@@ -298,5 +390,14 @@ export function totpLocked(lockedUntil: string, now: string): DomainError {
     `Too many failed codes in a row: TOTP verification is locked until ${lockedUntil}.`,
     'locked',
     { lockedUntil, retryAfterSeconds },
+  );
+}
+
+export function totpBlocked(): DomainError {
+  return new DomainError(
+    'totp-blocked',
+    'Too many failed codes in a row: TOTP verification is locked until a firm admin resets the ' +
+      "user's MFA enrollment or the user logs in with a security key.",
+    'locked',
   );
 }

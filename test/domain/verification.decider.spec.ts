@@ -29,12 +29,12 @@ const stateOf = (history: VerificationEvent[]): VerificationState =>
   fold(verificationDecider, history);
 
 describe('Login verification', () => {
-  it('accepts a step once; an equal or earlier step is a replay', () => {
+  it('accepts a step once; an equal or earlier step is a replay, which is not a failure', () => {
     const history = run([attempt({ factorId: 'f', timeStep: 100 })]);
     expect(history.map((e) => e.type)).toEqual(['TotpVerificationSucceeded']);
     expect(decide(history, attempt({ factorId: 'f', timeStep: 100 }))[0]).toMatchObject({
       type: 'TotpVerificationFailed',
-      data: { reason: 'replayed-code', consecutiveFailures: 1, attemptsLeft: 4 },
+      data: { reason: 'replayed-code', consecutiveFailures: 0, attemptsLeft: 5 },
     });
     expect(decide(history, attempt({ factorId: 'f', timeStep: 99 }))[0].type).toBe(
       'TotpVerificationFailed',
@@ -42,6 +42,15 @@ describe('Login verification', () => {
     expect(decide(history, attempt({ factorId: 'f', timeStep: 101 }))[0].type).toBe(
       'TotpVerificationSucceeded',
     );
+  });
+
+  it('twenty replays of a spent code never lock: a double click is not a guess', () => {
+    const history = run([
+      attempt({ factorId: 'f', timeStep: 100 }),
+      ...Array.from({ length: 20 }, () => attempt({ factorId: 'f', timeStep: 100 })),
+    ]);
+    expect(history.filter((e) => e.type === 'TotpVerificationLocked')).toEqual([]);
+    expect(stateOf(history)).toMatchObject({ consecutiveFailures: 0, lockedUntil: null });
   });
 
   it('the fifth failure in a row locks for 15 minutes; attempts while locked are refused with 423 and record nothing', () => {
@@ -58,11 +67,66 @@ describe('Login verification', () => {
     expect(afterLock[0].type).toBe('TotpVerificationSucceeded');
   });
 
-  it('after the lock lifts, the count starts over', () => {
-    const history = run(Array.from({ length: 5 }, () => attempt(null)));
-    const failed = decide(history, attempt(null), at(15 * 60_000));
-    expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ data: { consecutiveFailures: 1, attemptsLeft: 4 } });
+  it('failures keep counting across locks, each lock twice as long, and the twentieth blocks TOTP (NIST SP 800-63B §5.2.2)', () => {
+    const history: VerificationEvent[] = [];
+    let now = 0;
+    const locks: number[] = [];
+    for (let failure = 1; failure <= 20; failure++) {
+      const events = decide(history, attempt(null), at(now));
+      history.push(...events);
+      const lock = events.find((e) => e.type === 'TotpVerificationLocked');
+      if (lock?.type === 'TotpVerificationLocked') {
+        const until = Date.parse(lock.data.lockedUntil);
+        locks.push((until - (t0 + now)) / 60_000);
+        now = until - t0;
+      }
+    }
+    expect(locks).toEqual([15, 30, 60]);
+    expect(history.at(-1)).toMatchObject({
+      type: 'TotpVerificationBlocked',
+      data: { consecutiveFailures: 20 },
+    });
+    // Blocked: no time lifts it, not even a right code.
+    expect(() =>
+      decide(history, attempt({ factorId: 'f', timeStep: 1 }), at(now + 365 * 86_400_000)),
+    ).toThrow(expect.objectContaining({ code: 'totp-blocked', kind: 'locked' }));
+  });
+
+  it('a success starts the count over; a security-key login lifts a block', () => {
+    const fourFailures = run(Array.from({ length: 4 }, () => attempt(null)));
+    const success = decide(fourFailures, attempt({ factorId: 'f', timeStep: 1 }));
+    expect(stateOf([...fourFailures, ...success]).consecutiveFailures).toBe(0);
+
+    const policy = { lockAfter: 2, firstLockMs: 60_000, maxLockMs: 60_000, maxFailures: 2 };
+    const blocked: VerificationEvent[] = [];
+    for (let i = 0; i < 2; i++) {
+      blocked.push(
+        ...verificationDecider.decide(attempt(null), fold(verificationDecider, blocked), {
+          now: at(0),
+          generation: 0,
+          lockout: policy,
+        }),
+      );
+    }
+    expect(stateOf(blocked).blocked).toBe(true);
+    const key = [
+      ...blocked,
+      ...decide(blocked, {
+        type: 'IssueWebAuthnChallenge',
+        challenge: 'k1',
+        expiresAt: at(60_000),
+      }),
+    ];
+    const keyLogin = decide(key, {
+      type: 'RecordWebAuthnAttempt',
+      challenge: 'k1',
+      outcome: { verified: true, factorId: 'k', credentialId: 'cred', counter: 3 },
+    });
+    expect(stateOf([...key, ...keyLogin])).toMatchObject({
+      blocked: false,
+      consecutiveFailures: 0,
+      lockedUntil: null,
+    });
   });
 
   it('a new enrollment generation (a reset) starts from a fresh state: no lock, no replay memory', () => {

@@ -225,6 +225,45 @@ describe('Enrollment over HTTP', () => {
       expect(confirmations).toHaveLength(1);
     });
 
+    it('a user holds at most five authenticator apps: the sixth start is 409 totp-factor-limit', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 5);
+      await registerUser(api(), firmId, 'ann');
+      for (let i = 0; i < 5; i++) await enrollTotp(api(), firmId, 'ann', clock.now());
+      const sixth = await api().post(`${mfaPath(firmId, 'ann')}/totp/enrollment`, host, {});
+      expect(sixth.status).toBe(409);
+      expect(sixth.body).toMatchObject({ type: '/problems/totp-factor-limit', maxTotpFactors: 5 });
+      expect((await api().get(`${mfaPath(firmId, 'ann')}/factors`, host)).body).toHaveLength(5);
+    });
+
+    it('at most three enrollments are pending: a fourth start replaces the oldest (a reloaded page)', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 5);
+      await registerUser(api(), firmId, 'ann');
+      const starts: Array<{ enrollmentId: string; otpauthUri: string }> = [];
+      for (let i = 0; i < 4; i++) {
+        const started = await api().post(`${mfaPath(firmId, 'ann')}/totp/enrollment`, host, {});
+        expect(started.status).toBe(201);
+        starts.push(started.body);
+      }
+      const confirm = (start: { enrollmentId: string; otpauthUri: string }) =>
+        api().post(
+          `${mfaPath(firmId, 'ann')}/totp/enrollment/${start.enrollmentId}/confirm`,
+          host,
+          {
+            code: oathtool(secretOf(start.otpauthUri), clock.now()),
+          },
+        );
+      const oldest = await confirm(starts[0]);
+      expect(oldest.status).toBe(404);
+      expect(oldest.body.type).toBe('/problems/enrollment-not-found');
+      expect((await confirm(starts[3])).status).toBe(200);
+      const replaced = (await service.events()).find(
+        (e) => e.type === 'TotpEnrollmentStarted' && e.data.enrollmentId === starts[3].enrollmentId,
+      );
+      expect(replaced?.data.replaces).toEqual([starts[0].enrollmentId]);
+    });
+
     it('a user holding a seat adds another factor without taking a second seat', async () => {
       const firmId = newFirm();
       await activeFirm(api(), firmId, 1);

@@ -161,7 +161,7 @@ describe('Login over HTTP', () => {
       expect(replay.body).toMatchObject({
         type: '/problems/code-already-used',
         verified: false,
-        attemptsLeft: 4,
+        attemptsLeft: 5,
       });
       // An older step than the last accepted one is a replay too.
       const older = await verify(firmId, 'ann', oathtool(secret, clock.now(), -1));
@@ -183,7 +183,8 @@ describe('Login over HTTP', () => {
         'TotpVerificationFailed',
       ]);
       expect(events[0].data).toMatchObject({ factorId });
-      expect(events[2].data).toMatchObject({ reason: 'replayed-code', consecutiveFailures: 1 });
+      // A replay is refused but is not a guess: it does not count toward the lock.
+      expect(events[2].data).toMatchObject({ reason: 'replayed-code', consecutiveFailures: 0 });
       expect(events[5].data).toMatchObject({ reason: 'invalid-code', consecutiveFailures: 1 });
 
       const factors = await api().get(`${mfaPath(firmId, 'ann')}/factors`, host);
@@ -263,7 +264,7 @@ describe('Login over HTTP', () => {
       expect((await verify(firmId, 'ghost', '123456')).status).toBe(404);
     });
 
-    it('concurrent verifications of one code accept it exactly once; the replays count as failures', async () => {
+    it('twenty concurrent verifications of one code accept it exactly once; the replays lock nobody out', async () => {
       const firmId = newFirm();
       await activeFirm(api(), firmId, 3);
       await registerUser(api(), firmId, 'ann');
@@ -271,12 +272,58 @@ describe('Login over HTTP', () => {
       clock.advance(60_000);
       const code = oathtool(secret, clock.now());
       const answers = await Promise.all(
-        Array.from({ length: 10 }, () => verify(firmId, 'ann', code)),
+        Array.from({ length: 20 }, () => verify(firmId, 'ann', code)),
       );
       expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
-      // Five replays lock the user out; the rest find the lock.
-      expect(answers.filter((a) => a.status === 401)).toHaveLength(5);
-      expect(answers.filter((a) => a.status === 423)).toHaveLength(4);
+      const replays = answers.filter((a) => a.status === 401);
+      expect(replays).toHaveLength(19);
+      for (const replay of replays) expect(replay.body.type).toBe('/problems/code-already-used');
+      // A double click or a retry is not a guess: the next real code still works.
+      const next = await verify(firmId, 'ann', oathtool(secret, clock.now(), 1));
+      expect(next.status).toBe(200);
+    });
+
+    it('failures keep counting across locks, which grow, and the twentieth blocks TOTP until a reset (NIST SP 800-63B §5.2.2)', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 3);
+      await registerUser(api(), firmId, 'ann');
+      const { secret } = await enrollTotp(api(), firmId, 'ann', clock.now());
+      const retryAfters: string[] = [];
+      for (let lock = 1; lock <= 4; lock++) {
+        for (let i = 0; i < 5; i++) {
+          const res = await verify(firmId, 'ann', oathtool(secret, clock.now(), 5));
+          expect(res.status).toBe(401);
+        }
+        const locked = await verify(firmId, 'ann', oathtool(secret, clock.now(), 1));
+        expect(locked.status).toBe(423);
+        if (lock < 4) {
+          expect(locked.body.type).toBe('/problems/totp-locked');
+          retryAfters.push(locked.headers.get('retry-after') ?? '');
+          clock.advance(Number(locked.headers.get('retry-after')) * 1000);
+        } else {
+          // Blocked: no waiting lifts it.
+          expect(locked.body.type).toBe('/problems/totp-blocked');
+          expect(locked.headers.get('retry-after')).toBeNull();
+        }
+      }
+      expect(retryAfters).toEqual([String(15 * 60), String(30 * 60), String(60 * 60)]);
+      clock.advance(365 * 24 * 3_600_000);
+      const stillBlocked = await verify(firmId, 'ann', oathtool(secret, clock.now()));
+      expect(stillBlocked.status).toBe(423);
+      expect(stillBlocked.body.type).toBe('/problems/totp-blocked');
+      expect((await verificationEvents(firmId, 'ann')).at(-1)).toMatchObject({
+        type: 'TotpVerificationBlocked',
+        data: { consecutiveFailures: 20 },
+      });
+
+      // A firm admin's reset starts over: the user enrolls again and logs in.
+      const reset = await api().post(`${mfaPath(firmId, 'ann')}/reset`, superuserOf(firmId), {
+        reason: 'Locked out',
+      });
+      expect(reset.status).toBe(200);
+      const again = await enrollTotp(api(), firmId, 'ann', clock.now());
+      clock.advance(30_000);
+      expect((await verify(firmId, 'ann', oathtool(again.secret, clock.now()))).status).toBe(200);
     });
 
     it('malformed codes are 400 and record nothing', async () => {
