@@ -5,6 +5,7 @@ import { CommandEnvelope } from '../command-handling/command-handler';
 import { CodeBody, digitsOf } from '../enrollment/enrollment.controller';
 import { AuthenticationResponseBody } from '../enrollment/webauthn.dto';
 import { Roles } from '../http/auth';
+import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
 import { IdPipe, ReadQuery } from '../http/validation';
 import { EmptyBody } from '../subscription/subscription.controller';
@@ -31,6 +32,7 @@ export class LoginController {
   }
 
   @Post('totp/verify')
+  @RateLimited('verification')
   @HttpCode(200)
   @ApiOperation({
     summary: 'Verify a TOTP code at login',
@@ -47,6 +49,7 @@ export class LoginController {
   }
 
   @Post('webauthn/authentication/options')
+  @RateLimited('user')
   @HttpCode(200)
   @ApiOperation({
     summary: 'Options to log in with a security key',
@@ -63,6 +66,7 @@ export class LoginController {
   }
 
   @Post('webauthn/authentication/verify')
+  @RateLimited('verification')
   @HttpCode(200)
   @ApiOperation({
     summary: "Verify the browser's assertion",
