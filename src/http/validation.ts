@@ -60,12 +60,22 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
     const field = parent ? `${parent}.${error.property}` : error.property;
     const own = Object.values(error.constraints ?? {}).map((message) => ({
       field,
-      message: message
-        .replace(/^property (\S+) /, '')
-        .replace(new RegExp(`^${error.property} `), ''),
+      message: withoutPrefix(
+        withoutPrefix(message, `property ${error.property} `),
+        `${error.property} `,
+      ),
     }));
     return [...own, ...flatten(error.children ?? [], field)];
   });
+}
+
+/**
+ * class-validator starts its messages with the property's name, which the
+ * answer gives as `field` already. Compared as text: a body's key is any
+ * string, and made into a regular expression one such as `( ` threw (a 500).
+ */
+function withoutPrefix(message: string, prefix: string): string {
+  return message.startsWith(prefix) ? message.slice(prefix.length) : message;
 }
 
 /** Printable text without control characters, not blank. */

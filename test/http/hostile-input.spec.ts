@@ -149,6 +149,22 @@ describe('hostile input', () => {
     });
   });
 
+  describe('unknown fields whose names are not identifiers, 400 validation-failed naming them', () => {
+    // Found by the fuzzer: a name that is not a valid regular expression made a 500.
+    const names = ['( ', '[', '*', 'a b', '\\', '$^', '(?<x>', ')', '+?', '{1}', '.*', ''];
+    it.each(names)('%j', async (name) => {
+      for (const [path, caller] of [
+        [`${firm}/users/u-1/mfa/webauthn/authentication/options`, host],
+        [`${firm}/mfa/subscription/cancel`, operator],
+      ]) {
+        const response = await service.api.post(path, caller, { [name]: '' });
+        const problem = expectProblem(response, 400);
+        expect(problem.type).toBe('/problems/validation-failed');
+        expect(problem.errors).toEqual([{ field: name, message: 'should not exist' }]);
+      }
+    });
+  });
+
   describe('ids that are URL dot segments are refused, 400 validation-failed', () => {
     // fetch() would remove these segments before sending: they go over a bare socket.
     const dots = ['.', '..', '%2e', '%2e%2e', '%2E%2E', '.%2e', '%2e.'];

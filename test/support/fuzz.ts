@@ -581,7 +581,8 @@ export async function fuzz(options: {
     report.operations = operations.length;
     const port = portOf(service);
 
-    await fc.assert(
+    // fast-check 4 keeps the property's own error as the cause of the one it throws.
+    await assertWithCause(
       fc.asyncProperty(fuzzCases(operations), async (fuzzCase) => {
         report.requests++;
         for (const mutation of fuzzCase.mutations) {
@@ -641,6 +642,16 @@ export async function fuzz(options: {
     await service.stop();
   }
   return report;
+}
+
+async function assertWithCause(...args: Parameters<typeof fc.assert>): Promise<void> {
+  try {
+    await fc.assert(...args);
+  } catch (error) {
+    const cause = (error as { cause?: unknown }).cause;
+    if (cause instanceof Error) (error as Error).message += `\nGot: ${cause.message}`;
+    throw error;
+  }
 }
 
 /** The seed of a run: FUZZ_SEED when given (to replay one), else a new one. */
