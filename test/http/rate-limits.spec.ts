@@ -266,6 +266,38 @@ describe('requests without a valid token, per address', () => {
   });
 });
 
+describe('the client address behind a reverse proxy', () => {
+  const anonymous = (service: RunningService, forwardedFor: string) =>
+    service.api.request('GET', '/v1/firms/acme/mfa/subscription', {
+      headers: { 'x-forwarded-for': forwardedFor },
+    });
+
+  it('is the X-Forwarded-For address only when the proxy is trusted (HTTP_TRUST_PROXY)', async () => {
+    const behindProxy = await startService({
+      env: { RATE_LIMIT_PER_ADDRESS: '3/60', HTTP_TRUST_PROXY: '127.0.0.1' },
+    });
+    try {
+      for (let i = 0; i < 3; i++)
+        expect((await anonymous(behindProxy, '203.0.113.1')).status).toBe(401);
+      expect429(await anonymous(behindProxy, '203.0.113.1'), 'address', 60);
+      expect((await anonymous(behindProxy, '203.0.113.2')).status).toBe(401);
+    } finally {
+      await behindProxy.stop();
+    }
+  });
+
+  it('cannot be chosen by the client when no proxy is trusted', async () => {
+    const direct = await startService({ env: { RATE_LIMIT_PER_ADDRESS: '3/60' } });
+    try {
+      for (let i = 0; i < 3; i++)
+        expect((await anonymous(direct, `203.0.113.${i}`)).status).toBe(401);
+      expect429(await anonymous(direct, '203.0.113.99'), 'address', 60);
+    } finally {
+      await direct.stop();
+    }
+  });
+});
+
 describe('two instances on one data folder', () => {
   const dataDir = tempDir();
   let first: RunningService;
