@@ -104,7 +104,7 @@ const TABLE = 'rate_limits';
  */
 export class SqliteRateLimitStore implements RateLimitStore {
   private readonly db: Database.Database;
-  private cleaning = false;
+  private readonly cleaner: NodeJS.Timeout;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -115,12 +115,21 @@ export class SqliteRateLimitStore implements RateLimitStore {
     this.db.exec(
       `CREATE TABLE IF NOT EXISTS ${TABLE} (key TEXT PRIMARY KEY, points INTEGER NOT NULL DEFAULT 0, expire INTEGER)`,
     );
+    // Windows that ended over an hour ago are deleted every five minutes. Our own timer rather
+    // than the library's (clearExpiredByTimeout): that one cannot be stopped, and fired on a
+    // closed database in a process that went on (a test worker).
+    const purge = this.db.prepare(`DELETE FROM ${TABLE} WHERE expire < ?`);
+    this.cleaner = setInterval(() => {
+      try {
+        purge.run(Date.now() - 3_600_000);
+      } catch {
+        // A busy or closing file: the next round deletes them.
+      }
+    }, 300_000);
+    this.cleaner.unref();
   }
 
   counter(name: string, limit: RateLimit, options: { blockInMemory?: boolean } = {}): RateCounter {
-    // One counter deletes the windows that ended over an hour ago, every five minutes.
-    const clearExpiredByTimeout = !this.cleaning;
-    this.cleaning = true;
     return counterOn(
       (shape) =>
         new RateLimiterSQLite({
@@ -129,7 +138,6 @@ export class SqliteRateLimitStore implements RateLimitStore {
           storeType: 'better-sqlite3',
           tableName: TABLE,
           tableCreated: true,
-          clearExpiredByTimeout,
         }),
       name,
       limit,
@@ -138,6 +146,7 @@ export class SqliteRateLimitStore implements RateLimitStore {
   }
 
   close(): Promise<void> {
+    clearInterval(this.cleaner);
     this.db.close();
     return Promise.resolve();
   }

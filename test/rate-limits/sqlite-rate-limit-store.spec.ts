@@ -11,3 +11,20 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 rateLimitStoreContract('SQLite', () =>
   Promise.resolve(new SqliteRateLimitStore(join(dataDir, 'state.sqlite'))),
 );
+
+describe('SQLite rate-limit store, closed', () => {
+  // A timer left behind fired on the closed database minutes later, in a test worker that had
+  // gone on to other files, and failed whichever suite was running then.
+  it('leaves no timer behind', async () => {
+    jest.useFakeTimers();
+    try {
+      const store = new SqliteRateLimitStore(join(dataDir, 'closed.sqlite'));
+      store.counter('any', { points: 1, windowSeconds: 60 });
+      await store.close();
+      expect(jest.getTimerCount()).toBe(0);
+      jest.advanceTimersByTime(3_600_000);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
