@@ -196,7 +196,7 @@ const ADDRESS_LIMIT_EXEMPT = new Set(['/health']);
  * - onRequest, after routing and before the body is read: verify the bearer
  *   token once (AuthGuard reuses the outcome), and count a request without a
  *   valid token against its address; over the limit it is answered 429 at
- *   once, its body unread and the connection closed. `/health` is exempt: a
+ *   once, its body unread (and then the connection closed). `/health` is exempt: a
  *   load balancer's probe must not be refused because of a flood from its
  *   address (it has no token, and it is cheap).
  * - onResponse: settle a verification's reserved failures with the status
@@ -219,8 +219,12 @@ export function installRateLimitHooks(
       await limits.countAnonymous(request.ip);
     } catch (error) {
       if (!(error instanceof ProblemException)) throw error;
-      // The body is never read: close the connection rather than wait for it.
-      reply.header('connection', 'close');
+      // A body would never be read: close the connection rather than wait for it. Without
+      // one the connection stays open, so that a flood is not also a flood of new connections.
+      const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+      if ((length !== undefined && length !== '0') || chunked !== undefined) {
+        reply.header('connection', 'close');
+      }
       sendProblem(reply, error.problem, error.headers);
       return reply;
     }
