@@ -33,10 +33,11 @@ export class ProblemFilter implements ExceptionFilter {
       return;
     }
     if (clientWentAway(exception, request)) {
-      // Nobody is left to answer, and a peer that hangs up is not a fault of the service:
-      // one line at debug level, no stack (a crowd of aborting clients must not flood the log).
+      // Nobody is left to answer (the client hung up, or was cut off for being too slow), and
+      // neither is a fault of the service: one line at debug level, no stack (a crowd of
+      // aborting clients must not flood the log).
       this.logger.debug(
-        `${request.method} ${request.routeOptions?.url ?? '?'}: the client closed the connection (${describe(exception)})`,
+        `${request.method} ${request.routeOptions?.url ?? '?'}: the connection closed before the request was read (${describe(exception)})`,
       );
       return;
     }

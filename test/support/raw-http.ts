@@ -15,6 +15,8 @@ export function portOf(service: RunningService): number {
 export interface SocketOutcome {
   data: string;
   closedAfterMs: number;
+  /** Date.now() when it closed. */
+  closedAt: number;
 }
 
 /** A connection kept open by the test: what it received, and a promise of its end. */
@@ -32,7 +34,9 @@ export function hold(port: number, text: string): Promise<HeldConnection> {
     let data = '';
     const closed = new Promise<SocketOutcome>((done) => {
       socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
-      socket.on('close', () => done({ data, closedAfterMs: Date.now() - started }));
+      socket.on('close', () =>
+        done({ data, closedAfterMs: Date.now() - started, closedAt: Date.now() }),
+      );
     });
     // A reset by the server is a close too; the outcome says what was received.
     socket.on('error', () => undefined);
