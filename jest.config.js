@@ -1,10 +1,10 @@
 /**
- * Some dependencies ship ESM only (content-disposition 3 under @fastify/static;
- * otplib's @noble and @scure later). Node 20.19+ requires them natively, Jest
- * does not: those few are transformed to CommonJS by ts-jest.
+ * Some dependencies ship ESM only (otplib's @noble and @scure). Node 20.19+
+ * requires them natively, Jest does not: those few are transformed to
+ * CommonJS by ts-jest.
  * @type {import('jest').Config}
  */
-const esmOnly = ['content-disposition', '@noble', '@scure'];
+const esmOnly = ['@noble', '@scure'];
 
 module.exports = {
   testEnvironment: 'node',

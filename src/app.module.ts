@@ -16,6 +16,8 @@ import { EnablementController } from './enablement/enablement.controller';
 import { EVENT_STORE, EventStore } from './event-store/event-store.port';
 import { AuthGuard } from './http/auth';
 import { HealthController } from './http/health.controller';
+import { RATE_LIMIT_STORE, RateLimitStore } from './http/rate-limit-store';
+import { EdgeRateLimits, RateLimitGuard } from './http/rate-limits';
 import { MinPositionInterceptor } from './http/min-position';
 import { PROCESS_MANAGERS, ProcessManager } from './projection-engine/process-manager';
 import { ProjectionEngine } from './projection-engine/projection-engine';
@@ -37,6 +39,8 @@ export interface Infrastructure {
   readModelStore: ReadModelStore;
   idempotencyStore: IdempotencyStore;
   keyStore: KeyStore;
+  /** Rate-limit counters every instance shares (state.sqlite, or MongoDB). */
+  rateLimitStore: RateLimitStore;
   clock: Clock;
   /** Closes what the infrastructure opened (the stores), once the app is down. */
   close: () => Promise<void>;
@@ -96,6 +100,8 @@ export class AppModule {
         { provide: IDEMPOTENCY_STORE, useValue: infrastructure.idempotencyStore },
         { provide: CLOCK, useValue: infrastructure.clock },
         { provide: KEY_STORE, useValue: infrastructure.keyStore },
+        { provide: RATE_LIMIT_STORE, useValue: infrastructure.rateLimitStore },
+        EdgeRateLimits,
         InfrastructureLifecycle,
         CommandHandler,
         UserFacts,
@@ -109,6 +115,8 @@ export class AppModule {
         EnrollmentService,
         LoginService,
         { provide: APP_GUARD, useClass: AuthGuard },
+        // After AuthGuard (global guards run in this order): only authorized requests count.
+        { provide: APP_GUARD, useClass: RateLimitGuard },
         { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },
       ],

@@ -1,4 +1,4 @@
-import { Logger, LogLevel } from '@nestjs/common';
+import { Logger, LoggerService, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
@@ -16,7 +16,13 @@ import { SqliteEventStore } from './event-store/sqlite-event-store';
 import { openReadModelStore } from './read-model/open-read-model-store';
 import { problem } from './http/problem';
 import { sendProblem } from './http/problem.filter';
+import { TokenVerifier } from './http/auth';
+import { applyConnectionCap, httpServerOptions } from './http/http-server';
+import { installJsonBodyParser } from './http/json-body';
 import { setUpOpenApi } from './http/openapi';
+import { MongoRateLimitStore, RateLimitStore, SqliteRateLimitStore } from './http/rate-limit-store';
+import { EdgeRateLimits, installRateLimitHooks } from './http/rate-limits';
+import { installSecurityHeaders, setRawAnswerHeaders } from './http/security-headers';
 import { createValidationPipe } from './http/validation';
 import { Clock, systemClock } from './shared/clock';
 import { isValidId } from './shared/ids';
@@ -24,6 +30,8 @@ import { isValidId } from './shared/ids';
 export interface CreateAppOptions {
   clock?: Clock;
   logLevels?: LogLevel[];
+  /** Receives every log line instead of the console (tests read what was logged). */
+  logger?: LoggerService;
 }
 
 /** Opens the stores the configuration names: SQLite files under DATA_DIR unless URLs say otherwise. */
@@ -37,18 +45,21 @@ export async function openInfrastructure(
   const eventStore = await openEventStore(config);
   const readModelStore = await openReadModelStore(config);
   const idempotencyStore = await openIdempotencyStore(config);
+  const rateLimitStore = await openRateLimitStore(config);
   return {
     config,
     eventStore,
     readModelStore,
     idempotencyStore,
     keyStore,
+    rateLimitStore,
     clock,
     close: async () => {
       await eventStore.close();
       await readModelStore.close();
       await keyStore.close();
       await idempotencyStore.close();
+      await rateLimitStore.close();
     },
   };
 }
@@ -106,6 +117,12 @@ async function openIdempotencyStore(config: AppConfig): Promise<IdempotencyStore
   return MongoIdempotencyStore.connect(config.mongodbUrl);
 }
 
+/** Rate-limit counters where every instance sees them: state.sqlite, or MongoDB (ADR 0011). */
+async function openRateLimitStore(config: AppConfig): Promise<RateLimitStore> {
+  if (!config.mongodbUrl) return new SqliteRateLimitStore(join(config.dataDir, 'state.sqlite'));
+  return MongoRateLimitStore.connect(config.mongodbUrl);
+}
+
 export async function createApp(
   config: AppConfig,
   options: CreateAppOptions = {},
@@ -113,6 +130,8 @@ export async function createApp(
   const infrastructure = await openInfrastructure(config, options.clock);
   const adapter = new FastifyAdapter({
     bodyLimit: config.bodyLimit,
+    // Timeouts, the client-error answers and the trusted proxies (docs/security.md).
+    ...httpServerOptions(config.http),
     // The correlation id of every event: the caller's X-Correlation-Id when it is a valid id.
     genReqId: (request: { headers: Record<string, string | string[] | undefined> }) => {
       const header = request.headers['x-correlation-id'];
@@ -125,6 +144,8 @@ export async function createApp(
     // Errors of Fastify's router, before any route runs: still problem+json.
     frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      // No onRequest hook ran for these: the security headers are set here.
+      setRawAnswerHeaders((name, value) => reply.header(name, value));
       sendProblem(
         reply,
         tooLong
@@ -139,12 +160,21 @@ export async function createApp(
     AppModule.forRoot(infrastructure),
     adapter,
     // Nest's own parsers would add form bodies; only JSON is a command body here.
-    { logger: options.logLevels ?? ['error', 'warn', 'log'], bufferLogs: false, bodyParser: false },
+    {
+      logger: options.logger ?? options.logLevels ?? ['error', 'warn', 'log'],
+      bufferLogs: false,
+      bodyParser: false,
+    },
   );
-  app.useGlobalPipes(createValidationPipe());
+  applyConnectionCap(app.getHttpServer(), config.http);
+  app.useGlobalPipes(createValidationPipe(config.maxJsonDepth));
   const fastify = app.getHttpAdapter().getInstance();
   // Fastify parses text/plain by default; anything but JSON is a 415.
   fastify.removeContentTypeParser('text/plain');
+  installJsonBodyParser(fastify, config.maxJsonDepth);
+  // Hooks before routes: headers first, so that every answer, a 429 included, carries them.
+  await installSecurityHeaders(fastify);
+  installRateLimitHooks(fastify, new TokenVerifier(config), app.get(EdgeRateLimits));
   fastify.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-correlation-id', request.id);
     return payload;

@@ -1,5 +1,6 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { AttestationPolicy, attestationPolicyFromEnv } from '../enrollment/attestation-policy';
 import { DEFAULT_LOCKOUT, LockoutPolicy } from '../verification/verification.decider';
@@ -54,7 +55,55 @@ export interface AppConfig {
   };
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
+  /** Deepest nesting of arrays and objects accepted in a JSON body. */
+  maxJsonDepth: number;
+  http: HttpLimits;
+  rateLimits: RateLimits;
+  /**
+   * The oldest token accepted, in seconds since its `iat`; null when only `exp`
+   * bounds a token's life.
+   */
+  jwtMaxAgeSeconds: number | null;
   serviceName: string;
+}
+
+/**
+ * How long the HTTP server waits for a client, in milliseconds, and how many
+ * connections it holds. A client that stalls is cut off, so a crowd of slow
+ * clients cannot hold the service's sockets (docs/security.md).
+ */
+export interface HttpLimits {
+  /** The whole header block must arrive within this. */
+  headersTimeoutMs: number;
+  /** The whole request, headers and body, must arrive within this. */
+  requestTimeoutMs: number;
+  /** An idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections held at once; more are closed on accept. */
+  maxConnections: number;
+  /**
+   * Addresses or CIDR ranges of reverse proxies whose `X-Forwarded-For` is
+   * believed for the client address; empty: the socket's peer is the client.
+   */
+  trustedProxies: string[];
+}
+
+/** At most `points` requests (or failures) per `windowSeconds`, in a fixed window. */
+export interface RateLimit {
+  points: number;
+  windowSeconds: number;
+}
+
+/** Each limit, or null when switched off. API.md "Limits", docs/security.md. */
+export interface RateLimits {
+  /** Verification and enrollment requests per target user (the path's user). */
+  perUser: RateLimit | null;
+  /** Failed verifications per caller (the token's role and `sub`). */
+  failuresPerCaller: RateLimit | null;
+  /** Failed verifications per firm (the path's firm), whoever the users and callers. */
+  failuresPerFirm: RateLimit | null;
+  /** Requests without a valid token, per client address. */
+  perAddress: RateLimit | null;
 }
 
 export { ConfigError };
@@ -101,6 +150,21 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     },
     totp: totpPolicy(env),
     bodyLimit: 64 * 1024,
+    maxJsonDepth: 32,
+    http: httpLimits(env),
+    rateLimits: {
+      perUser: rateLimit(env, 'RATE_LIMIT_PER_USER', { points: 30, windowSeconds: 900 }),
+      failuresPerCaller: rateLimit(env, 'RATE_LIMIT_FAILURES_PER_CALLER', {
+        points: 1000,
+        windowSeconds: 900,
+      }),
+      failuresPerFirm: rateLimit(env, 'RATE_LIMIT_FAILURES_PER_FIRM', {
+        points: 300,
+        windowSeconds: 900,
+      }),
+      perAddress: rateLimit(env, 'RATE_LIMIT_PER_ADDRESS', { points: 120, windowSeconds: 60 }),
+    },
+    jwtMaxAgeSeconds: optionalWholeSeconds(env, 'MFA_JWT_MAX_AGE'),
     serviceName: SERVICE_NAME,
   };
   return { config, warnings };
@@ -151,20 +215,45 @@ function positiveSeconds(env: Env, name: string, fallback: number): number {
   return value;
 }
 
-function count(env: Env, name: string, fallback: number, min: number, max: number): number {
+function httpLimits(env: Env): HttpLimits {
+  const headersTimeoutMs = positiveSeconds(env, 'HTTP_HEADERS_TIMEOUT_SECONDS', 10) * 1000;
+  const requestTimeoutMs = positiveSeconds(env, 'HTTP_REQUEST_TIMEOUT_SECONDS', 20) * 1000;
+  // Node refuses a headers timeout longer than the request's, which includes the headers.
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      'HTTP_HEADERS_TIMEOUT_SECONDS',
+      'must not be longer than HTTP_REQUEST_TIMEOUT_SECONDS (the request includes its headers)',
+    );
+  }
+  return {
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: positiveSeconds(env, 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 10) * 1000,
+    maxConnections: wholeNumber(env, 'HTTP_MAX_CONNECTIONS', 1000, 1, 1_000_000),
+    trustedProxies: trustedProxies(env),
+  };
+}
+
+function wholeNumber(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = nonEmpty(env, name);
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!/^\d+$/.test(raw) || value < min || value > max) {
-    throw new ConfigError(name, `"${raw}" is not a whole number from ${min} to ${max}`);
+    throw new ConfigError(name, `"${raw}" is not a whole number between ${min} and ${max}`);
   }
   return value;
 }
 
 function totpPolicy(env: Env): AppConfig['totp'] {
-  const lockAfter = count(env, 'MFA_TOTP_LOCK_AFTER', DEFAULT_LOCKOUT.lockAfter, 1, 100);
+  const lockAfter = wholeNumber(env, 'MFA_TOTP_LOCK_AFTER', DEFAULT_LOCKOUT.lockAfter, 1, 100);
   // NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.
-  const maxFailures = count(env, 'MFA_TOTP_MAX_FAILURES', DEFAULT_LOCKOUT.maxFailures, 1, 100);
+  const maxFailures = wholeNumber(
+    env,
+    'MFA_TOTP_MAX_FAILURES',
+    DEFAULT_LOCKOUT.maxFailures,
+    1,
+    100,
+  );
   if (maxFailures < lockAfter) {
     throw new ConfigError(
       'MFA_TOTP_MAX_FAILURES',
@@ -175,12 +264,13 @@ function totpPolicy(env: Env): AppConfig['totp'] {
     lockout: {
       lockAfter,
       firstLockMs:
-        count(env, 'MFA_TOTP_LOCK_MINUTES', DEFAULT_LOCKOUT.firstLockMs / 60_000, 1, 1440) * 60_000,
+        wholeNumber(env, 'MFA_TOTP_LOCK_MINUTES', DEFAULT_LOCKOUT.firstLockMs / 60_000, 1, 1440) *
+        60_000,
       maxLockMs: DEFAULT_LOCKOUT.maxLockMs,
       maxFailures,
     },
-    maxFactors: count(env, 'MFA_MAX_TOTP_FACTORS', 5, 1, 20),
-    maxPendingEnrollments: count(env, 'MFA_MAX_PENDING_ENROLLMENTS', 3, 1, 20),
+    maxFactors: wholeNumber(env, 'MFA_MAX_TOTP_FACTORS', 5, 1, 20),
+    maxPendingEnrollments: wholeNumber(env, 'MFA_MAX_PENDING_ENROLLMENTS', 3, 1, 20),
   };
 }
 
@@ -196,6 +286,50 @@ function processLease(env: Env): AppConfig['processLease'] {
     );
   }
   return { ttlMs: Math.round(ttl * 1000), renewEveryMs: Math.round(renew * 1000) };
+}
+
+function optionalWholeSeconds(env: Env, name: string): number | null {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return null;
+  return wholeNumber(env, name, 0, 1, 31_536_000);
+}
+
+/** `<requests>/<seconds>`, e.g. `30/900`, or `off`. */
+function rateLimit(env: Env, name: string, fallback: RateLimit): RateLimit | null {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return fallback;
+  if (raw.toLowerCase() === 'off') return null;
+  const match = /^(\d+)\s*\/\s*(\d+)$/.exec(raw);
+  const points = Number(match?.[1]);
+  const windowSeconds = Number(match?.[2]);
+  if (!match || points < 1 || points > 1_000_000 || windowSeconds < 1 || windowSeconds > 86_400) {
+    throw new ConfigError(
+      name,
+      `"${raw}" is not <count>/<seconds> (count 1-1000000, seconds 1-86400, e.g. 30/900) or off`,
+    );
+  }
+  return { points, windowSeconds };
+}
+
+function trustedProxies(env: Env): string[] {
+  const raw = nonEmpty(env, 'HTTP_TRUST_PROXY');
+  if (raw === undefined) return [];
+  const entries = raw.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address, bits, ...rest] = entry.split('/');
+    const prefix = Number(bits);
+    const valid =
+      isIP(address) !== 0 &&
+      rest.length === 0 &&
+      (bits === undefined || (/^\d+$/.test(bits) && prefix <= (isIP(address) === 4 ? 32 : 128)));
+    if (!valid) {
+      throw new ConfigError(
+        'HTTP_TRUST_PROXY',
+        `"${entry}" is not an IP address or CIDR range (comma-separated list)`,
+      );
+    }
+  }
+  return entries;
 }
 
 function hostname(env: Env, name: string): string | undefined {

@@ -11,6 +11,7 @@ import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { CommandEnvelope } from '../command-handling/command-handler';
 import { SecretAnswer } from '../command-handling/idempotency';
 import { Roles } from '../http/auth';
+import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
 import { IdPipe, ReadQuery, TEXT, TEXT_MESSAGE } from '../http/validation';
 import { LoginService } from '../login/login.service';
@@ -58,6 +59,7 @@ export class EnrollmentController {
 
   @Post('totp/enrollment')
   @Roles('user', 'host')
+  @RateLimited('user')
   @HttpCode(201)
   @SecretAnswer()
   @ApiOperation({
@@ -76,6 +78,7 @@ export class EnrollmentController {
 
   @Post('totp/enrollment/:enrollmentId/confirm')
   @Roles('user', 'host')
+  @RateLimited('user')
   @HttpCode(200)
   @ApiOperation({
     summary: 'Confirm a TOTP enrollment with a code from the app',
@@ -93,6 +96,7 @@ export class EnrollmentController {
 
   @Post('webauthn/registration/options')
   @Roles('user', 'host')
+  @RateLimited('user')
   @HttpCode(200)
   @ApiOperation({
     summary: 'Options to register a security key',
@@ -115,6 +119,7 @@ export class EnrollmentController {
 
   @Post('webauthn/registration/verify')
   @Roles('user', 'host')
+  @RateLimited('user')
   @HttpCode(200)
   @ApiOperation({
     summary: "Verify the browser's registration and confirm the security key",

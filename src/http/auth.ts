@@ -52,6 +52,94 @@ const unauthorized = (detail: string) =>
   });
 const forbidden = (detail: string) => new ProblemException(problem(403, 'forbidden', detail));
 
+/** What the edge found in a request's Authorization header, once per request. */
+export type Authentication = { principal: Principal } | { refusal: ProblemException };
+
+/** Seconds of clock skew allowed between the token's issuer and this service (exp, nbf, iat). */
+export const CLOCK_TOLERANCE_SECONDS = 5;
+
+/**
+ * Verifies bearer tokens (API.md "Auth"): HS256 with the secret or RS256 with
+ * the public key, `exp` required, `nbf` and `iat` numbers when present, `iat`
+ * not in the future and, with `MFA_JWT_MAX_AGE`, not older than that. All
+ * times allow CLOCK_TOLERANCE_SECONDS of skew. A token that fails any check
+ * is refused with a 401 that does not say which check failed beyond expiry.
+ */
+export class TokenVerifier {
+  private readonly verifyKey: jwt.Secret;
+  private readonly algorithms: jwt.Algorithm[];
+  private readonly maxAgeSeconds: number | null;
+
+  constructor(config: AppConfig) {
+    // Key objects built once: given a string, jsonwebtoken tries to parse it as a PEM key on
+    // every request before using it, which was half the CPU of a login decision.
+    this.verifyKey =
+      config.jwt.algorithm === 'HS256'
+        ? createSecretKey(config.jwt.secret)
+        : createPublicKey(config.jwt.publicKey);
+    this.algorithms = [config.jwt.algorithm];
+    this.maxAgeSeconds = config.jwtMaxAgeSeconds;
+  }
+
+  /** The principal of an `Authorization: Bearer <JWT>` header, or the 401 to answer. */
+  authenticate(header: string | undefined): Authentication {
+    try {
+      return { principal: this.principalOf(header) };
+    } catch (error) {
+      if (error instanceof ProblemException) return { refusal: error };
+      throw error;
+    }
+  }
+
+  private principalOf(header: string | undefined): Principal {
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header ?? '');
+    if (!match) throw unauthorized('A bearer token is required.');
+    let claims: jwt.JwtPayload;
+    try {
+      const decoded = jwt.verify(match[1], this.verifyKey, {
+        algorithms: this.algorithms,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        // jsonwebtoken measures the age from iat (and requires it) when maxAge is set.
+        ...(this.maxAgeSeconds !== null ? { maxAge: this.maxAgeSeconds } : {}),
+      });
+      if (typeof decoded === 'string') throw new Error('not a JSON payload');
+      claims = decoded;
+    } catch (error) {
+      const expired = error instanceof jwt.TokenExpiredError;
+      throw unauthorized(expired ? 'The token has expired.' : 'The token is not valid.');
+    }
+    if (typeof claims.exp !== 'number') throw unauthorized('The token must expire (exp claim).');
+    // jsonwebtoken only looks at iat when maxAge is set: a string or an iat from the future
+    // would otherwise pass and make any later age rule meaningless (RFC 7519 §4.1.6: a NumericDate).
+    const iat = claims.iat as unknown;
+    if (iat !== undefined) {
+      if (typeof iat !== 'number' || !Number.isFinite(iat)) {
+        throw unauthorized('The token is not valid.');
+      }
+      if (iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) {
+        throw unauthorized('The token is not valid.');
+      }
+    }
+    const role = claims.role as unknown;
+    if (typeof role !== 'string' || !(TOKEN_ROLES as readonly string[]).includes(role)) {
+      throw unauthorized('The token has no valid role claim.');
+    }
+    if (!isValidId(claims.sub)) throw unauthorized('The token has no valid sub claim.');
+    const firm = claims.firm as unknown;
+    if (firm !== undefined && !isValidId(firm)) throw unauthorized('The firm claim is not valid.');
+    if ((role === 'superuser' || role === 'user') && firm === undefined) {
+      throw unauthorized(`A ${role} token must name its firm.`);
+    }
+    return { id: claims.sub, role: role as TokenRole, firm: (firm as string | undefined) ?? null };
+  }
+}
+
+/** A request as the edge leaves it: authenticated once, in Fastify's onRequest hook. */
+export type AuthenticatedRequest = FastifyRequest & {
+  authentication?: Authentication | null;
+  principal?: Principal;
+};
+
 /**
  * Global guard: every route needs a valid bearer token unless marked @Public.
  * Authorization is checked here too, in one place: the role must be one the
@@ -61,32 +149,34 @@ const forbidden = (detail: string) => new ProblemException(problem(403, 'forbidd
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
-  private readonly verifyKey: jwt.Secret;
-  private readonly algorithms: jwt.Algorithm[];
+  private readonly verifier: TokenVerifier;
 
   constructor(
     private readonly reflector: Reflector,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    // Key objects built once: given a string, jsonwebtoken tries to parse it as a PEM key on
-    // every request before using it, which was half the CPU of a login decision.
-    this.verifyKey =
-      config.jwt.algorithm === 'HS256'
-        ? createSecretKey(config.jwt.secret)
-        : createPublicKey(config.jwt.publicKey);
-    this.algorithms = [config.jwt.algorithm];
+    this.verifier = new TokenVerifier(config);
   }
 
   canActivate(context: ExecutionContext): boolean {
     const targets = [context.getHandler(), context.getClass()];
-    const request = context.switchToHttp().getRequest<FastifyRequest & { principal?: Principal }>();
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) {
+      // A public route still reads a token when one is sent (it may answer more to some
+      // roles), and a token that is sent must be valid: never silently ignored.
       if (request.headers.authorization !== undefined) {
-        request.principal = this.authenticate(request.headers.authorization);
+        const sent =
+          request.authentication ?? this.verifier.authenticate(request.headers.authorization);
+        if ('refusal' in sent) throw sent.refusal;
+        request.principal = sent.principal;
       }
       return true;
     }
-    const principal = this.authenticate(request.headers.authorization);
+    // The edge's onRequest hook has already verified the token (for the per-address limit).
+    const authentication =
+      request.authentication ?? this.verifier.authenticate(request.headers.authorization);
+    if ('refusal' in authentication) throw authentication.refusal;
+    const { principal } = authentication;
     request.principal = principal;
 
     const roles = this.reflector.getAllAndOverride<TokenRole[] | undefined>(ROLES, targets) ?? [];
@@ -109,34 +199,5 @@ export class AuthGuard implements CanActivate {
       throw forbidden('A user may only act on itself.');
     }
     return true;
-  }
-
-  private authenticate(header: string | undefined): Principal {
-    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header ?? '');
-    if (!match) throw unauthorized('A bearer token is required.');
-    let claims: jwt.JwtPayload;
-    try {
-      const decoded = jwt.verify(match[1], this.verifyKey, {
-        algorithms: this.algorithms,
-        clockTolerance: 5,
-      });
-      if (typeof decoded === 'string') throw new Error('not a JSON payload');
-      claims = decoded;
-    } catch (error) {
-      const expired = error instanceof jwt.TokenExpiredError;
-      throw unauthorized(expired ? 'The token has expired.' : 'The token is not valid.');
-    }
-    if (typeof claims.exp !== 'number') throw unauthorized('The token must expire (exp claim).');
-    const role = claims.role as unknown;
-    if (typeof role !== 'string' || !(TOKEN_ROLES as readonly string[]).includes(role)) {
-      throw unauthorized('The token has no valid role claim.');
-    }
-    if (!isValidId(claims.sub)) throw unauthorized('The token has no valid sub claim.');
-    const firm = claims.firm as unknown;
-    if (firm !== undefined && !isValidId(firm)) throw unauthorized('The firm claim is not valid.');
-    if ((role === 'superuser' || role === 'user') && firm === undefined) {
-      throw unauthorized(`A ${role} token must name its firm.`);
-    }
-    return { id: claims.sub, role: role as TokenRole, firm: (firm as string | undefined) ?? null };
   }
 }

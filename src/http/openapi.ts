@@ -1,7 +1,11 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import type { FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ID_PATTERN } from '../shared/ids';
 import { PROBLEM_CONTENT_TYPE } from './problem';
+import { PAGE_HELMET } from './security-headers';
 
 type Operation = {
   description?: string;
@@ -9,6 +13,7 @@ type Operation = {
   responses: Record<string, unknown>;
   'x-roles'?: string[];
   'x-idempotency-key'?: 'ignored';
+  'x-rate-limit'?: 'user' | 'verification';
 };
 
 const problemRef = { $ref: '#/components/schemas/Problem' };
@@ -19,9 +24,9 @@ const problemResponse = (description: string) => ({
 
 /**
  * Serves the OpenAPI description at /openapi.json (and /openapi.yaml) and its
- * UI at /docs. The conventions every operation shares (roles, problem
- * answers, Idempotency-Key, id formats) are written into each operation here,
- * once, rather than repeated on every route.
+ * UI at /docs (serveDocsPage). The conventions every operation shares (roles,
+ * problem answers, Idempotency-Key, id formats) are written into each
+ * operation here, once, rather than repeated on every route.
  */
 export function setUpOpenApi(app: INestApplication): void {
   const document = SwaggerModule.createDocument(
@@ -45,7 +50,84 @@ export function setUpOpenApi(app: INestApplication): void {
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'openapi.json',
     yamlDocumentUrl: 'openapi.yaml',
+    // Nest's UI serves swagger-ui-dist's whole folder (package.json, 3 MB of source maps)
+    // and a page with inline styles: serveDocsPage serves what the page needs, no more.
+    ui: false,
   });
+  serveDocsPage(app.getHttpAdapter().getInstance() as FastifyInstance);
+}
+
+/** Swagger UI's files, from the swagger-ui-dist package. */
+const swaggerUiDir = dirname(require.resolve('swagger-ui-dist/package.json'));
+
+/*
+ * The page loads one stylesheet and two scripts from this origin and nothing
+ * inline, so its Content-Security-Policy needs neither 'unsafe-inline' nor
+ * 'unsafe-eval' (PAGE_CSP). The script finds /openapi.json relative to its own
+ * URL, so the page works at /docs and at /docs/ alike.
+ */
+const docsPage = (base: string) => `<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>MFA Service API</title>
+  <link rel="stylesheet" href="${base}swagger-ui.css">
+  <link rel="stylesheet" href="${base}docs.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="${base}swagger-ui-bundle.js"></script>
+  <script src="${base}docs.js"></script>
+</body>
+</html>
+`;
+
+const docsCss = `html { box-sizing: border-box; overflow-y: scroll; }
+*, *::before, *::after { box-sizing: inherit; }
+body { margin: 0; background: #fafafa; }
+`;
+
+const docsJs = `(function () {
+  var script = document.currentScript;
+  window.ui = SwaggerUIBundle({
+    url: new URL('../openapi.json', script.src).href,
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    validatorUrl: null,
+  });
+})();
+`;
+
+/**
+ * /docs: the page, its stylesheets and its scripts, each a fixed route. Files
+ * are read once, on first request. Every answer gets the page CSP.
+ */
+function serveDocsPage(fastify: FastifyInstance): void {
+  const files = new Map<string, { type: string; body: () => string | Buffer }>([
+    ['swagger-ui.css', { type: 'text/css; charset=utf-8', body: fromDist('swagger-ui.css') }],
+    [
+      'swagger-ui-bundle.js',
+      { type: 'text/javascript; charset=utf-8', body: fromDist('swagger-ui-bundle.js') },
+    ],
+    ['docs.css', { type: 'text/css; charset=utf-8', body: () => docsCss }],
+    ['docs.js', { type: 'text/javascript; charset=utf-8', body: () => docsJs }],
+  ]);
+  const route = (url: string, type: string, body: () => string | Buffer) =>
+    fastify.route({
+      method: 'GET',
+      url,
+      // @fastify/helmet reads a route's `helmet` option: the page policy instead of the API's.
+      ...({ helmet: PAGE_HELMET } as object),
+      handler: (_request, reply) => reply.type(type).send(body()),
+    });
+  route('/docs', 'text/html; charset=utf-8', () => docsPage('docs/'));
+  route('/docs/', 'text/html; charset=utf-8', () => docsPage(''));
+  for (const [name, file] of files) route(`/docs/${name}`, file.type, file.body);
+}
+
+function fromDist(name: string): () => Buffer {
+  let content: Buffer | undefined;
+  return () => (content ??= readFileSync(join(swaggerUiDir, name)));
 }
 
 function describeConventions(document: OpenAPIObject): void {
@@ -87,6 +169,13 @@ function describeConventions(document: OpenAPIObject): void {
         operation.responses['403'] = problemResponse('Wrong role, another firm, or another user.');
         operation.responses['400'] = problemResponse(
           'Invalid input (`validation-failed` lists the fields).',
+        );
+      }
+      if (operation['x-rate-limit']) {
+        operation.responses['429'] = problemResponse(
+          operation['x-rate-limit'] === 'verification'
+            ? 'Too many requests for this user, or too many failed verifications by this caller or in this firm (`limit` says which); `Retry-After` gives the seconds to wait.'
+            : 'Too many verification and enrollment requests for this user; `Retry-After` gives the seconds to wait.',
         );
       }
       if (method !== 'get' && path.startsWith('/v1/')) {

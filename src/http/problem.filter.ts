@@ -32,12 +32,26 @@ export class ProblemFilter implements ExceptionFilter {
       reply.send(body);
       return;
     }
+    if (clientWentAway(exception, request)) {
+      // Nobody is left to answer (the client hung up, or was cut off for being too slow), and
+      // neither is a fault of the service: one line at debug level, no stack (a crowd of
+      // aborting clients must not flood the log).
+      this.logger.debug(
+        `${request.method} ${request.routeOptions?.url ?? '?'}: the connection closed before the request was read (${describe(exception)})`,
+      );
+      return;
+    }
     const { body, headers } = toProblem(exception, (error) =>
       this.logger.error(
         `${request.method} ${request.routeOptions?.url ?? '?'} failed: ${describe(error)}`,
         error instanceof Error ? error.stack : undefined,
       ),
     );
+    // The right code sent again (a double click, a retry) is refused, but it is not a guess:
+    // the rate limits of failed verifications leave it out, as the TOTP lock does (DESIGN §4).
+    if (body.type === '/problems/code-already-used') {
+      (request as FastifyRequest & { notAGuess?: boolean }).notAGuess = true;
+    }
     sendProblem(reply, body, headers);
   }
 }
@@ -97,6 +111,28 @@ function httpProblem(status: number, message: string): Problem {
         ? problem(500, 'internal-error', 'The service could not complete the request.')
         : problem(status, 'bad-request', 'The request could not be processed.');
   }
+}
+
+/** Error codes of a peer that hung up or was cut off while its request was being read. */
+const CLIENT_GONE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+/**
+ * True when the error comes from the client having gone (an aborted upload,
+ * a connection reset, or a request the server cut off for being too slow):
+ * the socket is already destroyed, so there is nothing to answer.
+ */
+function clientWentAway(exception: unknown, request: FastifyRequest): boolean {
+  if (request.raw.socket?.destroyed !== true) return false;
+  const code = (exception as { code?: unknown } | null)?.code;
+  return (
+    (typeof code === 'string' && CLIENT_GONE_CODES.has(code)) ||
+    (exception instanceof Error && exception.message === 'aborted')
+  );
 }
 
 function describe(error: unknown): string {

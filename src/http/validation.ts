@@ -8,11 +8,12 @@ import {
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, Matches } from 'class-validator';
 import { isValidId } from '../shared/ids';
+import { prototypeKeyErrors } from './json-body';
 import { FieldError, validationProblem } from './problem';
 
 /** Whitelisted, strictly typed bodies: unknown fields and wrong types are a 400 with field errors. */
-export function createValidationPipe(): ValidationPipe {
-  return new StrictValidationPipe({
+export function createValidationPipe(maxDepth: number): ValidationPipe {
+  return new StrictValidationPipe(maxDepth, {
     whitelist: true,
     forbidNonWhitelisted: true,
     // true would refuse the empty body classes ({}) of commands that take no input.
@@ -24,8 +25,20 @@ export function createValidationPipe(): ValidationPipe {
   });
 }
 
-/** A JSON body must be an object: `5`, `"x"` or `[]` are refused before class validation sees them. */
+/**
+ * A JSON body must be an object: `5`, `"x"` or `[]` are refused before class
+ * validation sees them. Keys named like Object.prototype members (`toString`,
+ * `constructor`) are refused as unknown fields here too, for queries as for
+ * bodies: class-validator's whitelist takes them for known properties.
+ */
 class StrictValidationPipe extends ValidationPipe {
+  constructor(
+    private readonly maxDepth: number,
+    options: ConstructorParameters<typeof ValidationPipe>[0],
+  ) {
+    super(options);
+  }
+
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (
       metadata.type === 'body' &&
@@ -33,6 +46,10 @@ class StrictValidationPipe extends ValidationPipe {
       (typeof value !== 'object' || value === null || Array.isArray(value))
     ) {
       throw validationProblem([{ field: 'body', message: 'must be a JSON object' }]);
+    }
+    if (metadata.type === 'body' || metadata.type === 'query') {
+      const errors = prototypeKeyErrors(value, this.maxDepth);
+      if (errors.length > 0) throw validationProblem(errors);
     }
     return super.transform(value, metadata);
   }
@@ -43,19 +60,29 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
     const field = parent ? `${parent}.${error.property}` : error.property;
     const own = Object.values(error.constraints ?? {}).map((message) => ({
       field,
-      message: message
-        .replace(/^property (\S+) /, '')
-        .replace(new RegExp(`^${error.property} `), ''),
+      message: withoutPrefix(
+        withoutPrefix(message, `property ${error.property} `),
+        `${error.property} `,
+      ),
     }));
     return [...own, ...flatten(error.children ?? [], field)];
   });
+}
+
+/**
+ * class-validator starts its messages with the property's name, which the
+ * answer gives as `field` already. Compared as text: a body's key is any
+ * string, and made into a regular expression one such as `( ` threw (a 500).
+ */
+function withoutPrefix(message: string, prefix: string): string {
+  return message.startsWith(prefix) ? message.slice(prefix.length) : message;
 }
 
 /** Printable text without control characters, not blank. */
 export const TEXT = /^(?=[^\p{Cc}\p{Cs}]*[^\s\p{Cc}\p{Cs}])[^\p{Cc}\p{Cs}]+$/u;
 export const TEXT_MESSAGE = 'must be non-blank text without control characters';
 
-export const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : -';
+export const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : -, and not . or ..';
 
 /** Path ids (firmId, userId, corporationId) follow the contract's id alphabet. */
 @Injectable()

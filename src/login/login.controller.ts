@@ -6,6 +6,7 @@ import { IgnoresIdempotencyKey } from '../command-handling/idempotency';
 import { CodeBody, digitsOf } from '../enrollment/enrollment.controller';
 import { AuthenticationResponseBody } from '../enrollment/webauthn.dto';
 import { Roles } from '../http/auth';
+import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
 import { IdPipe, ReadQuery } from '../http/validation';
 import { EmptyBody } from '../subscription/subscription.controller';
@@ -32,6 +33,7 @@ export class LoginController {
   }
 
   @Post('totp/verify')
+  @RateLimited('verification')
   @HttpCode(200)
   @IgnoresIdempotencyKey()
   @ApiOperation({
@@ -49,6 +51,7 @@ export class LoginController {
   }
 
   @Post('webauthn/authentication/options')
+  @RateLimited('user')
   @HttpCode(200)
   @IgnoresIdempotencyKey()
   @ApiOperation({
@@ -66,6 +69,7 @@ export class LoginController {
   }
 
   @Post('webauthn/authentication/verify')
+  @RateLimited('verification')
   @HttpCode(200)
   @IgnoresIdempotencyKey()
   @ApiOperation({

@@ -4,9 +4,11 @@ import { createHash } from 'node:crypto';
  * Identifiers come from the host application and are opaque to us, but they end
  * up in stream names, file names of exports and log lines, so the contract pins
  * them to a small alphabet. `/` is deliberately outside it: stream names use it
- * to join a firm id and an entity id without ambiguity.
+ * to join a firm id and an entity id without ambiguity. `.` and `..` alone are
+ * refused: in a URL path they are dot segments (RFC 3986 §5.2.4), which clients
+ * and proxies remove, so such a firm or user could never be reached reliably.
  */
-export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const ID_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$/;
 
 export function isValidId(value: unknown): value is string {
   return typeof value === 'string' && ID_PATTERN.test(value);

@@ -30,12 +30,12 @@ describe('MFA_TOTP_* and MFA_MAX_* variables', () => {
   });
 
   it.each([
-    [{ MFA_TOTP_MAX_FAILURES: '101' }, 'MFA_TOTP_MAX_FAILURES', /from 1 to 100/],
+    [{ MFA_TOTP_MAX_FAILURES: '101' }, 'MFA_TOTP_MAX_FAILURES', /between 1 and 100/],
     [{ MFA_TOTP_MAX_FAILURES: '4' }, 'MFA_TOTP_MAX_FAILURES', /at least MFA_TOTP_LOCK_AFTER/],
-    [{ MFA_TOTP_LOCK_AFTER: '0' }, 'MFA_TOTP_LOCK_AFTER', /from 1 to 100/],
+    [{ MFA_TOTP_LOCK_AFTER: '0' }, 'MFA_TOTP_LOCK_AFTER', /between 1 and 100/],
     [{ MFA_TOTP_LOCK_MINUTES: '1.5' }, 'MFA_TOTP_LOCK_MINUTES', /whole number/],
     [{ MFA_MAX_TOTP_FACTORS: 'five' }, 'MFA_MAX_TOTP_FACTORS', /whole number/],
-    [{ MFA_MAX_PENDING_ENROLLMENTS: '0' }, 'MFA_MAX_PENDING_ENROLLMENTS', /from 1 to 20/],
+    [{ MFA_MAX_PENDING_ENROLLMENTS: '0' }, 'MFA_MAX_PENDING_ENROLLMENTS', /between 1 and 20/],
   ])('refuses %j, naming %s', (env, variable, message) => {
     let error: unknown;
     try {

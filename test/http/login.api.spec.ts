@@ -17,7 +17,10 @@ describe('Login over HTTP', () => {
   let firmCounter = 0;
   const newFirm = () => `login-${++firmCounter}`;
 
-  beforeAll(async () => (service = await startService({ clock })));
+  // The per-user rate limit is not this file's subject (test/http/rate-limits.spec.ts).
+  beforeAll(
+    async () => (service = await startService({ clock, env: { RATE_LIMIT_PER_USER: 'off' } })),
+  );
   afterAll(() => service.stop());
 
   const api = () => service.api;

@@ -1,3 +1,4 @@
+import type { LoggerService } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import jwt from 'jsonwebtoken';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -133,12 +134,18 @@ export async function startService(
     env?: Record<string, string>;
     /** Leave MFA_JWT_SECRET unset (to configure MFA_JWT_PUBLIC_KEY instead). */
     withoutSecret?: boolean;
+    /** Receives every log line, at every level (see CapturingLogger). */
+    logger?: LoggerService;
   } = {},
 ): Promise<RunningService> {
   const ownsDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? tempDir();
   const config = testConfig(dataDir, options.env, { withoutSecret: options.withoutSecret });
-  const app = await createApp(config, { clock: options.clock, logLevels: ['error'] });
+  const app = await createApp(config, {
+    clock: options.clock,
+    logLevels: ['error'],
+    logger: options.logger,
+  });
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   const api = new Api(`http://127.0.0.1:${address.port}`);
@@ -175,5 +182,37 @@ export class TestClock implements Clock {
   }
   advance(ms: number): void {
     this.current = new Date(this.current.getTime() + ms);
+  }
+}
+
+/** A log line as the service wrote it: level, context, message and the stack when one was given. */
+export interface LogLine {
+  level: 'log' | 'error' | 'warn' | 'debug' | 'verbose' | 'fatal';
+  message: string;
+  context?: string;
+  stack?: string;
+}
+
+/** Keeps every line the service logs, at every level, for a test to read. */
+export class CapturingLogger implements LoggerService {
+  readonly lines: LogLine[] = [];
+
+  log(message: unknown, context?: string) {
+    this.lines.push({ level: 'log', message: String(message), context });
+  }
+  error(message: unknown, stack?: string, context?: string) {
+    this.lines.push({ level: 'error', message: String(message), stack, context });
+  }
+  warn(message: unknown, context?: string) {
+    this.lines.push({ level: 'warn', message: String(message), context });
+  }
+  debug(message: unknown, context?: string) {
+    this.lines.push({ level: 'debug', message: String(message), context });
+  }
+  verbose(message: unknown, context?: string) {
+    this.lines.push({ level: 'verbose', message: String(message), context });
+  }
+  fatal(message: unknown, stack?: string, context?: string) {
+    this.lines.push({ level: 'fatal', message: String(message), stack, context });
   }
 }

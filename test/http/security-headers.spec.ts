@@ -1,0 +1,151 @@
+import { ApiResponse, RunningService, startService, token } from '../support/harness';
+
+/*
+ * Security headers (docs/security.md "Headers"): every answer says nosniff and
+ * is never stored by a cache (enrollment starts carry a TOTP secret, most
+ * answers personal data), and may not be framed. The /docs page has a strict
+ * Content-Security-Policy and serves only the files it needs.
+ */
+
+interface Operation {
+  method: string;
+  path: string;
+  roles: string[];
+}
+
+const sampleIds: Record<string, string> = {
+  firmId: 'acme',
+  userId: 'u1',
+  corporationId: 'corp-1',
+  enrollmentId: 'e1',
+};
+
+function callerFor(roles: string[]): string | undefined {
+  const role = roles[0];
+  if (!role) return undefined;
+  return role === 'user' || role === 'superuser'
+    ? token(role, { firm: 'acme', sub: 'u1' })
+    : token(role, { sub: 'u1' });
+}
+
+function expectEveryAnswerHeaders(response: ApiResponse): void {
+  expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+  expect(response.headers.get('cache-control')).toBe('no-store');
+  expect(response.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+  expect(response.headers.get('x-frame-options')).toBe('DENY');
+}
+
+describe('security headers', () => {
+  let service: RunningService;
+  let operations: Operation[];
+
+  beforeAll(async () => {
+    service = await startService();
+    const document = (await service.api.get('/openapi.json')).body as {
+      paths: Record<string, Record<string, { 'x-roles'?: string[] }>>;
+    };
+    operations = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.entries(item)
+        .filter(([method]) => ['get', 'put', 'post', 'delete'].includes(method))
+        .map(([method, operation]) => ({
+          method: method.toUpperCase(),
+          path: path.replace(/\{(\w+)\}/g, (_m, name: string) => sampleIds[name] ?? 'x1'),
+          roles: operation['x-roles'] ?? [],
+        })),
+    );
+  });
+  afterAll(() => service.stop());
+
+  it('the OpenAPI description lists the routes sampled below', () => {
+    expect(operations.length).toBeGreaterThan(25);
+  });
+
+  it('are on an answer of every route of the OpenAPI description: allowed, refused and unauthenticated', async () => {
+    for (const operation of operations) {
+      const body = operation.method === 'GET' ? undefined : {};
+      const answers = [
+        await service.api.request(operation.method, operation.path, {
+          token: callerFor(operation.roles),
+          body,
+        }),
+        await service.api.request(operation.method, operation.path, {
+          token: token('auditor', { sub: 'someone' }),
+          body,
+        }),
+        await service.api.request(operation.method, operation.path, { body }),
+      ];
+      for (const answer of answers) {
+        try {
+          expectEveryAnswerHeaders(answer);
+        } catch (error) {
+          throw new Error(
+            `${operation.method} ${operation.path} (${answer.status}): ${String(error)}`,
+          );
+        }
+      }
+    }
+  });
+
+  it('are on the OpenAPI description, a 404, a 401 and /health', async () => {
+    for (const answer of [
+      await service.api.get('/openapi.json'),
+      await service.api.get('/openapi.yaml'),
+      await service.api.get('/v1/no/such/route', token('operator')),
+      await service.api.get('/v1/firms/acme/mfa/subscription'),
+      await service.api.get('/health'),
+    ]) {
+      expectEveryAnswerHeaders(answer);
+    }
+  });
+
+  it('/docs has a strict Content-Security-Policy: own origin only, nothing inline, no frames', async () => {
+    for (const path of ['/docs', '/docs/']) {
+      const page = await service.api.get(path);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expectEveryAnswerHeaders(page);
+      const csp = page.headers.get('content-security-policy')!;
+      const directives = Object.fromEntries(
+        csp.split(';').map((directive) => {
+          const [name, ...values] = directive.trim().split(/\s+/);
+          return [name, values];
+        }),
+      );
+      expect(directives['default-src']).toEqual(["'none'"]);
+      expect(directives['script-src']).toEqual(["'self'"]);
+      expect(directives['style-src']).toEqual(["'self'"]);
+      expect(directives['frame-ancestors']).toEqual(["'none'"]);
+      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
+      // The page itself holds no inline script or style that the policy would block.
+      expect(page.text).not.toMatch(/<script>|<style|style="/);
+    }
+  });
+
+  it('/docs serves the files its page needs and nothing else of swagger-ui’s folder', async () => {
+    for (const file of ['swagger-ui.css', 'swagger-ui-bundle.js', 'docs.css', 'docs.js']) {
+      const answer = await service.api.get(`/docs/${file}`);
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('content-type')).toMatch(
+        file.endsWith('.js') ? /javascript/ : /text\/css/,
+      );
+      expectEveryAnswerHeaders(answer);
+    }
+    for (const file of [
+      'package.json',
+      'swagger-ui-bundle.js.map',
+      'swagger-ui.css.map',
+      'swagger-ui.js',
+      'index.html',
+      'swagger-initializer.js',
+      'LICENSE',
+      'README.md',
+      'absolute-path.js',
+      '../package.json',
+      '%2e%2e/package.json',
+    ]) {
+      const answer = await service.api.get(`/docs/${file}`);
+      expect(answer.status).toBe(404);
+      expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    }
+  });
+});
