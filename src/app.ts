@@ -117,7 +117,7 @@ async function openIdempotencyStore(config: AppConfig): Promise<IdempotencyStore
   return MongoIdempotencyStore.connect(config.mongodbUrl);
 }
 
-/** Rate-limit counters where every instance sees them: state.sqlite, or MongoDB (ADR 0011). */
+/** Rate-limit counters where every instance sees them: state.sqlite, or MongoDB (ADR 0016). */
 async function openRateLimitStore(config: AppConfig): Promise<RateLimitStore> {
   if (!config.mongodbUrl) return new SqliteRateLimitStore(join(config.dataDir, 'state.sqlite'));
   return MongoRateLimitStore.connect(config.mongodbUrl);

@@ -28,7 +28,7 @@ export interface RateCounter {
  * Port: where rate-limit counters live. Every instance of the service must see
  * the same counts, or N instances would allow N times the limit: the embedded
  * default keeps them in `DATA_DIR/state.sqlite` (which instances on one data
- * folder share), MongoDB when `MONGODB_URL` is set (ADR 0011).
+ * folder share), MongoDB when `MONGODB_URL` is set (ADR 0016).
  */
 export interface RateLimitStore {
   /**

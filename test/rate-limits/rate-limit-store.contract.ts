@@ -4,7 +4,7 @@ import type { RateLimitStore } from '../../src/http/rate-limit-store';
 /**
  * The contract both rate-limit stores keep (SQLite here, MongoDB when
  * MONGODB_URL is set): counts per key in fixed windows, shared by every
- * instance that opens the same backing store (ADR 0011).
+ * instance that opens the same backing store (ADR 0016).
  */
 export function rateLimitStoreContract(name: string, open: () => Promise<RateLimitStore>): void {
   describe(`${name} rate-limit store`, () => {
