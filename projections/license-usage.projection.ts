@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
-import type { SubscriptionStatus } from '../src/subscription/subscription.decider';
+import { SubscriptionStatus, usageFigures } from '../src/subscription/subscription.decider';
 import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
 import { text } from './mfa-scope';
 
@@ -15,6 +15,7 @@ import { text } from './mfa-scope';
  *   usagePercent  floor(100 * seatsInUse / licenseCount), 0 when licenseCount is 0.
  *                 Floor, so 100 means every seat is taken; it can exceed 100 after
  *                 an operator forced the count below the seats in use.
+ *                 Both from `usageFigures` (src/subscription), as the emails' figures.
  * Seat holders are one small document each, so a firm with 100,000 seats never
  * rewrites a 100,000-entry list.
  */
@@ -103,13 +104,9 @@ function count(event: RecordedEvent, field: string): number {
 
 export async function licenseUsage(reader: ReadModelReader, firmId: string): Promise<LicenseUsage> {
   const usage = await reader.get<UsageDoc>('usage', firmId);
-  const licenseCount = usage?.licenseCount ?? 0;
-  const seatsInUse = usage?.seatsInUse ?? 0;
+  // The subscription's own figures (DESIGN §3 "Usage"): the dashboard and the emails agree.
   return {
     status: usage?.status ?? 'none',
-    licenseCount,
-    seatsInUse,
-    unutilized: Math.max(licenseCount - seatsInUse, 0),
-    usagePercent: licenseCount > 0 ? Math.floor((100 * seatsInUse) / licenseCount) : 0,
+    ...usageFigures(usage?.licenseCount ?? 0, usage?.seatsInUse ?? 0),
   };
 }

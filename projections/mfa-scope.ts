@@ -1,6 +1,6 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
 import type { UserRole } from '../src/directory/user.decider';
-import { EnablementState, switchCovers } from '../src/enablement/enablement.decider';
+import { EnablementState, isMfaEnabled } from '../src/enablement/enablement.decider';
 import type { SubscriptionStatus } from '../src/subscription/subscription.decider';
 
 /*
@@ -109,7 +109,15 @@ export function mfaEnabled(
   enablement: EnablementState,
   user: { role: UserRole; corporationId: string | null; active: boolean },
 ): boolean {
-  return scope.subscription === 'active' && user.active && switchCovers(enablement, user);
+  return isMfaEnabled(
+    {
+      subscriptionActive: scope.subscription === 'active',
+      userActive: user.active,
+      role: user.role,
+      corporationId: user.corporationId,
+    },
+    enablement,
+  );
 }
 
 export const ROLE_KEYS = {

@@ -206,6 +206,25 @@ export const enablementDecider: Decider<
 };
 
 /**
+ * DESIGN §2.2, the one place the rule is written: a user is MFA-enabled when
+ * the firm's subscription is active, the user is active, and a switch covers
+ * the user's role (and, for corp users and foreign nationals, corporation).
+ * Commands (eligibility, confirmation), the login decision, the notification
+ * policy and the dashboards' projections all ask here.
+ */
+export function isMfaEnabled(
+  facts: {
+    subscriptionActive: boolean;
+    userActive: boolean;
+    role: UserRole;
+    corporationId: string | null;
+  },
+  enablement: EnablementState,
+): boolean {
+  return facts.subscriptionActive && facts.userActive && switchCovers(enablement, facts);
+}
+
+/**
  * Whether a switch covers a user of this role (and corporation). MFA-enabled
  * additionally needs an active subscription and an active user (DESIGN §2).
  */

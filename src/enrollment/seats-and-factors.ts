@@ -2,7 +2,7 @@ import type { DecisionContext } from '../shared/decider';
 import { conflict, notFound } from '../shared/domain-error';
 import { RegisteredUser, UserEvent, userDecider, UserState } from '../directory/user.decider';
 import type { EnablementState } from '../enablement/enablement.decider';
-import { isMfaEnabled } from '../login/login-decision';
+import { userIsMfaEnabled } from '../login/login-decision';
 import {
   Seat,
   SubscriptionEvent,
@@ -74,7 +74,7 @@ export function decideConfirmation(
     context,
   );
   if (userEvents.length === 0) return {};
-  if (!isMfaEnabled(user, states.subscription, context.enablement)) {
+  if (!userIsMfaEnabled(user, states.subscription, context.enablement)) {
     throw conflict('mfa-not-enabled', 'MFA is not enabled for this user.');
   }
   const seat = states.subscription.seatHolders.get(confirmation.userId);

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { CommandHandler } from '../command-handling/command-handler';
 import { userDecider, UserState } from '../directory/user.decider';
 import { enablementDecider, EnablementState } from '../enablement/enablement.decider';
-import { isMfaEnabled, seatAvailable } from '../login/login-decision';
+import { userIsMfaEnabled, seatAvailable } from '../login/login-decision';
 import { streams } from '../shared/ids';
 import { subscriptionDecider, SubscriptionState } from '../subscription/subscription.decider';
 import type { Eligibility } from './mfa';
@@ -38,7 +38,7 @@ export function eligibilityOf(facts: UserFactsSnapshot, userId: string): Eligibi
   const seat = subscription.seatHolders.get(userId);
   const generation = user.status === 'unregistered' ? 0 : user.mfa.generation;
   return {
-    mfaEnabled: isMfaEnabled(user, subscription, enablement),
+    mfaEnabled: userIsMfaEnabled(user, subscription, enablement),
     holdsSeat: seat !== undefined && seat.generation >= generation,
     seatAvailable: seatAvailable(subscription),
   };

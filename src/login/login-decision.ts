@@ -1,6 +1,6 @@
 import type { UserState } from '../directory/user.decider';
 import type { FactorType } from '../enrollment/mfa';
-import { EnablementState, switchCovers } from '../enablement/enablement.decider';
+import { EnablementState, isMfaEnabled } from '../enablement/enablement.decider';
 import type { SubscriptionState } from '../subscription/subscription.decider';
 
 /*
@@ -17,18 +17,23 @@ export interface LoginRequirement {
   instructions?: string;
 }
 
-export function isMfaEnabled(
+/** `isMfaEnabled` (src/enablement) for a user's stream state and the firm's subscription. */
+export function userIsMfaEnabled(
   user: UserState,
   subscription: SubscriptionState,
   enablement: EnablementState,
 ): boolean {
   return (
-    subscription.status === 'active' &&
-    user.status === 'active' &&
-    switchCovers(enablement, {
-      role: user.profile.role,
-      corporationId: user.profile.corporationId,
-    })
+    user.status !== 'unregistered' &&
+    isMfaEnabled(
+      {
+        subscriptionActive: subscription.status === 'active',
+        userActive: user.status === 'active',
+        role: user.profile.role,
+        corporationId: user.profile.corporationId,
+      },
+      enablement,
+    )
   );
 }
 
@@ -51,7 +56,7 @@ export function loginRequirement(
   if (subscription.status !== 'active') {
     return { decision: 'off', methods: [], reason: 'The firm has no active MFA subscription.' };
   }
-  if (!isMfaEnabled(user, subscription, enablement)) {
+  if (!userIsMfaEnabled(user, subscription, enablement)) {
     return { decision: 'off', methods: [], reason: "MFA is not enabled for the user's role." };
   }
   const factors = [...user.mfa.factors.values()];

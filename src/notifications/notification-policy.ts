@@ -10,7 +10,7 @@ import { CommandEnvelope, CommandHandler } from '../command-handling/command-han
 import { RegisteredUser, userDecider, UserRole } from '../directory/user.decider';
 import { enablementDecider } from '../enablement/enablement.decider';
 import type { RecordedEvent } from '../event-store/event-store.port';
-import { isMfaEnabled } from '../login/login-decision';
+import { userIsMfaEnabled } from '../login/login-decision';
 import type { ProcessManager } from '../projection-engine/process-manager';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { deterministicId } from '../shared/deterministic-id';
@@ -198,7 +198,7 @@ export class NotificationPolicy implements ProcessManager {
         if (user.status === 'unregistered') continue;
         const applies =
           STAFF.includes(user.profile.role) &&
-          isMfaEnabled(user, subscription.state, enablement.state);
+          userIsMfaEnabled(user, subscription.state, enablement.state);
         // A user just registered was never invited: nothing to re-arm.
         if (!applies) {
           if (event.type !== 'UserRegistered') rearm.push(userId);
