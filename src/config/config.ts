@@ -108,6 +108,9 @@ export interface RateLimits {
 
 export { ConfigError };
 
+/** Nest injection token of the AppConfig (provided by the InfrastructureModule). */
+export const APP_CONFIG = Symbol('AppConfig');
+
 export interface LoadedConfig {
   config: AppConfig;
   /** Things a developer should know at start (generated secrets). */

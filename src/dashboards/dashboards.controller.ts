@@ -1,21 +1,21 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { corporations } from '../../projections/corporations.projection';
-import { enrolledUsers } from '../../projections/enrolled-users.projection';
-import { licenseUsage } from '../../projections/license-usage.projection';
-import { roleCounters } from '../../projections/role-counters.projection';
+import { QueryBus } from '@nestjs/cqrs';
 import { USER_ROLES, UserRole } from '../directory/user.decider';
 import { Roles } from '../http/auth';
+import { DEFAULT_PAGE, decodeCursor, encodeCursor, MAX_PAGE, pageSize } from '../http/paging';
 import { ReadsProjections } from '../http/min-position';
-import { validationProblem } from '../http/problem';
 import { ID_MESSAGE, IdPipe, ReadQuery } from '../http/validation';
-import { ProjectionEngine } from '../projection-engine/projection-engine';
-import { ID_PATTERN, isValidId } from '../shared/ids';
+import {
+  GetLicenseUsage,
+  GetRoleCounters,
+  ListCorporations,
+  ListEnrolledUsers,
+} from './dashboards.queries';
+import { ID_PATTERN } from '../shared/ids';
 
 const SEARCH = /^[^\p{Cc}\p{Cs}]*$/u;
-export const DEFAULT_PAGE = 50;
-export const MAX_PAGE = 200;
 
 export class PageQuery extends ReadQuery {
   @ApiPropertyOptional({ description: `Page size, 1-${MAX_PAGE} (default ${DEFAULT_PAGE}).` })
@@ -50,60 +50,18 @@ export class EnrolledUsersQuery extends PageQuery {
 }
 
 /** Page size from the query; out of range is a 400 like any other bad field. */
-function pageSize(limit: string | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE;
-  const value = Number(limit);
-  if (value < 1 || value > MAX_PAGE) {
-    throw validationProblem([
-      { field: 'limit', message: `must be a whole number from 1 to ${MAX_PAGE}` },
-    ]);
-  }
-  return value;
-}
-
-/**
- * Cursors are opaque to clients: the sort key of the last item (lower-case
- * name, then id), so a page continues after that item even when entries were
- * added or removed meanwhile.
- */
-export function encodeCursor(after: [string, string]): string {
-  return Buffer.from(JSON.stringify(after)).toString('base64url');
-}
-
-function decodeCursor(cursor: string | undefined): [string, string] | undefined {
-  if (cursor === undefined) return undefined;
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    decoded = undefined;
-  }
-  if (
-    !Array.isArray(decoded) ||
-    decoded.length !== 2 ||
-    typeof decoded[0] !== 'string' ||
-    !isValidId(decoded[1]) ||
-    encodeCursor([decoded[0], decoded[1]]) !== cursor
-  ) {
-    throw validationProblem([
-      { field: 'cursor', message: 'must be a nextCursor this endpoint returned' },
-    ]);
-  }
-  return [decoded[0], decoded[1]];
-}
-
 @ApiTags('Dashboards')
 @ApiBearerAuth()
 @Controller('v1/firms/:firmId')
 export class DashboardsController {
-  constructor(private readonly engine: ProjectionEngine) {}
+  constructor(private readonly queryBus: QueryBus) {}
 
   /** License count, seats in use, unutilized seats and usage percent. */
   @Get('mfa/usage')
   @Roles('superuser', 'operator')
   @ReadsProjections('license-usage')
   usage(@Param('firmId', IdPipe) firmId: string, @Query() _query: ReadQuery) {
-    return licenseUsage(this.engine.reader('license-usage'), firmId);
+    return this.queryBus.execute(new GetLicenseUsage(firmId));
   }
 
   /** MFA-enabled and enrolled users per role. */
@@ -111,7 +69,7 @@ export class DashboardsController {
   @Roles('superuser', 'operator')
   @ReadsProjections('role-counters')
   counters(@Param('firmId', IdPipe) firmId: string, @Query() _query: ReadQuery) {
-    return roleCounters(this.engine.reader('role-counters'), firmId);
+    return this.queryBus.execute(new GetRoleCounters(firmId));
   }
 
   /** Users holding a confirmed factor, sorted by name (case-insensitive) then user id. */
@@ -121,13 +79,15 @@ export class DashboardsController {
   async enrolledUsers(@Param('firmId', IdPipe) firmId: string, @Query() query: EnrolledUsersQuery) {
     const limit = pageSize(query.limit);
     const after = decodeCursor(query.cursor);
-    const page = await enrolledUsers(this.engine.reader('enrolled-users'), firmId, {
-      search: query.search,
-      role: query.role,
-      corporationId: query.corporationId,
-      limit,
-      after,
-    });
+    const page = await this.queryBus.execute(
+      new ListEnrolledUsers(firmId, {
+        search: query.search,
+        role: query.role,
+        corporationId: query.corporationId,
+        limit,
+        after,
+      }),
+    );
     return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
   }
 
@@ -138,11 +98,9 @@ export class DashboardsController {
   async corporations(@Param('firmId', IdPipe) firmId: string, @Query() query: PageQuery) {
     const limit = pageSize(query.limit);
     const after = decodeCursor(query.cursor);
-    const page = await corporations(this.engine.reader('corporations'), firmId, {
-      search: query.search,
-      limit,
-      after,
-    });
+    const page = await this.queryBus.execute(
+      new ListCorporations(firmId, { search: query.search, limit, after }),
+    );
     return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
   }
 }

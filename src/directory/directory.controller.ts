@@ -10,23 +10,14 @@ import {
   MaxLength,
   ValidateIf,
 } from 'class-validator';
-import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
+import { CommandBus } from '@nestjs/cqrs';
+import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
 import { Envelope } from '../http/command-envelope';
-import { ID_MESSAGE, IdPipe, TEXT } from '../http/validation';
-import { ID_PATTERN, streams } from '../shared/ids';
-import { EmptyBody } from '../subscription/subscription.controller';
-import { EnrollmentService } from '../enrollment/enrollment.service';
-import { corporationDecider } from './corporation.decider';
-import {
-  DEACTIVATION_REASONS,
-  DeactivationReason,
-  USER_ROLES,
-  UserCommand,
-  userDecider,
-  UserRole,
-  UserState,
-} from './user.decider';
+import { EmptyBody, ID_MESSAGE, IdPipe, TEXT } from '../http/validation';
+import { ID_PATTERN } from '../shared/ids';
+import { DeactivateUser, DecideCorporation, DecideUser } from './directory.commands';
+import { DEACTIVATION_REASONS, DeactivationReason, USER_ROLES, UserRole } from './user.decider';
 
 export class UserBody {
   @ApiProperty({ enum: USER_ROLES })
@@ -85,25 +76,12 @@ export class CorporationBody {
   name!: string;
 }
 
-function userView(userId: string, state: UserState) {
-  if (state.status === 'unregistered') return { userId, status: state.status };
-  return {
-    userId,
-    status: state.status,
-    ...state.profile,
-    enrolled: state.mfa.factors.size > 0,
-  };
-}
-
 @ApiTags('Directory')
 @ApiBearerAuth()
 @Roles('host')
 @Controller('v1/firms/:firmId')
 export class DirectoryController {
-  constructor(
-    private readonly commands: CommandHandler,
-    private readonly enrollment: EnrollmentService,
-  ) {}
+  constructor(private readonly commandBus: CommandBus) {}
 
   @Put('users/:userId')
   @HttpCode(200)
@@ -113,37 +91,29 @@ export class DirectoryController {
     @Body() body: UserBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.runUser(
-      firmId,
-      userId,
-      {
-        type: 'RegisterOrUpdateUser',
-        userId,
-        profile: {
-          role: body.role,
-          corporationId: body.corporationId ?? null,
-          name: body.name.trim(),
-          email: body.email.trim(),
-          organization: body.organization?.trim() ?? null,
-          billingContact: body.billingContact ?? false,
-          firmAdmin: body.firmAdmin ?? false,
-        },
-      },
-      envelope,
+    const profile = {
+      role: body.role,
+      corporationId: body.corporationId ?? null,
+      name: body.name.trim(),
+      email: body.email.trim(),
+      organization: body.organization?.trim() ?? null,
+      billingContact: body.billingContact ?? false,
+      firmAdmin: body.firmAdmin ?? false,
+    };
+    return this.commandBus.execute(
+      new DecideUser(firmId, userId, { type: 'RegisterOrUpdateUser', userId, profile }, envelope),
     );
   }
 
   @Post('users/:userId/deactivate')
   @HttpCode(200)
-  async deactivate(
+  deactivate(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
     @Body() body: DeactivateBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    // Recycling: the user's enrollment is reset and its seat freed in the same append.
-    const outcome = await this.enrollment.deactivate(firmId, userId, body.reason, envelope);
-    return { position: String(outcome.position), ...userView(userId, outcome.state) };
+    return this.commandBus.execute(new DeactivateUser(firmId, userId, body.reason, envelope));
   }
 
   @Post('users/:userId/reactivate')
@@ -154,38 +124,21 @@ export class DirectoryController {
     @Body() _body: EmptyBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.runUser(firmId, userId, { type: 'ReactivateUser', userId }, envelope);
+    return this.commandBus.execute(
+      new DecideUser(firmId, userId, { type: 'ReactivateUser', userId }, envelope),
+    );
   }
 
   @Put('corporations/:corporationId')
   @HttpCode(200)
-  async registerCorporation(
+  registerCorporation(
     @Param('firmId', IdPipe) firmId: string,
     @Param('corporationId', IdPipe) corporationId: string,
     @Body() body: CorporationBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    const outcome = await this.commands.handle(
-      streams.corporation(firmId, corporationId),
-      corporationDecider,
-      { type: 'RegisterOrRenameCorporation', corporationId, name: body.name.trim() },
-      envelope,
+    return this.commandBus.execute(
+      new DecideCorporation(firmId, corporationId, body.name.trim(), envelope),
     );
-    return { position: String(outcome.position), corporationId, name: body.name.trim() };
-  }
-
-  private async runUser(
-    firmId: string,
-    userId: string,
-    command: UserCommand,
-    envelope: CommandEnvelope,
-  ) {
-    const outcome = await this.commands.handle(
-      streams.user(firmId, userId),
-      userDecider,
-      command,
-      envelope,
-    );
-    return { position: String(outcome.position), ...userView(userId, outcome.state) };
   }
 }

@@ -10,7 +10,7 @@ import {
   MfaEvent,
   MfaState,
   resetEvent,
-} from '../enrollment/mfa';
+} from '../enrollment/mfa.decider';
 
 /*
  * A user of the host application, as the host syncs it to us. We never create
@@ -34,6 +34,12 @@ export const DEACTIVATION_REASONS = [
   'deleted',
 ] as const;
 export type DeactivationReason = (typeof DEACTIVATION_REASONS)[number];
+
+/**
+ * The firm's staff: case managers and vendor case managers. Invited to enroll
+ * by email when MFA starts applying to them (DESIGN §4, §5).
+ */
+export const STAFF_ROLES: readonly UserRole[] = ['case-manager', 'vendor-case-manager'];
 
 /** Corp users and foreign nationals always belong to a corporation; nobody else does. */
 export const rolesWithCorporation: readonly UserRole[] = ['corp-user', 'foreign-national'];
@@ -194,6 +200,12 @@ function profileOf(data: UserProfile): UserProfile {
 
 function sameProfile(a: UserProfile, b: UserProfile): boolean {
   return (Object.keys(a) as Array<keyof UserProfile>).every((key) => a[key] === b[key]);
+}
+
+/** The registered user, or 404 user-not-found. */
+export function requireRegistered(user: UserState, userId: string): RegisteredUser {
+  if (user.status === 'unregistered') throw unknownUser(userId);
+  return user;
 }
 
 function unknownUser(userId: string): DomainError {

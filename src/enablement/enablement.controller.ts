@@ -1,20 +1,14 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Put, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsBoolean, IsIn, ValidateIf } from 'class-validator';
-import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
 import { Envelope } from '../http/command-envelope';
 import { validationProblem } from '../http/problem';
 import { IdPipe, ReadQuery } from '../http/validation';
-import { streams } from '../shared/ids';
-import { subscriptionDecider } from '../subscription/subscription.decider';
-import {
-  CorporationMode,
-  EnablementCommand,
-  EnablementContext,
-  enablementDecider,
-  EnablementState,
-} from './enablement.decider';
+import { DecideEnablement, EnablementView, GetEnablement } from './enablement.commands';
+import type { CorporationMode, EnablementCommand } from './enablement.decider';
 
 export class SwitchBody {
   @ApiProperty()
@@ -48,39 +42,15 @@ export class SpecificCorporationBody {
   foreignNationals!: boolean;
 }
 
-export interface EnablementView {
-  caseManagers: boolean;
-  vendorCaseManagers: boolean;
-  corporations: {
-    mode: CorporationMode;
-    corpUsers: boolean;
-    foreignNationals: boolean;
-    specific: Array<{ corporationId: string; corpUsers: boolean; foreignNationals: boolean }>;
-  };
-}
-
-export function enablementView(state: EnablementState): EnablementView {
-  const { mode, all, specific } = state.corporations;
-  return {
-    caseManagers: state.caseManagers,
-    vendorCaseManagers: state.vendorCaseManagers,
-    corporations: {
-      mode,
-      corpUsers: all.corpUsers,
-      foreignNationals: all.foreignNationals,
-      specific: [...specific.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([corporationId, switches]) => ({ corporationId, ...switches })),
-    },
-  };
-}
-
 @ApiTags('Enablement')
 @ApiBearerAuth()
 @Roles('superuser')
 @Controller('v1/firms/:firmId/mfa/enablement')
 export class EnablementController {
-  constructor(private readonly commands: CommandHandler) {}
+  constructor(
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
+  ) {}
 
   @Put('case-managers')
   @HttpCode(200)
@@ -158,28 +128,14 @@ export class EnablementController {
   }
 
   @Get()
-  async get(
+  get(
     @Param('firmId', IdPipe) firmId: string,
     @Query() _query: ReadQuery,
   ): Promise<EnablementView> {
-    const { state } = await this.commands.load(streams.enablement(firmId), enablementDecider);
-    return enablementView(state);
+    return this.queryBus.execute(new GetEnablement(firmId));
   }
 
-  private async run(firmId: string, command: EnablementCommand, envelope: CommandEnvelope) {
-    const outcome = await this.commands.handle(
-      streams.enablement(firmId),
-      enablementDecider,
-      command,
-      envelope,
-      async (now): Promise<EnablementContext> => {
-        const subscription = await this.commands.load(
-          streams.subscription(firmId),
-          subscriptionDecider,
-        );
-        return { now, subscriptionStatus: subscription.state.status };
-      },
-    );
-    return { position: String(outcome.position), ...enablementView(outcome.state) };
+  private run(firmId: string, command: EnablementCommand, envelope: CommandEnvelope) {
+    return this.commandBus.execute(new DecideEnablement(firmId, command, envelope));
   }
 }

@@ -8,14 +8,20 @@ import {
 } from '@nestjs/swagger';
 import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { CommandEnvelope } from '../command-handling/command-handler';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import type { CommandEnvelope } from '../command-handling/command-handler';
 import { SecretAnswer } from '../command-handling/idempotency';
 import { Roles } from '../http/auth';
 import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
 import { IdPipe, ReadQuery, TEXT, TEXT_MESSAGE } from '../http/validation';
-import { LoginService } from '../login/login.service';
-import { EnrollmentService } from './enrollment.service';
+import { CodeBody, digitsOf } from '../verification/code.dto';
+import { ListFactors, ResetEnrollment } from './enrollment.commands';
+import {
+  StartSecurityKeyRegistration,
+  VerifySecurityKeyRegistration,
+} from './security-key-enrollment.commands';
+import { ConfirmTotpEnrollment, StartTotpEnrollment } from './totp-enrollment.commands';
 import { RegistrationResponseBody } from './webauthn.dto';
 
 export class LabelBody {
@@ -27,17 +33,6 @@ export class LabelBody {
   label?: string;
 }
 
-export class CodeBody {
-  @ApiProperty({
-    example: '123456',
-    description: 'The 6-digit code the app shows (spaces allowed).',
-  })
-  @IsString()
-  @MaxLength(20)
-  @Matches(/^\s*\d{3}\s?\d{3}\s*$/, { message: 'must be the 6-digit code' })
-  code!: string;
-}
-
 export class ResetBody {
   @ApiProperty({ maxLength: 500, example: 'Lost phone' })
   @IsString()
@@ -46,15 +41,13 @@ export class ResetBody {
   reason!: string;
 }
 
-export const digitsOf = (code: string) => code.replace(/\s/g, '');
-
 @ApiTags('Enrollment')
 @ApiBearerAuth()
 @Controller('v1/firms/:firmId/users/:userId/mfa')
 export class EnrollmentController {
   constructor(
-    private readonly enrollment: EnrollmentService,
-    private readonly login: LoginService,
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
   ) {}
 
   @Post('totp/enrollment')
@@ -73,7 +66,9 @@ export class EnrollmentController {
     @Body() body: LabelBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.enrollment.startTotp(firmId, userId, body.label?.trim(), envelope);
+    return this.commandBus.execute(
+      new StartTotpEnrollment(firmId, userId, body.label?.trim(), envelope),
+    );
   }
 
   @Post('totp/enrollment/:enrollmentId/confirm')
@@ -91,7 +86,9 @@ export class EnrollmentController {
     @Body() body: CodeBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.enrollment.confirmTotp(firmId, userId, enrollmentId, digitsOf(body.code), envelope);
+    return this.commandBus.execute(
+      new ConfirmTotpEnrollment(firmId, userId, enrollmentId, digitsOf(body.code), envelope),
+    );
   }
 
   @Post('webauthn/registration/options')
@@ -109,11 +106,8 @@ export class EnrollmentController {
     @Body() body: LabelBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.enrollment.webAuthnRegistrationOptions(
-      firmId,
-      userId,
-      body.label?.trim(),
-      envelope,
+    return this.commandBus.execute(
+      new StartSecurityKeyRegistration(firmId, userId, body.label?.trim(), envelope),
     );
   }
 
@@ -132,11 +126,13 @@ export class EnrollmentController {
     @Body() body: RegistrationResponseBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.enrollment.webAuthnRegistrationVerify(
-      firmId,
-      userId,
-      body as unknown as RegistrationResponseJSON,
-      envelope,
+    return this.commandBus.execute(
+      new VerifySecurityKeyRegistration(
+        firmId,
+        userId,
+        body as unknown as RegistrationResponseJSON,
+        envelope,
+      ),
     );
   }
 
@@ -154,17 +150,19 @@ export class EnrollmentController {
     @Body() body: ResetBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.enrollment.reset(firmId, userId, body.reason.trim(), envelope);
+    return this.commandBus.execute(
+      new ResetEnrollment(firmId, userId, body.reason.trim(), envelope),
+    );
   }
 
   @Get('factors')
   @Roles('user', 'host')
   @ApiOperation({ summary: "The user's confirmed factors" })
-  async factors(
+  factors(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
     @Query() _query: ReadQuery,
   ) {
-    return this.enrollment.factors(firmId, userId, await this.login.lastUsed(firmId, userId));
+    return this.queryBus.execute(new ListFactors(firmId, userId));
   }
 }

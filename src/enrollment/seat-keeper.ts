@@ -5,15 +5,19 @@ import { KEY_STORE, KeyStore } from '../crypto/key-store.port';
 import { userDecider } from '../directory/user.decider';
 import { RecordedEvent } from '../event-store/event-store.port';
 import type { ProcessManager } from '../projection-engine/process-manager';
+import { ProcessManagerProvider } from '../projection-engine/projections.module';
 import { DecisionContext } from '../shared/decider';
 import { deterministicId } from '../shared/deterministic-id';
 import { DomainError } from '../shared/domain-error';
 import { streams } from '../shared/ids';
 import { subscriptionDecider } from '../subscription/subscription.decider';
-import { SeatAndFactorEvents, SeatAndFactorStates, seatRepairFor } from './seats-and-factors';
-
-/** The factor id a confirmation gives: derived, so a confirmation finished twice gives one factor. */
-export const factorIdOf = (enrollmentId: string) => deterministicId('factor', enrollmentId);
+import { confirmFactor } from './mfa.decider';
+import {
+  SeatAndFactorEvents,
+  SeatAndFactorStates,
+  seatRepairFor,
+  userAndSeats,
+} from './seats-and-factors.decision';
 
 const HANDLED: ReadonlySet<string> = new Set([
   'SeatAssigned',
@@ -53,6 +57,7 @@ const SEAT_MAY_BE_FREE: ReadonlySet<string> = new Set([
  * again after a crash between the reset and the destruction.
  */
 @Injectable()
+@ProcessManagerProvider()
 export class SeatKeeper implements ProcessManager {
   readonly name = 'seat-keeper';
   readonly handles = [...HANDLED];
@@ -94,10 +99,7 @@ export class SeatKeeper implements ProcessManager {
    */
   async reconcile(firmId: string, userId: string, envelope: CommandEnvelope): Promise<bigint> {
     const outcome = await this.commands.handleAcross(
-      {
-        subscription: { streamId: streams.subscription(firmId), decider: subscriptionDecider },
-        user: { streamId: streams.user(firmId, userId), decider: userDecider },
-      },
+      userAndSeats(firmId, userId, 'seat-first'),
       (states, context) => repair(states, userId, context),
       envelope,
     );
@@ -125,14 +127,12 @@ function repair(
     case 'complete':
       return {
         user: userDecider.decide(
-          {
-            type: 'ConfirmFactor',
+          confirmFactor({
             userId,
             enrollmentId: plan.enrollmentId,
-            factorId: factorIdOf(plan.enrollmentId),
             generation: plan.generation,
             completing: true,
-          },
+          }),
           states.user,
           context,
         ),

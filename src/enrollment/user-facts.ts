@@ -2,10 +2,11 @@ import { Injectable } from '@nestjs/common';
 import { CommandHandler } from '../command-handling/command-handler';
 import { userDecider, UserState } from '../directory/user.decider';
 import { enablementDecider, EnablementState } from '../enablement/enablement.decider';
-import { userIsMfaEnabled, seatAvailable } from '../login/login-decision';
+import { userIsMfaEnabled } from '../enablement/enablement.decider';
+import { seatAvailable } from '../subscription/subscription.decider';
 import { streams } from '../shared/ids';
 import { subscriptionDecider, SubscriptionState } from '../subscription/subscription.decider';
-import type { Eligibility } from './mfa';
+import type { Eligibility } from './mfa.decider';
 
 export interface UserFactsSnapshot {
   user: UserState;

@@ -12,7 +12,7 @@ import { ApiExtension } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import jwt from 'jsonwebtoken';
 import { createPublicKey, createSecretKey } from 'node:crypto';
-import { APP_CONFIG } from '../config/config.module';
+import { APP_CONFIG } from '../config/config';
 import type { AppConfig } from '../config/config';
 import { isValidId } from '../shared/ids';
 import { problem, ProblemException } from './problem';

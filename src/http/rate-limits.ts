@@ -10,7 +10,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import { ApiExtension } from '@nestjs/swagger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { APP_CONFIG } from '../config/config.module';
+import { APP_CONFIG } from '../config/config';
 import type { AppConfig, RateLimits } from '../config/config';
 import { isValidId } from '../shared/ids';
 import type { AuthenticatedRequest, Principal, TokenVerifier } from './auth';

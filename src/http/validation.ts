@@ -107,3 +107,6 @@ export class ReadQuery {
   @Matches(/^\d{1,20}$/, { message: 'must be a log position (digits)' })
   minPosition?: string;
 }
+
+/** The body of a command that takes none: `{}`, and no field at all (unknown fields are refused). */
+export class EmptyBody {}

@@ -1,23 +1,31 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
-import { CommandEnvelope } from '../command-handling/command-handler';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import type { CommandEnvelope } from '../command-handling/command-handler';
 import { IgnoresIdempotencyKey } from '../command-handling/idempotency';
-import { CodeBody, digitsOf } from '../enrollment/enrollment.controller';
+import { CodeBody, digitsOf } from '../verification/code.dto';
 import { AuthenticationResponseBody } from '../enrollment/webauthn.dto';
 import { Roles } from '../http/auth';
 import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
-import { IdPipe, ReadQuery } from '../http/validation';
-import { EmptyBody } from '../subscription/subscription.controller';
-import { LoginService } from './login.service';
+import { EmptyBody, IdPipe, ReadQuery } from '../http/validation';
+import {
+  GetLoginRequirement,
+  IssueSecurityKeyChallenge,
+  VerifySecurityKeyAssertion,
+  VerifyTotpCode,
+} from './login.commands';
 
 @ApiTags('Login')
 @ApiBearerAuth()
 @Roles('host', 'user')
 @Controller('v1/firms/:firmId/users/:userId/mfa')
 export class LoginController {
-  constructor(private readonly login: LoginService) {}
+  constructor(
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
+  ) {}
 
   @Get('login-requirement')
   @ApiOperation({
@@ -29,7 +37,7 @@ export class LoginController {
     @Param('userId', IdPipe) userId: string,
     @Query() _query: ReadQuery,
   ) {
-    return this.login.requirement(firmId, userId);
+    return this.queryBus.execute(new GetLoginRequirement(firmId, userId));
   }
 
   @Post('totp/verify')
@@ -47,7 +55,9 @@ export class LoginController {
     @Body() body: CodeBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.login.verifyTotp(firmId, userId, digitsOf(body.code), envelope);
+    return this.commandBus.execute(
+      new VerifyTotpCode(firmId, userId, digitsOf(body.code), envelope),
+    );
   }
 
   @Post('webauthn/authentication/options')
@@ -65,7 +75,7 @@ export class LoginController {
     @Body() _body: EmptyBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.login.webAuthnAuthenticationOptions(firmId, userId, envelope);
+    return this.commandBus.execute(new IssueSecurityKeyChallenge(firmId, userId, envelope));
   }
 
   @Post('webauthn/authentication/verify')
@@ -83,11 +93,13 @@ export class LoginController {
     @Body() body: AuthenticationResponseBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    return this.login.webAuthnAuthenticationVerify(
-      firmId,
-      userId,
-      body as unknown as AuthenticationResponseJSON,
-      envelope,
+    return this.commandBus.execute(
+      new VerifySecurityKeyAssertion(
+        firmId,
+        userId,
+        body as unknown as AuthenticationResponseJSON,
+        envelope,
+      ),
     );
   }
 }

@@ -7,10 +7,11 @@ import {
 } from '../../projections/failed-emails.projection';
 import { CommandHandler } from '../command-handling/command-handler';
 import { AppConfig } from '../config/config';
-import { APP_CONFIG } from '../config/config.module';
+import { APP_CONFIG } from '../config/config';
 import type { RecordedEvent } from '../event-store/event-store.port';
 import { LeaseFence, LeaseLostError } from '../projection-engine/process-lease';
 import type { ProcessManager } from '../projection-engine/process-manager';
+import { ProcessManagerProvider } from '../projection-engine/projections.module';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { deterministicId } from '../shared/deterministic-id';
 import { streams } from '../shared/ids';
@@ -92,6 +93,7 @@ export interface MailerHealth {
  *   the lease ends, the sends in progress are aborted (docs/decisions/0014).
  */
 @Injectable()
+@ProcessManagerProvider()
 export class Mailer implements ProcessManager, OnModuleDestroy {
   readonly name = 'notification-mailer';
   readonly handles = ['EmailQueued', 'EmailSent', 'EmailFailed'];

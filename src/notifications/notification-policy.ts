@@ -7,11 +7,12 @@ import {
 } from '../../projections/mail-directory.projection';
 import type { ReadModelReader } from '../../projections/projection';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
-import { RegisteredUser, userDecider, UserRole } from '../directory/user.decider';
+import { RegisteredUser, STAFF_ROLES, userDecider, UserRole } from '../directory/user.decider';
 import { enablementDecider } from '../enablement/enablement.decider';
 import type { RecordedEvent } from '../event-store/event-store.port';
-import { userIsMfaEnabled } from '../login/login-decision';
+import { userIsMfaEnabled } from '../enablement/enablement.decider';
 import type { ProcessManager } from '../projection-engine/process-manager';
+import { ProcessManagerProvider } from '../projection-engine/projections.module';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { deterministicId } from '../shared/deterministic-id';
 import { streams } from '../shared/ids';
@@ -28,7 +29,6 @@ import {
   Recipient,
 } from './notifications.decider';
 
-const STAFF: readonly UserRole[] = ['case-manager', 'vendor-case-manager'];
 /** Users looked up per page of the directory, and emails queued per append. */
 const PAGE = 200;
 const DIRECTORY = 'mail-directory';
@@ -47,8 +47,8 @@ const USER_EVENTS: ReadonlySet<string> = new Set([
 const FIRM_EVENTS: Readonly<Record<string, readonly UserRole[]>> = {
   CaseManagersEnablementChanged: ['case-manager'],
   VendorCaseManagersEnablementChanged: ['vendor-case-manager'],
-  SubscriptionActivated: STAFF,
-  SubscriptionCancelled: STAFF,
+  SubscriptionActivated: STAFF_ROLES,
+  SubscriptionCancelled: STAFF_ROLES,
 };
 
 /** Whether the event itself stops MFA for those it concerns, whatever happened since. */
@@ -83,6 +83,7 @@ const stopsMfa = (event: RecordedEvent) =>
  * deactivated in between is not written to. See docs/notifications.md.
  */
 @Injectable()
+@ProcessManagerProvider()
 export class NotificationPolicy implements ProcessManager {
   readonly name = 'notification-policy';
   readonly handles = ['LicenseUsageThresholdReached', ...USER_EVENTS, ...Object.keys(FIRM_EVENTS)];
@@ -197,7 +198,7 @@ export class NotificationPolicy implements ProcessManager {
         const userId = userIds[i];
         if (user.status === 'unregistered') continue;
         const applies =
-          STAFF.includes(user.profile.role) &&
+          STAFF_ROLES.includes(user.profile.role) &&
           userIsMfaEnabled(user, subscription.state, enablement.state);
         // A user just registered was never invited: nothing to re-arm.
         if (!applies) {

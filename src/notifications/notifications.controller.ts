@@ -1,21 +1,14 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { failedEmailsOfFirm } from '../../projections/failed-emails.projection';
-import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
-import { userDecider } from '../directory/user.decider';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
+import { DEFAULT_PAGE, decodeCursor, encodeCursor, MAX_PAGE, pageSize } from '../http/paging';
 import { Envelope } from '../http/command-envelope';
 import { ReadsProjections } from '../http/min-position';
-import { validationProblem } from '../http/problem';
 import { IdPipe, ReadQuery } from '../http/validation';
-import { ProjectionEngine } from '../projection-engine/projection-engine';
-import { isValidId, streams } from '../shared/ids';
-import { recipientOf } from './notification-policy';
-import { notificationsDecider, retryMessageId } from './notifications.decider';
-
-const DEFAULT_PAGE = 50;
-const MAX_PAGE = 200;
+import { ListFailedEmails, RetryEmail } from './notifications.commands';
 
 export class FailedEmailsQuery extends ReadQuery {
   @ApiPropertyOptional({ description: `Page size, 1-${MAX_PAGE} (default ${DEFAULT_PAGE}).` })
@@ -42,8 +35,8 @@ export class RetryEmailBody {}
 @Controller('v1/firms/:firmId/mfa/notifications')
 export class NotificationsController {
   constructor(
-    private readonly engine: ProjectionEngine,
-    private readonly commands: CommandHandler,
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
   ) {}
 
   @Get('failed')
@@ -60,10 +53,12 @@ export class NotificationsController {
       'then queue it again with `POST .../notifications/{messageId}/retry`.',
   })
   async failed(@Param('firmId', IdPipe) firmId: string, @Query() query: FailedEmailsQuery) {
-    const page = await failedEmailsOfFirm(this.engine.reader('failed-emails'), firmId, {
-      limit: pageSize(query.limit),
-      after: decodeCursor(query.cursor),
-    });
+    const page = await this.queryBus.execute(
+      new ListFailedEmails(firmId, {
+        limit: pageSize(query.limit),
+        after: decodeCursor(query.cursor),
+      }),
+    );
     return {
       items: page.items.map(({ firmId: _firmId, ...item }) => item),
       nextCursor: page.next ? encodeCursor(page.next) : null,
@@ -82,71 +77,12 @@ export class NotificationsController {
       'firm never queued; 409 `email-not-failed` when the email is pending, sent or already queued ' +
       'again; 409 `recipient-not-active` when the user is no longer active.',
   })
-  async retry(
+  retry(
     @Param('firmId', IdPipe) firmId: string,
     @Param('messageId', IdPipe) messageId: string,
     @Body() _body: RetryEmailBody,
     @Envelope() envelope: CommandEnvelope,
   ) {
-    const stream = streams.notifications(firmId);
-    const { state } = await this.commands.load(stream, notificationsDecider);
-    const userId = state.failed.get(messageId)?.recipient.userId;
-    let recipient = null;
-    if (userId !== undefined) {
-      const { state: user } = await this.commands.load(streams.user(firmId, userId), userDecider);
-      recipient = user.status === 'active' ? recipientOf(user, userId) : null;
-    }
-    // The decider checks again on the stream as it is when it appends (a retry racing this one).
-    const outcome = await this.commands.handle(
-      stream,
-      notificationsDecider,
-      { type: 'RetryEmail', messageId, recipient },
-      envelope,
-    );
-    const queued = outcome.state.pending.get(retryMessageId(messageId));
-    return {
-      position: String(outcome.position),
-      messageId: retryMessageId(messageId),
-      retryOf: messageId,
-      recipient: queued?.recipient ?? recipient,
-    };
+    return this.commandBus.execute(new RetryEmail(firmId, messageId, envelope));
   }
-}
-
-function pageSize(limit: string | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE;
-  const value = Number(limit);
-  if (value < 1 || value > MAX_PAGE) {
-    throw validationProblem([
-      { field: 'limit', message: `must be a whole number from 1 to ${MAX_PAGE}` },
-    ]);
-  }
-  return value;
-}
-
-/** Opaque to clients: the (failedAt, messageId) of the last item of the previous page. */
-function encodeCursor(after: [string, string]): string {
-  return Buffer.from(JSON.stringify(after)).toString('base64url');
-}
-
-function decodeCursor(cursor: string | undefined): [string, string] | undefined {
-  if (cursor === undefined) return undefined;
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    decoded = undefined;
-  }
-  if (
-    !Array.isArray(decoded) ||
-    decoded.length !== 2 ||
-    typeof decoded[0] !== 'string' ||
-    !isValidId(decoded[1]) ||
-    encodeCursor([decoded[0], decoded[1]]) !== cursor
-  ) {
-    throw validationProblem([
-      { field: 'cursor', message: 'must be a nextCursor this endpoint returned' },
-    ]);
-  }
-  return [decoded[0], decoded[1]];
 }

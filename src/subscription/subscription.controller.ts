@@ -1,16 +1,13 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsBoolean, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
 import { Envelope } from '../http/command-envelope';
-import { IdPipe, ReadQuery } from '../http/validation';
-import { streams } from '../shared/ids';
-import {
-  SubscriptionCommand,
-  subscriptionDecider,
-  SubscriptionState,
-} from './subscription.decider';
+import { EmptyBody, IdPipe, ReadQuery } from '../http/validation';
+import { DecideSubscription, GetSubscription, SubscriptionView } from './subscription.commands';
+import type { SubscriptionCommand } from './subscription.decider';
 
 const PLAN = /^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$/;
 const PLAN_MESSAGE = 'must be 1-64 characters of letters, digits, space . _ : -';
@@ -50,25 +47,14 @@ export class ChangeLicensesBody {
   force?: boolean;
 }
 
-export class EmptyBody {}
-
-export interface SubscriptionView {
-  status: SubscriptionState['status'];
-  plan: string | null;
-  licenseCount: number;
-}
-
-const view = (state: SubscriptionState): SubscriptionView => ({
-  status: state.status,
-  plan: state.plan,
-  licenseCount: state.licenseCount,
-});
-
 @ApiTags('Subscription and licenses')
 @ApiBearerAuth()
 @Controller('v1/firms/:firmId/mfa')
 export class SubscriptionController {
-  constructor(private readonly commands: CommandHandler) {}
+  constructor(
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
+  ) {}
 
   @Post('subscription/request')
   @HttpCode(200)
@@ -125,21 +111,14 @@ export class SubscriptionController {
   /** Read from the subscription's own stream, so it is always current. */
   @Get('subscription')
   @Roles('superuser', 'operator')
-  async get(
+  get(
     @Param('firmId', IdPipe) firmId: string,
     @Query() _query: ReadQuery,
   ): Promise<SubscriptionView> {
-    const { state } = await this.commands.load(streams.subscription(firmId), subscriptionDecider);
-    return view(state);
+    return this.queryBus.execute(new GetSubscription(firmId));
   }
 
-  private async run(firmId: string, command: SubscriptionCommand, envelope: CommandEnvelope) {
-    const outcome = await this.commands.handle(
-      streams.subscription(firmId),
-      subscriptionDecider,
-      command,
-      envelope,
-    );
-    return { position: String(outcome.position), ...view(outcome.state) };
+  private run(firmId: string, command: SubscriptionCommand, envelope: CommandEnvelope) {
+    return this.commandBus.execute(new DecideSubscription(firmId, command, envelope));
   }
 }

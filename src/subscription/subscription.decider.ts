@@ -1,5 +1,5 @@
 import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
-import { conflict } from '../shared/domain-error';
+import { conflict, DomainError } from '../shared/domain-error';
 
 /*
  * The firm's MFA subscription: its status, its plan, the contracted license
@@ -240,11 +240,10 @@ function decideSubscription(
       requireActive(state);
       // A forced lower count can leave usage above it: no seat until usage falls below.
       if (!held && state.seatHolders.size >= state.licenseCount) {
-        throw conflict(
-          'license-exhausted',
-          'All MFA licenses of the firm are in use; the user may log in without MFA until a seat is free.',
-          { licenseCount: state.licenseCount, seatsInUse: state.seatHolders.size },
-        );
+        throw licenseExhausted({
+          licenseCount: state.licenseCount,
+          seatsInUse: state.seatHolders.size,
+        });
       }
       return [
         {
@@ -429,4 +428,22 @@ function requireCountCoversSeats(licenseCount: number, seatsInUse: number): void
       { licenseCount, seatsInUse },
     );
   }
+}
+
+/** A seat is free for a user who does not hold one: usage is below the license count. */
+export function seatAvailable(subscription: SubscriptionState): boolean {
+  return subscription.seatHolders.size < subscription.licenseCount;
+}
+
+/**
+ * DESIGN §3 "exhausted licenses": no seat for a user who has none (409
+ * license-exhausted); the user bypasses MFA until one is free. One refusal,
+ * whether a start, a confirmation or the seat itself refuses.
+ */
+export function licenseExhausted(extensions: Record<string, unknown> = {}): DomainError {
+  return conflict(
+    'license-exhausted',
+    'All MFA licenses of the firm are in use; the user may log in without MFA until a seat is free.',
+    extensions,
+  );
 }

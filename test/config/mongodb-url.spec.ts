@@ -1,6 +1,6 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { openInfrastructure } from '../../src/app';
+import { openInfrastructure } from '../../src/infrastructure/open-infrastructure';
 import { MongoIdempotencyStore } from '../../src/command-handling/mongodb-idempotency-store';
 import { SqliteIdempotencyStore } from '../../src/command-handling/sqlite-idempotency-store';
 import { loadConfig } from '../../src/config/config';

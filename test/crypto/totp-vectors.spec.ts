@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { matchTotp } from '../../src/enrollment/enrollment.service';
+import { matchTotp } from '../../src/verification/totp';
 
 /**
  * RFC 6238 Appendix B, SHA-1 column: the seed is the ASCII string

@@ -1,5 +1,5 @@
 import { UserCommand, userDecider, UserEvent } from '../../src/directory/user.decider';
-import { Eligibility, MfaEvent, WebAuthnCredential } from '../../src/enrollment/mfa';
+import { Eligibility, MfaEvent, WebAuthnCredential } from '../../src/enrollment/mfa.decider';
 import { deciderSpec } from '../support/decider-spec';
 
 /** The factors half of the user stream: enrollment, confirmation, reset, recycling. */

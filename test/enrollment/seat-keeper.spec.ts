@@ -3,8 +3,12 @@ import { join } from 'node:path';
 import { CommandEnvelope, CommandHandler } from '../../src/command-handling/command-handler';
 import { SqliteKeyStore } from '../../src/crypto/sqlite-key-store';
 import { RegisteredUser, userDecider } from '../../src/directory/user.decider';
-import { factorIdOf, SeatKeeper } from '../../src/enrollment/seat-keeper';
-import { ConfirmationContext, decideConfirmation } from '../../src/enrollment/seats-and-factors';
+import { SeatKeeper } from '../../src/enrollment/seat-keeper';
+import { factorIdOf } from '../../src/enrollment/mfa.decider';
+import {
+  ConfirmationContext,
+  decideConfirmation,
+} from '../../src/enrollment/seats-and-factors.decision';
 import { enablementDecider } from '../../src/enablement/enablement.decider';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import { streams } from '../../src/shared/ids';
@@ -228,7 +232,7 @@ describe('seat keeper', () => {
       (states, context: ConfirmationContext) => {
         return decideConfirmation(
           states,
-          { userId: 'a', enrollmentId: 'a-app', factorId: factorIdOf('a-app'), generation },
+          { userId: 'a', enrollmentId: 'a-app', generation },
           context,
         );
       },

@@ -1,4 +1,12 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject } from '@nestjs/common';
+import {
+  Command,
+  CommandHandler as HandlesCommand,
+  ICommandHandler,
+  IQueryHandler,
+  Query,
+  QueryHandler as HandlesQuery,
+} from '@nestjs/cqrs';
 import {
   generateAuthenticationOptions,
   verifyAuthenticationResponse,
@@ -7,93 +15,130 @@ import {
 } from '@simplewebauthn/server';
 import { randomBytes } from 'node:crypto';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
-import { AppConfig } from '../config/config';
-import { APP_CONFIG } from '../config/config.module';
-import {
-  challengeOf,
-  credentialsOf,
-  EnrollmentService,
-  matchTotp,
-  registered,
-  userHandleOf,
-} from '../enrollment/enrollment.service';
-import type { Factor } from '../enrollment/mfa';
+import { AppConfig, APP_CONFIG } from '../config/config';
+import { TotpSecrets } from '../crypto/totp-secrets';
+import { requireRegistered } from '../directory/user.decider';
+import type { Factor } from '../enrollment/mfa.decider';
+import { challengeOf, credentialsOf, userHandleOf } from '../enrollment/security-keys';
 import { UserFacts } from '../enrollment/user-facts';
 import { Clock, CLOCK } from '../shared/clock';
 import { conflict, DomainError } from '../shared/domain-error';
 import { streams } from '../shared/ids';
+import { matchTotp } from '../verification/totp';
 import {
   attemptsLeft,
-  currentState,
   isLocked,
   lockedOut,
+  VerificationContext,
   verificationDecider,
   VerificationState,
   WebAuthnOutcome,
 } from '../verification/verification.decider';
-import { LoginRequirement, loginRequirement } from './login-decision';
+import { VerificationHistory } from '../verification/verification-history';
+import { LoginRequirement, loginRequirement } from './login.decision';
 
-const CHALLENGE_TTL_MS = 5 * 60 * 1000;
-
-/**
+/*
  * Login (DESIGN §4): the decision, and the verification of a second factor.
  * Everything here reads a bounded amount of state: the user's stream and the
  * firm's two streams from the folded-state cache, the verification stream by
  * its last event. A user's thousandth login costs what its first did.
  */
-@Injectable()
-export class LoginService {
+
+/** A security-key login challenge is valid this long, and usable once. */
+const CHALLENGE_TTL_MS = 5 * 60 * 1000;
+
+type Verified = { verified: true; position: string };
+
+/** GET .../login-requirement: verify, enroll, bypass or off. */
+export class GetLoginRequirement extends Query<LoginRequirement> {
+  constructor(
+    readonly firmId: string,
+    readonly userId: string,
+  ) {
+    super();
+  }
+}
+
+/** POST .../totp/verify: a code from the user's authenticator app, accepted once. */
+export class VerifyTotpCode extends Command<Verified> {
+  constructor(
+    readonly firmId: string,
+    readonly userId: string,
+    readonly code: string,
+    readonly envelope: CommandEnvelope,
+  ) {
+    super();
+  }
+}
+
+/** POST .../webauthn/authentication/options: a fresh challenge for the user's keys. */
+export class IssueSecurityKeyChallenge extends Command<
+  PublicKeyCredentialRequestOptionsJSON & { position: string }
+> {
+  constructor(
+    readonly firmId: string,
+    readonly userId: string,
+    readonly envelope: CommandEnvelope,
+  ) {
+    super();
+  }
+}
+
+/** POST .../webauthn/authentication/verify: the browser's assertion. */
+export class VerifySecurityKeyAssertion extends Command<Verified> {
+  constructor(
+    readonly firmId: string,
+    readonly userId: string,
+    readonly response: AuthenticationResponseJSON,
+    readonly envelope: CommandEnvelope,
+  ) {
+    super();
+  }
+}
+
+@HandlesQuery(GetLoginRequirement)
+export class GetLoginRequirementHandler implements IQueryHandler<GetLoginRequirement> {
+  constructor(private readonly facts: UserFacts) {}
+
+  async execute({ firmId, userId }: GetLoginRequirement): Promise<LoginRequirement> {
+    const { user, subscription, enablement } = await this.facts.of(firmId, userId);
+    return loginRequirement(user, subscription, enablement);
+  }
+}
+
+/** What a verification decision needs besides the stream: the time, the generation, the budget. */
+function contextFor(config: AppConfig, generation: number) {
+  return (now: string): Promise<VerificationContext> =>
+    Promise.resolve({ now, generation, lockout: config.totp.lockout });
+}
+
+@HandlesCommand(VerifyTotpCode)
+export class VerifyTotpCodeHandler implements ICommandHandler<VerifyTotpCode> {
   constructor(
     private readonly commands: CommandHandler,
     private readonly facts: UserFacts,
-    private readonly enrollment: EnrollmentService,
+    private readonly history: VerificationHistory,
+    private readonly secrets: TotpSecrets,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
-  async requirement(firmId: string, userId: string): Promise<LoginRequirement> {
-    const { user, subscription, enablement } = await this.facts.of(firmId, userId);
-    return loginRequirement(user, subscription, enablement);
-  }
-
-  /** When each of the user's factors last verified a login. */
-  async lastUsed(firmId: string, userId: string): Promise<Record<string, string>> {
-    const user = registered(await this.facts.of(firmId, userId), userId);
-    return (await this.verificationState(firmId, userId, user.mfa.generation)).lastUsed;
-  }
-
-  /** The user's verification state as of now (its generation, an expired lock lifted). */
-  async verificationState(firmId: string, userId: string, generation: number) {
-    const { state } = await this.commands.load(
-      streams.verification(firmId, userId),
-      verificationDecider,
-    );
-    return currentState(state, generation, this.clock.now().toISOString());
-  }
-
-  async verifyTotp(
-    firmId: string,
-    userId: string,
-    code: string,
-    envelope: CommandEnvelope,
-  ): Promise<{ verified: true; position: string }> {
-    const user = registered(await this.facts.of(firmId, userId), userId);
+  async execute({ firmId, userId, code, envelope }: VerifyTotpCode): Promise<Verified> {
+    const user = requireRegistered((await this.facts.of(firmId, userId)).user, userId);
     const factors = [...user.mfa.factors.values()].filter((factor) => factor.factorType === 'totp');
     if (factors.length === 0) {
       throw conflict('factor-not-enrolled', 'The user has no confirmed authenticator app.');
     }
     const now = this.clock.now();
     // Refused early while locked: no key is fetched and no secret opened for a locked user.
-    const before = await this.verificationState(firmId, userId, user.mfa.generation);
+    const before = await this.history.stateOf(firmId, userId, user.mfa.generation);
     if (isLocked(before, now.toISOString())) {
       throw lockedOut(before, now.toISOString());
     }
     let match: { factorId: string; timeStep: number } | null = null;
     for (const factor of factors) {
       if (!factor.secret) continue;
-      const secret = (
-        await this.enrollment.openSecret(firmId, userId, factor.enrollmentId, factor.secret)
-      ).toString('utf8');
+      const secret = await this.secrets.open(firmId, userId, factor.enrollmentId, factor.secret);
       const timeStep = matchTotp(secret, code, now);
       if (timeStep !== null) {
         match = { factorId: factor.factorId, timeStep };
@@ -113,12 +158,7 @@ export class LoginService {
         spentStep: confirmedSteps.length > 0 ? Math.max(...confirmedSteps) : null,
       },
       envelope,
-      (decidedAt) =>
-        Promise.resolve({
-          now: decidedAt,
-          generation: user.mfa.generation,
-          lockout: this.config.totp.lockout,
-        }),
+      contextFor(this.config, user.mfa.generation),
     );
     const [first] = outcome.events;
     if (first?.type === 'TotpVerificationSucceeded') {
@@ -151,13 +191,19 @@ export class LoginService {
       },
     );
   }
+}
 
-  async webAuthnAuthenticationOptions(
-    firmId: string,
-    userId: string,
-    envelope: CommandEnvelope,
-  ): Promise<PublicKeyCredentialRequestOptionsJSON & { position: string }> {
-    const user = registered(await this.facts.of(firmId, userId), userId);
+@HandlesCommand(IssueSecurityKeyChallenge)
+export class IssueSecurityKeyChallengeHandler implements ICommandHandler<IssueSecurityKeyChallenge> {
+  constructor(
+    private readonly commands: CommandHandler,
+    private readonly facts: UserFacts,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
+
+  async execute({ firmId, userId, envelope }: IssueSecurityKeyChallenge) {
+    const user = requireRegistered((await this.facts.of(firmId, userId)).user, userId);
     const credentials = credentialsOf(user.mfa.factors.values());
     if (credentials.length === 0) {
       throw conflict('factor-not-enrolled', 'The user has no registered security key.');
@@ -181,40 +227,40 @@ export class LoginService {
         expiresAt: new Date(this.clock.now().getTime() + CHALLENGE_TTL_MS).toISOString(),
       },
       envelope,
-      (decidedAt) =>
-        Promise.resolve({
-          now: decidedAt,
-          generation: user.mfa.generation,
-          lockout: this.config.totp.lockout,
-        }),
+      contextFor(this.config, user.mfa.generation),
     );
     return { ...options, position: String(outcome.position) };
   }
+}
 
-  async webAuthnAuthenticationVerify(
-    firmId: string,
-    userId: string,
-    response: AuthenticationResponseJSON,
-    envelope: CommandEnvelope,
-  ): Promise<{ verified: true; position: string }> {
+@HandlesCommand(VerifySecurityKeyAssertion)
+export class VerifySecurityKeyAssertionHandler implements ICommandHandler<VerifySecurityKeyAssertion> {
+  constructor(
+    private readonly commands: CommandHandler,
+    private readonly facts: UserFacts,
+    private readonly history: VerificationHistory,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async execute({
+    firmId,
+    userId,
+    response,
+    envelope,
+  }: VerifySecurityKeyAssertion): Promise<Verified> {
     const challenge = challengeOf(response.response.clientDataJSON);
-    const user = registered(await this.facts.of(firmId, userId), userId);
+    const user = requireRegistered((await this.facts.of(firmId, userId)).user, userId);
     const factor = [...user.mfa.factors.values()].find(
       (candidate) => candidate.credential?.credentialId === response.id,
     );
-    const state = await this.verificationState(firmId, userId, user.mfa.generation);
+    const state = await this.history.stateOf(firmId, userId, user.mfa.generation);
     const outcome = await this.check(firmId, userId, response, challenge, factor, state);
     const recorded = await this.commands.handle(
       streams.verification(firmId, userId),
       verificationDecider,
       { type: 'RecordWebAuthnAttempt', challenge, outcome },
       envelope,
-      (decidedAt) =>
-        Promise.resolve({
-          now: decidedAt,
-          generation: user.mfa.generation,
-          lockout: this.config.totp.lockout,
-        }),
+      contextFor(this.config, user.mfa.generation),
     );
     const [event] = recorded.events;
     if (event?.type === 'WebAuthnVerificationSucceeded') {

@@ -1,7 +1,7 @@
 import type { UserState } from '../directory/user.decider';
-import type { FactorType } from '../enrollment/mfa';
-import { EnablementState, isMfaEnabled } from '../enablement/enablement.decider';
-import type { SubscriptionState } from '../subscription/subscription.decider';
+import type { FactorType } from '../enrollment/mfa.decider';
+import { EnablementState, userIsMfaEnabled } from '../enablement/enablement.decider';
+import { seatAvailable, SubscriptionState } from '../subscription/subscription.decider';
 
 /*
  * DESIGN §4: what the host must ask of a user at login. Pure: the three
@@ -15,31 +15,6 @@ export interface LoginRequirement {
   methods: FactorType[];
   reason?: string;
   instructions?: string;
-}
-
-/** `isMfaEnabled` (src/enablement) for a user's stream state and the firm's subscription. */
-export function userIsMfaEnabled(
-  user: UserState,
-  subscription: SubscriptionState,
-  enablement: EnablementState,
-): boolean {
-  return (
-    user.status !== 'unregistered' &&
-    isMfaEnabled(
-      {
-        subscriptionActive: subscription.status === 'active',
-        userActive: user.status === 'active',
-        role: user.profile.role,
-        corporationId: user.profile.corporationId,
-      },
-      enablement,
-    )
-  );
-}
-
-/** A seat is free for a user who does not hold one: usage is below the license count. */
-export function seatAvailable(subscription: SubscriptionState): boolean {
-  return subscription.seatHolders.size < subscription.licenseCount;
 }
 
 export function loginRequirement(

@@ -1,6 +1,8 @@
 import { assertNever } from '../shared/decider';
 import { conflict, DomainError, notFound } from '../shared/domain-error';
 import type { SealedSecret } from '../crypto/secret-box';
+import { deterministicId } from '../shared/deterministic-id';
+import { licenseExhausted } from '../subscription/subscription.decider';
 
 /*
  * A user's factors, in the user's own stream (`user-{firm}/{user}`), beside the
@@ -214,6 +216,20 @@ export type MfaCommand =
       limits?: EnrollmentLimits;
     }
   | { type: 'ResetEnrollment'; userId: string; reason: string; trigger: ResetTrigger };
+
+/** The factor id a confirmation gives: derived, so a confirmation finished twice gives one factor. */
+export const factorIdOf = (enrollmentId: string) => deterministicId('factor', enrollmentId);
+
+/**
+ * The ConfirmFactor command of an enrollment (the factor id derives from it):
+ * built here only, for the confirmations (seats-and-factors.decision.ts) and
+ * the seat keeper's completions alike.
+ */
+export function confirmFactor(
+  fields: Omit<Extract<MfaCommand, { type: 'ConfirmFactor' }>, 'type' | 'factorId'>,
+): Extract<MfaCommand, { type: 'ConfirmFactor' }> {
+  return { type: 'ConfirmFactor', factorId: factorIdOf(fields.enrollmentId), ...fields };
+}
 
 export const initialMfaState = (): MfaState => ({
   generation: 0,
@@ -476,13 +492,16 @@ function requireMayEnroll(eligibility: Eligibility, mfa: MfaState, active: boole
 
 function requirePending(mfa: MfaState, enrollmentId: string, generation: number) {
   const pending = mfa.pending.get(enrollmentId);
-  if (!pending || generation !== mfa.generation) {
-    throw notFound(
-      'enrollment-not-found',
-      `There is no pending enrollment ${enrollmentId} for this user (it was confirmed, reset or never started).`,
-    );
-  }
+  if (!pending || generation !== mfa.generation) throw enrollmentNotFound(enrollmentId);
   return pending;
+}
+
+/** 404 enrollment-not-found: confirmed, reset, expired and dropped, or never started. */
+export function enrollmentNotFound(enrollmentId: string): DomainError {
+  return notFound(
+    'enrollment-not-found',
+    `There is no pending enrollment ${enrollmentId} for this user (it was confirmed, reset or never started).`,
+  );
 }
 
 function notWebAuthn(enrollmentId: string): DomainError {
@@ -492,21 +511,14 @@ function notWebAuthn(enrollmentId: string): DomainError {
   );
 }
 
-function requireNotExpired(pending: PendingEnrollment, now: string): void {
+/** DESIGN §2.4: a started but unconfirmed enrollment expires (409 enrollment-expired). */
+export function requireNotExpired(pending: PendingEnrollment, now: string): void {
   if (pending.expiresAt <= now) {
     throw conflict(
       'enrollment-expired',
       `Enrollment ${pending.enrollmentId} expired at ${pending.expiresAt}; start a new one.`,
     );
   }
-}
-
-export function licenseExhausted(extensions: Record<string, unknown> = {}): DomainError {
-  return conflict(
-    'license-exhausted',
-    'All MFA licenses of the firm are in use; the user may log in without MFA until a seat is free.',
-    extensions,
-  );
 }
 
 function credentialAlreadyRegistered(): DomainError {

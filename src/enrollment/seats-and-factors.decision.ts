@@ -1,8 +1,9 @@
 import type { DecisionContext } from '../shared/decider';
-import { conflict, notFound } from '../shared/domain-error';
-import { RegisteredUser, UserEvent, userDecider, UserState } from '../directory/user.decider';
+import { streams } from '../shared/ids';
+import { conflict } from '../shared/domain-error';
+import { requireRegistered, UserEvent, userDecider, UserState } from '../directory/user.decider';
 import type { EnablementState } from '../enablement/enablement.decider';
-import { userIsMfaEnabled } from '../login/login-decision';
+import { userIsMfaEnabled } from '../enablement/enablement.decider';
 import {
   Seat,
   SubscriptionEvent,
@@ -10,7 +11,12 @@ import {
   SubscriptionState,
 } from '../subscription/subscription.decider';
 import type { DeactivationReason } from '../directory/user.decider';
-import type { EnrollmentLimits, ResetTrigger, WebAuthnCredential } from './mfa';
+import {
+  confirmFactor,
+  type EnrollmentLimits,
+  type ResetTrigger,
+  type WebAuthnCredential,
+} from './mfa.decider';
 
 /*
  * Invariant S2 (DESIGN §3): a user holds a seat exactly while it has a
@@ -43,8 +49,8 @@ export interface ConfirmationContext extends DecisionContext {
 
 export interface Confirmation {
   userId: string;
+  /** The enrollment being confirmed; its factor id derives from it (`factorIdOf`). */
   enrollmentId: string;
-  factorId: string;
   /** The generation the proof was checked in. */
   generation: number;
   /** TOTP: the time step of the code the caller checked. */
@@ -69,7 +75,7 @@ export function decideConfirmation(
 ): SeatAndFactorEvents {
   const user = requireRegistered(states.user, confirmation.userId);
   const userEvents = userDecider.decide(
-    { type: 'ConfirmFactor', ...confirmation, completing: false },
+    confirmFactor({ ...confirmation, completing: false }),
     user,
     context,
   );
@@ -179,9 +185,15 @@ function releaseHeldSeat(
   );
 }
 
-function requireRegistered(user: UserState, userId: string): RegisteredUser {
-  if (user.status === 'unregistered') {
-    throw notFound('user-not-found', `User ${userId} is not registered in this firm.`);
-  }
-  return user;
+/**
+ * The two streams a seat-and-factor decision spans, in the order a store
+ * without atomic multi-stream appends writes them (ADR 0013): `seat-first`
+ * for a confirmation (a seat without its factor is completed or freed by the
+ * seat keeper), `factor-first` for a reset or a deactivation (the factors go
+ * first; a seat left behind is freed by the keeper).
+ */
+export function userAndSeats(firmId: string, userId: string, order: 'factor-first' | 'seat-first') {
+  const user = { streamId: streams.user(firmId, userId), decider: userDecider };
+  const subscription = { streamId: streams.subscription(firmId), decider: subscriptionDecider };
+  return order === 'seat-first' ? { subscription, user } : { user, subscription };
 }

@@ -1,0 +1,23 @@
+import { Module } from '@nestjs/common';
+import { CqrsModule } from '@nestjs/cqrs';
+import { ProjectionsModule } from '../projection-engine/projections.module';
+import { DashboardsController } from './dashboards.controller';
+import {
+  GetLicenseUsageHandler,
+  GetRoleCountersHandler,
+  ListCorporationsHandler,
+  ListEnrolledUsersHandler,
+} from './dashboards.queries';
+
+/** The firm admin's dashboards, read from the projections (API.md "Dashboards"). */
+@Module({
+  imports: [CqrsModule, ProjectionsModule],
+  controllers: [DashboardsController],
+  providers: [
+    GetLicenseUsageHandler,
+    GetRoleCountersHandler,
+    ListEnrolledUsersHandler,
+    ListCorporationsHandler,
+  ],
+})
+export class DashboardsModule {}

@@ -1,0 +1,69 @@
+import { Inject, Injectable, Module, OnModuleInit, SetMetadata } from '@nestjs/common';
+import { DiscoveryModule, DiscoveryService } from '@nestjs/core';
+import { AppConfig, APP_CONFIG } from '../config/config';
+import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
+import { READ_MODEL_STORE, ReadModelStore } from '../read-model/read-model-store.port';
+import type { ProcessManager } from './process-manager';
+import { ProjectionEngine } from './projection-engine';
+
+const PROCESS_MANAGER = 'mfa:process-manager';
+
+/**
+ * Marks a provider as a process manager (it implements ProcessManager): the
+ * projection engine finds it at start and runs it on the log, one owner at a
+ * time across instances. The feature module that owns it only lists it among
+ * its providers; nothing else needs to know it exists.
+ */
+export const ProcessManagerProvider = () => SetMetadata(PROCESS_MANAGER, true);
+
+const MANAGERS = Symbol('ProcessManagers');
+
+/** Finds the marked providers before the engine starts (every module is initialised first). */
+@Injectable()
+class ProcessManagerDiscovery implements OnModuleInit {
+  constructor(
+    private readonly discovery: DiscoveryService,
+    @Inject(MANAGERS) private readonly managers: ProcessManager[],
+  ) {}
+
+  onModuleInit(): void {
+    const found = this.discovery
+      .getProviders()
+      .filter(
+        (wrapper) =>
+          wrapper.metatype && Reflect.getMetadata(PROCESS_MANAGER, wrapper.metatype) === true,
+      )
+      .map((wrapper) => wrapper.instance as ProcessManager)
+      .sort((a, b) => a.name.localeCompare(b.name));
+    this.managers.splice(0, this.managers.length, ...found);
+  }
+}
+
+/**
+ * The read side: every projection and process manager on the global log, each
+ * from its own checkpoint, and "has this position been applied?" for
+ * read-your-writes (src/projection-engine, ADR 0009).
+ */
+@Module({
+  imports: [DiscoveryModule],
+  providers: [
+    { provide: MANAGERS, useValue: [] },
+    ProcessManagerDiscovery,
+    {
+      provide: ProjectionEngine,
+      useFactory: (
+        events: EventStore,
+        readModels: ReadModelStore,
+        config: AppConfig,
+        managers: ProcessManager[],
+      ) =>
+        new ProjectionEngine(events, readModels, {
+          processManagers: managers,
+          leases: config.processLease,
+        }),
+      inject: [EVENT_STORE, READ_MODEL_STORE, APP_CONFIG, MANAGERS],
+    },
+  ],
+  exports: [ProjectionEngine],
+})
+export class ProjectionsModule {}
