@@ -4,10 +4,12 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'var/', 'coverage/', '**/*.js', '**/*.mjs'] },
+  { ignores: ['dist/', 'node_modules/', 'var/', 'coverage/', '**/*.js', '**/*.cjs', '**/*.mjs'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,
+  // Import boundaries (pure modules reach no framework, adapter or I/O) are
+  // dependency-cruiser's job: .dependency-cruiser.cjs, `npm run lint:boundaries`.
   {
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
@@ -19,29 +21,6 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
       'no-console': 'error',
-    },
-  },
-  {
-    // The domain is plain functions over data: no framework, no adapters, no I/O.
-    files: ['src/**/*.decider.ts', 'src/shared/**/*.ts', 'projections/**/*.ts'],
-    ignores: ['**/*.spec.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { group: ['@nestjs/*'], message: 'Deciders and projections stay free of NestJS.' },
-            {
-              group: ['**/event-store/*-event-store', 'better-sqlite3', '@kurrent/*', 'mongodb'],
-              message: 'Deciders and projections never touch an adapter.',
-            },
-            {
-              group: ['node:fs', 'fs', 'node:net', 'node:http'],
-              message: 'Deciders and projections do no I/O.',
-            },
-          ],
-        },
-      ],
     },
   },
   {

@@ -9,6 +9,7 @@ echo "== type check"
 npx tsc --noEmit -p tsconfig.json
 echo "== lint"
 npx eslint . --max-warnings 0
+npm run -s lint:boundaries
 npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
 echo "== build"
 npx nest build
