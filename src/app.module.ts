@@ -8,6 +8,7 @@ import { HttpModule } from './http/http.module';
 import { Infrastructure, InfrastructureModule } from './infrastructure/infrastructure.module';
 import { LoginModule } from './login/login.module';
 import { NotificationsModule } from './notifications/notifications.module';
+import { OperationsModule } from './operations/operations.module';
 import { ProjectionsModule } from './projection-engine/projections.module';
 import { SubscriptionModule } from './subscription/subscription.module';
 
@@ -34,6 +35,7 @@ export class AppModule {
         LoginModule,
         DashboardsModule,
         NotificationsModule,
+        OperationsModule,
       ],
     };
   }

@@ -2,7 +2,7 @@ import { createPublicKey, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
-import { AttestationPolicy, attestationPolicyFromEnv } from '../enrollment/attestation-policy';
+import { AttestationPolicy, attestationPolicyFromEnv } from './attestation';
 import { DEFAULT_LOCKOUT, LockoutPolicy } from '../verification/verification.decider';
 import { ConfigError } from './config-error';
 

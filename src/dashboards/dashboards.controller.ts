@@ -5,7 +5,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { USER_ROLES, UserRole } from '../directory/user.decider';
 import { Roles } from '../http/auth';
 import { DEFAULT_PAGE, decodeCursor, encodeCursor, MAX_PAGE, pageSize } from '../http/paging';
-import { ReadsProjections } from '../http/min-position';
+import { ReadsProjections } from '../projection-engine/min-position';
 import { ID_MESSAGE, IdPipe, ReadQuery } from '../http/validation';
 import {
   GetLicenseUsage,

@@ -1,4 +1,5 @@
 import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
+import { USER_ROLES, UserRole } from '../shared/roles';
 import { DomainError, notFound } from '../shared/domain-error';
 import {
   decideMfa,
@@ -19,13 +20,8 @@ import {
  * that deactivating a user resets its enrollment in the same append.
  */
 
-export const USER_ROLES = [
-  'case-manager',
-  'vendor-case-manager',
-  'corp-user',
-  'foreign-national',
-] as const;
-export type UserRole = (typeof USER_ROLES)[number];
+export { USER_ROLES };
+export type { UserRole };
 
 export const DEACTIVATION_REASONS = [
   'account-disabled',

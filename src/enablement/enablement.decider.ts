@@ -1,7 +1,7 @@
 import { assertNever, Decider, DecisionContext, eventTypesOf } from '../shared/decider';
 import { conflict, notFound } from '../shared/domain-error';
-import type { SubscriptionState, SubscriptionStatus } from '../subscription/subscription.decider';
-import type { UserRole, UserState } from '../directory/user.decider';
+import type { SubscriptionStatus } from '../subscription/subscription.decider';
+import type { UserRole } from '../shared/roles';
 
 /*
  * Which users the firm's admin has switched MFA on for. Each switch is
@@ -248,24 +248,4 @@ export function switchCovers(
     default:
       return assertNever(user.role);
   }
-}
-
-/** `isMfaEnabled` (src/enablement) for a user's stream state and the firm's subscription. */
-export function userIsMfaEnabled(
-  user: UserState,
-  subscription: SubscriptionState,
-  enablement: EnablementState,
-): boolean {
-  return (
-    user.status !== 'unregistered' &&
-    isMfaEnabled(
-      {
-        subscriptionActive: subscription.status === 'active',
-        userActive: user.status === 'active',
-        role: user.profile.role,
-        corporationId: user.profile.corporationId,
-      },
-      enablement,
-    )
-  );
 }

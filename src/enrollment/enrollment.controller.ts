@@ -10,7 +10,7 @@ import type { RegistrationResponseJSON } from '@simplewebauthn/server';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { CommandEnvelope } from '../command-handling/command-handler';
-import { SecretAnswer } from '../command-handling/idempotency';
+import { SecretAnswer } from '../http/idempotency';
 import { Roles } from '../http/auth';
 import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';

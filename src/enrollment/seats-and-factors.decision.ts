@@ -3,7 +3,7 @@ import { streams } from '../shared/ids';
 import { conflict } from '../shared/domain-error';
 import { requireRegistered, UserEvent, userDecider, UserState } from '../directory/user.decider';
 import type { EnablementState } from '../enablement/enablement.decider';
-import { userIsMfaEnabled } from '../enablement/enablement.decider';
+import { userIsMfaEnabled } from './eligibility.decision';
 import {
   Seat,
   SubscriptionEvent,

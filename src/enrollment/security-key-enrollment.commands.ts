@@ -31,7 +31,8 @@ import {
   userHandleOf,
   WEBAUTHN_TIMEOUT_MS,
 } from './security-keys';
-import { eligibilityOf, UserFacts } from './user-facts';
+import { eligibilityOf } from './eligibility.decision';
+import { UserFacts } from './user-facts';
 
 export type RegistrationOptions = PublicKeyCredentialCreationOptionsJSON & {
   position: string;

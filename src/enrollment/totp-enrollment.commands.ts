@@ -15,7 +15,8 @@ import { matchTotp } from '../verification/totp';
 import { FactorConfirmation } from './factor-confirmation';
 import { enrollmentNotFound, factorIdOf, requireNotExpired } from './mfa.decider';
 import { enrollmentLimits, ENROLLMENT_TTL_MS, stillPending } from './enrollment-rules';
-import { eligibilityOf, UserFacts } from './user-facts';
+import { eligibilityOf } from './eligibility.decision';
+import { UserFacts } from './user-facts';
 
 export interface TotpEnrollmentAnswer {
   position: string;

@@ -1,18 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { CommandHandler } from '../command-handling/command-handler';
-import { userDecider, UserState } from '../directory/user.decider';
-import { enablementDecider, EnablementState } from '../enablement/enablement.decider';
-import { userIsMfaEnabled } from '../enablement/enablement.decider';
-import { seatAvailable } from '../subscription/subscription.decider';
+import { userDecider } from '../directory/user.decider';
+import { enablementDecider } from '../enablement/enablement.decider';
 import { streams } from '../shared/ids';
-import { subscriptionDecider, SubscriptionState } from '../subscription/subscription.decider';
-import type { Eligibility } from './mfa.decider';
-
-export interface UserFactsSnapshot {
-  user: UserState;
-  subscription: SubscriptionState;
-  enablement: EnablementState;
-}
+import type { UserFactsSnapshot } from './eligibility.decision';
+import { subscriptionDecider } from '../subscription/subscription.decider';
 
 /**
  * The three streams a user's MFA depends on, read together: the user (with
@@ -32,15 +24,4 @@ export class UserFacts {
     ]);
     return { user: user.state, subscription: subscription.state, enablement: enablement.state };
   }
-}
-
-export function eligibilityOf(facts: UserFactsSnapshot, userId: string): Eligibility {
-  const { user, subscription, enablement } = facts;
-  const seat = subscription.seatHolders.get(userId);
-  const generation = user.status === 'unregistered' ? 0 : user.mfa.generation;
-  return {
-    mfaEnabled: userIsMfaEnabled(user, subscription, enablement),
-    holdsSeat: seat !== undefined && seat.generation >= generation,
-    seatAvailable: seatAvailable(subscription),
-  };
 }

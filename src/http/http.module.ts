@@ -1,20 +1,15 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
-import { IdempotencyInterceptor } from '../command-handling/idempotency';
-import { NotificationsModule } from '../notifications/notifications.module';
-import { ProjectionsModule } from '../projection-engine/projections.module';
+import { IdempotencyInterceptor } from './idempotency';
 import { AuthGuard } from './auth';
-import { HealthController } from './health.controller';
 import { ProblemFilter } from './problem.filter';
 import { EdgeRateLimits, RateLimitGuard } from './rate-limits';
 
 /**
  * The HTTP edge for every route: authentication and authorization, the rate
- * limits, Idempotency-Key, problem+json (docs/security.md), and /health.
+ * limits, Idempotency-Key and problem+json (docs/security.md).
  */
 @Module({
-  imports: [ProjectionsModule, NotificationsModule],
-  controllers: [HealthController],
   providers: [
     EdgeRateLimits,
     { provide: APP_GUARD, useClass: AuthGuard },

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../shared/domain-error';
-import { StoredResponse } from '../command-handling/idempotency';
+import { StoredResponse } from './idempotency';
 import {
   Problem,
   PROBLEM_CONTENT_TYPE,

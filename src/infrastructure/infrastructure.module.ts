@@ -1,6 +1,6 @@
 import { DynamicModule, Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import { CommandHandler } from '../command-handling/command-handler';
-import { IDEMPOTENCY_STORE, IdempotencyStore } from '../command-handling/idempotency-store.port';
+import { IDEMPOTENCY_STORE, IdempotencyStore } from '../http/idempotency-store.port';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config';
 import { KEY_STORE, KeyStore } from '../crypto/key-store.port';

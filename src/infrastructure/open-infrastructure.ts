@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { IdempotencyStore } from '../command-handling/idempotency-store.port';
-import { SqliteIdempotencyStore } from '../command-handling/sqlite-idempotency-store';
+import { IdempotencyStore } from '../http/idempotency-store.port';
+import { SqliteIdempotencyStore } from '../http/sqlite-idempotency-store';
 import { AppConfig } from '../config/config';
 import { KeyStore } from '../crypto/key-store.port';
 import { SqliteKeyStore } from '../crypto/sqlite-key-store';
@@ -96,7 +96,7 @@ async function openIdempotencyStore(config: AppConfig): Promise<IdempotencyStore
   if (!config.mongodbUrl) {
     return new SqliteIdempotencyStore(join(config.dataDir, 'state.sqlite'));
   }
-  const { MongoIdempotencyStore } = await import('../command-handling/mongodb-idempotency-store');
+  const { MongoIdempotencyStore } = await import('../http/mongodb-idempotency-store');
   return MongoIdempotencyStore.connect(config.mongodbUrl);
 }
 

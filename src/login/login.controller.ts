@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { CommandEnvelope } from '../command-handling/command-handler';
-import { IgnoresIdempotencyKey } from '../command-handling/idempotency';
+import { IgnoresIdempotencyKey } from '../http/idempotency';
 import { CodeBody, digitsOf } from '../verification/code.dto';
 import { AuthenticationResponseBody } from '../enrollment/webauthn.dto';
 import { Roles } from '../http/auth';

@@ -1,6 +1,7 @@
 import type { UserState } from '../directory/user.decider';
 import type { FactorType } from '../enrollment/mfa.decider';
-import { EnablementState, userIsMfaEnabled } from '../enablement/enablement.decider';
+import type { EnablementState } from '../enablement/enablement.decider';
+import { userIsMfaEnabled } from '../enrollment/eligibility.decision';
 import { seatAvailable, SubscriptionState } from '../subscription/subscription.decider';
 
 /*

@@ -10,7 +10,7 @@ import { CommandEnvelope, CommandHandler } from '../command-handling/command-han
 import { RegisteredUser, STAFF_ROLES, userDecider, UserRole } from '../directory/user.decider';
 import { enablementDecider } from '../enablement/enablement.decider';
 import type { RecordedEvent } from '../event-store/event-store.port';
-import { userIsMfaEnabled } from '../enablement/enablement.decider';
+import { userIsMfaEnabled } from '../enrollment/eligibility.decision';
 import type { ProcessManager } from '../projection-engine/process-manager';
 import { ProcessManagerProvider } from '../projection-engine/projections.module';
 import { ProjectionEngine } from '../projection-engine/projection-engine';

@@ -6,7 +6,7 @@ import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
 import { DEFAULT_PAGE, decodeCursor, encodeCursor, MAX_PAGE, pageSize } from '../http/paging';
 import { Envelope } from '../http/command-envelope';
-import { ReadsProjections } from '../http/min-position';
+import { ReadsProjections } from '../projection-engine/min-position';
 import { IdPipe, ReadQuery } from '../http/validation';
 import { ListFailedEmails, RetryEmail } from './notifications.commands';
 

@@ -3,7 +3,7 @@ import type {
   IdempotencyRecord,
   IdempotencyStore,
   IdempotencyTimings,
-} from '../../src/command-handling/idempotency-store.port';
+} from '../../src/http/idempotency-store.port';
 
 /**
  * The behaviour every idempotency store adapter must have (SQLite always,

@@ -10,8 +10,7 @@ const url = process.env.MONGODB_URL;
 
 if (url) {
   idempotencyStoreContract(`MongoDB at ${url}`, async (timings) => {
-    const { MongoIdempotencyStore } =
-      await import('../../src/command-handling/mongodb-idempotency-store');
+    const { MongoIdempotencyStore } = await import('../../src/http/mongodb-idempotency-store');
     const database = `mfa_idempotency_${randomUUID().slice(0, 8)}`;
     const store = await MongoIdempotencyStore.connectTo(url, database, timings);
     return {
@@ -28,8 +27,7 @@ if (url) {
   describe('MongoDB idempotency store specifics', () => {
     it('lets the server delete dead scopes: a TTL index on expiresAt', async () => {
       const { MongoClient } = await import('mongodb');
-      const { MongoIdempotencyStore } =
-        await import('../../src/command-handling/mongodb-idempotency-store');
+      const { MongoIdempotencyStore } = await import('../../src/http/mongodb-idempotency-store');
       const database = `mfa_idempotency_${randomUUID().slice(0, 8)}`;
       const store = await MongoIdempotencyStore.connectTo(url, database);
       const client = await new MongoClient(url).connect();

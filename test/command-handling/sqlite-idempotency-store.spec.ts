@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { SqliteIdempotencyStore } from '../../src/command-handling/sqlite-idempotency-store';
+import { SqliteIdempotencyStore } from '../../src/http/sqlite-idempotency-store';
 import { tempDir } from '../support/harness';
 import { idempotencyStoreContract } from './idempotency-store.contract';
 

@@ -1,8 +1,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openInfrastructure } from '../../src/infrastructure/open-infrastructure';
-import { MongoIdempotencyStore } from '../../src/command-handling/mongodb-idempotency-store';
-import { SqliteIdempotencyStore } from '../../src/command-handling/sqlite-idempotency-store';
+import { MongoIdempotencyStore } from '../../src/http/mongodb-idempotency-store';
+import { SqliteIdempotencyStore } from '../../src/http/sqlite-idempotency-store';
 import { loadConfig } from '../../src/config/config';
 import { TEST_JWT_SECRET, TEST_MASTER_KEY, tempDir, testConfig } from '../support/harness';
 

@@ -5,12 +5,11 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/config/config-error';
 import {
-  admitAuthenticator,
   ANY_AUTHENTICATOR,
   AttestationPolicy,
   attestationPolicyFromEnv,
-  VerifiedAttestation,
-} from '../../src/enrollment/attestation-policy';
+} from '../../src/config/attestation';
+import { admitAuthenticator, VerifiedAttestation } from '../../src/enrollment/attestation-policy';
 import { DomainError } from '../../src/shared/domain-error';
 import { tempDir } from '../support/harness';
 

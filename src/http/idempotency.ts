@@ -14,8 +14,8 @@ import { createHash } from 'node:crypto';
 import { catchError, from, mergeMap, Observable, tap, throwError } from 'rxjs';
 import { DomainError } from '../shared/domain-error';
 import { deterministicId } from '../shared/deterministic-id';
-import type { CommandRequest } from '../http/command-envelope';
-import { problem, problemFromDomainError, ProblemException } from '../http/problem';
+import type { CommandRequest } from './command-envelope';
+import { problem, problemFromDomainError, ProblemException } from './problem';
 import { IDEMPOTENCY_STORE, IdempotencyRecord, IdempotencyStore } from './idempotency-store.port';
 
 /** Thrown to answer a retried command with the first answer, status and all. */

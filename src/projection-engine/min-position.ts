@@ -11,8 +11,8 @@ import { Reflector } from '@nestjs/core';
 import { ApiQuery } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { Observable } from 'rxjs';
-import { ProjectionEngine } from '../projection-engine/projection-engine';
-import { problem, ProblemException, validationProblem } from './problem';
+import { ProjectionEngine } from './projection-engine';
+import { problem, ProblemException, validationProblem } from '../http/problem';
 
 const READ_MODELS = 'mfa:read-models';
 export const MIN_POSITION_TIMEOUT_MS = 5000;

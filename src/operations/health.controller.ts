@@ -4,8 +4,8 @@ import type { FastifyRequest } from 'fastify';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Mailer } from '../notifications/mailer';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
-import { Principal, Public } from './auth';
-import { problem, ProblemException } from './problem';
+import { Principal, Public } from '../http/auth';
+import { problem, ProblemException } from '../http/problem';
 import { seatRepairFailures } from '../../projections/seat-repairs.projection';
 
 /** Seat repair failures listed in the details (the count stops there too). */
