@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
+import { backoffDelay } from '../shared/backoff';
 import { Decider, DecisionContext, DomainEvent, evolveAll } from '../shared/decider';
 import { Clock, CLOCK } from '../shared/clock';
 import { conflict, DomainError } from '../shared/domain-error';
@@ -252,7 +253,7 @@ export class CommandHandler {
           );
         }
         // Jittered back-off so that writers racing on one stream spread out (at most 40 ms).
-        await delay(Math.floor(Math.random() * Math.min(5 * attempt, 40)));
+        await delay(backoffDelay(attempt, { firstMs: 5, maxMs: 40, jitter: 'full' }));
       }
     }
   }

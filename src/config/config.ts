@@ -64,7 +64,6 @@ export interface AppConfig {
    * bounds a token's life.
    */
   jwtMaxAgeSeconds: number | null;
-  serviceName: string;
 }
 
 /**
@@ -168,7 +167,6 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       perAddress: rateLimit(env, 'RATE_LIMIT_PER_ADDRESS', { points: 120, windowSeconds: 60 }),
     },
     jwtMaxAgeSeconds: optionalWholeSeconds(env, 'MFA_JWT_MAX_AGE'),
-    serviceName: SERVICE_NAME,
   };
   return { config, warnings };
 }

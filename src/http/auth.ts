@@ -1,7 +1,6 @@
 import {
   applyDecorators,
   CanActivate,
-  createParamDecorator,
   ExecutionContext,
   Inject,
   Injectable,
@@ -40,11 +39,6 @@ export const Public = () => SetMetadata(PUBLIC, true);
 /** The roles that may call a route. Every non-public route must say. */
 export const Roles = (...roles: TokenRole[]) =>
   applyDecorators(SetMetadata(ROLES, roles), ApiExtension('x-roles', roles));
-
-export const CurrentPrincipal = createParamDecorator(
-  (_data: unknown, context: ExecutionContext) =>
-    context.switchToHttp().getRequest<FastifyRequest & { principal: Principal }>().principal,
-);
 
 const unauthorized = (detail: string) =>
   new ProblemException(problem(401, 'unauthorized', detail), {

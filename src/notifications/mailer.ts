@@ -13,6 +13,7 @@ import { LeaseFence, LeaseLostError } from '../projection-engine/process-lease';
 import type { ProcessManager } from '../projection-engine/process-manager';
 import { ProcessManagerProvider } from '../projection-engine/projections.module';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
+import { backoffDelay } from '../shared/backoff';
 import { deterministicId } from '../shared/deterministic-id';
 import { streams } from '../shared/ids';
 import { renderEmail } from './email-content';
@@ -391,12 +392,14 @@ export class Mailer implements ProcessManager, OnModuleDestroy {
     const { firmId, email } = delivery;
     delivery.attempts++;
     delivery.lastError = error instanceof Error ? error.message : String(error);
-    const backoff = Math.min(
-      this.config.mailRetryMaxMs,
-      FIRST_RETRY_MS * 2 ** Math.min(delivery.attempts - 1, 20),
-    );
     // Jitter, so that many messages failing together do not retry together.
-    delivery.nextAttemptAt = Date.now() + Math.round(backoff * (0.8 + 0.4 * Math.random()));
+    delivery.nextAttemptAt =
+      Date.now() +
+      backoffDelay(delivery.attempts, {
+        firstMs: FIRST_RETRY_MS,
+        maxMs: this.config.mailRetryMaxMs,
+        jitter: 0.2,
+      });
     this.lastFailure = delivery;
     this.logger.warn(
       `${email.notification} ${email.messageId} of firm ${firmId}: attempt ${delivery.attempts} failed ` +

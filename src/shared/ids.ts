@@ -31,8 +31,3 @@ export const streams = {
   securityKey: (firmId: string, credentialId: string) =>
     `securitykey-${firmId}/${createHash('sha256').update(credentialId).digest('hex').slice(0, 40)}`,
 };
-
-export function categoryOf(streamId: string): string {
-  const dash = streamId.indexOf('-');
-  return dash === -1 ? streamId : streamId.slice(0, dash);
-}
