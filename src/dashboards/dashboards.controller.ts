@@ -4,7 +4,7 @@ import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator'
 import { QueryBus } from '@nestjs/cqrs';
 import { USER_ROLES, UserRole } from '../directory/user.decider';
 import { Roles } from '../http/auth';
-import { DEFAULT_PAGE, decodeCursor, encodeCursor, MAX_PAGE, pageSize } from '../http/paging';
+import { decodeCursor, encodeCursor, PageQuery, pageSize } from '../http/paging';
 import { ReadsProjections } from '../projection-engine/min-position';
 import { ID_MESSAGE, IdPipe, ReadQuery } from '../http/validation';
 import {
@@ -17,18 +17,8 @@ import { ID_PATTERN } from '../shared/ids';
 
 const SEARCH = /^[^\p{Cc}\p{Cs}]*$/u;
 
-export class PageQuery extends ReadQuery {
-  @ApiPropertyOptional({ description: `Page size, 1-${MAX_PAGE} (default ${DEFAULT_PAGE}).` })
-  @IsOptional()
-  @Matches(/^\d{1,6}$/, { message: `must be a whole number from 1 to ${MAX_PAGE}` })
-  limit?: string;
-
-  @ApiPropertyOptional({ description: 'The `nextCursor` of the previous page.' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(1024)
-  cursor?: string;
-
+/** A paged list with `?search=`. */
+export class SearchQuery extends PageQuery {
   @ApiPropertyOptional({ description: 'Case-insensitive, anywhere in the text.', maxLength: 200 })
   @IsOptional()
   @IsString()
@@ -37,7 +27,7 @@ export class PageQuery extends ReadQuery {
   search?: string;
 }
 
-export class EnrolledUsersQuery extends PageQuery {
+export class EnrolledUsersQuery extends SearchQuery {
   @ApiPropertyOptional({ enum: USER_ROLES })
   @IsOptional()
   @IsIn(USER_ROLES)
@@ -95,7 +85,7 @@ export class DashboardsController {
   @Get('corporations')
   @Roles('superuser')
   @ReadsProjections('corporations')
-  async corporations(@Param('firmId', IdPipe) firmId: string, @Query() query: PageQuery) {
+  async corporations(@Param('firmId', IdPipe) firmId: string, @Query() query: SearchQuery) {
     const limit = pageSize(query.limit);
     const after = decodeCursor(query.cursor);
     const page = await this.queryBus.execute(

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
@@ -19,28 +20,41 @@ import {
  */
 
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
-const B64_MESSAGE = 'must be base64url';
 /** Attestation objects can be a few kilobytes (certificates); the body limit bounds the rest. */
 const MAX_B64 = 32_768;
+/** A credential id is at most 1023 bytes (WebAuthn Level 3, 5.1), 1364 characters in base64url. */
+const MAX_CREDENTIAL_ID = 1400;
+
+/**
+ * A base64url string field of at most `maxLength` characters, documented in
+ * the OpenAPI description; `optional` also accepts the field's absence.
+ */
+function Base64Url(
+  maxLength: number,
+  options: { optional?: boolean; nullable?: boolean; description?: string } = {},
+): PropertyDecorator {
+  const { optional = false, nullable, description } = options;
+  const documented = {
+    maxLength,
+    ...(nullable ? { nullable } : {}),
+    ...(description ? { description } : {}),
+  };
+  return applyDecorators(
+    ...(optional ? [ApiPropertyOptional(documented), IsOptional()] : [ApiProperty(documented)]),
+    IsString(),
+    MaxLength(maxLength),
+    Matches(BASE64URL, { message: 'must be base64url' }),
+  );
+}
 
 class AttestationResponseBody {
-  @ApiProperty()
-  @IsString()
-  @MaxLength(MAX_B64)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_B64)
   clientDataJSON!: string;
 
-  @ApiProperty()
-  @IsString()
-  @MaxLength(MAX_B64)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_B64)
   attestationObject!: string;
 
-  @ApiPropertyOptional()
-  @IsOptional()
-  @IsString()
-  @MaxLength(MAX_B64)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_B64, { optional: true })
   authenticatorData?: string;
 
   @ApiPropertyOptional({ type: [String] })
@@ -54,52 +68,29 @@ class AttestationResponseBody {
   @IsInt()
   publicKeyAlgorithm?: number;
 
-  @ApiPropertyOptional()
-  @IsOptional()
-  @IsString()
-  @MaxLength(MAX_B64)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_B64, { optional: true })
   publicKey?: string;
 }
 
 class AssertionResponseBody {
-  @ApiProperty()
-  @IsString()
-  @MaxLength(MAX_B64)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_B64)
   clientDataJSON!: string;
 
-  @ApiProperty()
-  @IsString()
-  @MaxLength(MAX_B64)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_B64)
   authenticatorData!: string;
 
-  @ApiProperty()
-  @IsString()
-  @MaxLength(MAX_B64)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_B64)
   signature!: string;
 
-  @ApiPropertyOptional({ nullable: true })
-  @IsOptional()
-  @IsString()
-  @MaxLength(1024)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(1024, { optional: true, nullable: true })
   userHandle?: string;
 }
 
 abstract class CredentialBody {
-  @ApiProperty({ description: 'The credential id (base64url).' })
-  @IsString()
-  @MaxLength(1400)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_CREDENTIAL_ID, { description: 'The credential id (base64url).' })
   id!: string;
 
-  @ApiProperty()
-  @IsString()
-  @MaxLength(1400)
-  @Matches(BASE64URL, { message: B64_MESSAGE })
+  @Base64Url(MAX_CREDENTIAL_ID)
   rawId!: string;
 
   @ApiProperty({ enum: ['public-key'] })

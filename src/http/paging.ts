@@ -1,9 +1,26 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { isValidId } from '../shared/ids';
 import { validationProblem } from './problem';
+import { ReadQuery } from './validation';
 
 /** Items a page holds when the caller does not say (`?limit=`), and at most. */
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 200;
+
+/** The query of a paged list: `?limit=&cursor=` (API.md, Conventions), and `?minPosition=`. */
+export class PageQuery extends ReadQuery {
+  @ApiPropertyOptional({ description: `Page size, 1-${MAX_PAGE} (default ${DEFAULT_PAGE}).` })
+  @IsOptional()
+  @Matches(/^\d{1,6}$/, { message: `must be a whole number from 1 to ${MAX_PAGE}` })
+  limit?: string;
+
+  @ApiPropertyOptional({ description: 'The `nextCursor` of the previous page.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
+  cursor?: string;
+}
 
 /** `?limit=`, already checked as digits by the query DTO: 1 to MAX_PAGE, else 400. */
 export function pageSize(limit: string | undefined): number {

@@ -1,27 +1,13 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
-import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
-import { DEFAULT_PAGE, decodeCursor, encodeCursor, MAX_PAGE, pageSize } from '../http/paging';
+import { decodeCursor, encodeCursor, PageQuery, pageSize } from '../http/paging';
 import { Envelope } from '../http/command-envelope';
 import { ReadsProjections } from '../projection-engine/min-position';
-import { IdPipe, ReadQuery } from '../http/validation';
+import { IdPipe } from '../http/validation';
 import { ListFailedEmails, RetryEmail } from './notifications.commands';
-
-export class FailedEmailsQuery extends ReadQuery {
-  @ApiPropertyOptional({ description: `Page size, 1-${MAX_PAGE} (default ${DEFAULT_PAGE}).` })
-  @IsOptional()
-  @Matches(/^\d{1,6}$/, { message: `must be a whole number from 1 to ${MAX_PAGE}` })
-  limit?: string;
-
-  @ApiPropertyOptional({ description: 'The `nextCursor` of the previous page.' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(1024)
-  cursor?: string;
-}
 
 export class RetryEmailBody {}
 
@@ -52,7 +38,7 @@ export class NotificationsController {
       "A failed email is not retried by itself: fix the address (the host's `PUT .../users/{userId}`), " +
       'then queue it again with `POST .../notifications/{messageId}/retry`.',
   })
-  async failed(@Param('firmId', IdPipe) firmId: string, @Query() query: FailedEmailsQuery) {
+  async failed(@Param('firmId', IdPipe) firmId: string, @Query() query: PageQuery) {
     const page = await this.queryBus.execute(
       new ListFailedEmails(firmId, {
         limit: pageSize(query.limit),
