@@ -22,7 +22,7 @@ import {
   VerifySecurityKeyRegistration,
 } from './security-key-enrollment.commands';
 import { ConfirmTotpEnrollment, StartTotpEnrollment } from './totp-enrollment.commands';
-import { RegistrationResponseBody } from './webauthn.dto';
+import { RegistrationResponseBody } from '../verification/webauthn.dto';
 
 export class LabelBody {
   @ApiPropertyOptional({ maxLength: 100, description: 'How the user names the device or key.' })

@@ -5,7 +5,7 @@ import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { CommandEnvelope } from '../command-handling/command-handler';
 import { IgnoresIdempotencyKey } from '../http/idempotency';
 import { CodeBody, digitsOf } from '../verification/code.dto';
-import { AuthenticationResponseBody } from '../enrollment/webauthn.dto';
+import { AuthenticationResponseBody } from '../verification/webauthn.dto';
 import { Roles } from '../http/auth';
 import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
