@@ -410,17 +410,6 @@ export class MongoReadModelStore implements ReadModelStore {
     return doc ? withoutId(doc) : undefined;
   }
 
-  async getMany(
-    target: ReadModelTarget,
-    collection: string,
-    ids: readonly string[],
-  ): Promise<Map<string, ReadModelDocument>> {
-    const docs = await this.docs(target, collection)
-      .find({ _id: { $in: [...ids] } })
-      .toArray();
-    return new Map(docs.map((doc) => [String(doc._id), withoutId(doc)]));
-  }
-
   async find(
     target: ReadModelTarget,
     collection: string,
