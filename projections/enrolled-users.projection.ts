@@ -119,11 +119,11 @@ export const enrolledUsersProjection: Projection = {
     const before = documents.get<ProfileDoc>('profiles', id);
     const after = evolveProfile(before, event, firmId, userId);
     if (!after || after === before) return [];
+    const changes = [put('profiles', id, after)];
     const entry = entryOf(after);
-    if (entry) return [put('profiles', id, after), put('entries', id, entry)];
-    if (before && before.factors.length > 0)
-      return [put('profiles', id, after), remove('entries', id)];
-    return [put('profiles', id, after)];
+    if (entry) changes.push(put('entries', id, entry));
+    else if (before && before.factors.length > 0) changes.push(remove('entries', id));
+    return changes;
   },
 };
 

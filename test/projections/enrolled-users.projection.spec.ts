@@ -66,9 +66,14 @@ describe('Enrolled users projection', () => {
     const key = { factorId: 'f-2', type: 'webauthn', confirmedAt: LATER };
     spec
       .given([registered('u-1'), factorConfirmed('u-1', 'f-1')])
-      .when(factorConfirmed('u-1', 'f-2', 'webauthn', LATER), factorConfirmed('u-1', 'f-3'))
+      .when(
+        factorConfirmed('u-1', 'f-2', 'webauthn', LATER),
+        factorConfirmed('u-1', 'f-3', 'totp', LATER),
+      )
       .then({
-        profiles: profile({ factors: [totp, key, { ...totp, factorId: 'f-3' }] }),
+        profiles: profile({
+          factors: [totp, key, { ...totp, factorId: 'f-3', confirmedAt: LATER }],
+        }),
         entries: entry({ factors: ['totp', 'webauthn'] }),
       });
   });

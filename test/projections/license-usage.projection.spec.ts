@@ -1,5 +1,6 @@
 import { licenseUsageProjection } from '../../projections/license-usage.projection';
 import type { SubscriptionEvent } from '../../src/subscription/subscription.decider';
+import { cancelled, requested, T } from './events';
 import { event, projectionSpec, recorded } from './projection-spec';
 
 /*
@@ -7,13 +8,8 @@ import { event, projectionSpec, recorded } from './projection-spec';
  * status, the license count an operator set, and the users holding a seat.
  */
 const spec = projectionSpec(licenseUsageProjection);
-const T = '2026-01-15T09:00:00.000Z';
 const subscription = (e: SubscriptionEvent, firmId = 'acme') => recorded(e, firmId);
 
-const requested = subscription({
-  type: 'SubscriptionRequested',
-  data: { plan: 'standard', requestedAt: T },
-});
 const activated = (licenseCount: number) =>
   subscription({
     type: 'SubscriptionActivated',
@@ -24,7 +20,6 @@ const countChanged = (licenseCount: number, previousLicenseCount: number) =>
     type: 'LicenseCountChanged',
     data: { licenseCount, previousLicenseCount, seatsInUse: 0, forced: false, changedAt: T },
   });
-const cancelled = subscription({ type: 'SubscriptionCancelled', data: { cancelledAt: T } });
 const seatAssigned = (userId: string, firmId = 'acme') =>
   subscription(
     {
