@@ -68,14 +68,10 @@ describe('Mail directory projection', () => {
   });
 
   it('is not given deactivations, resets or unknown types: they change nothing here', () => {
-    const unknown = event('UserNicknameChosen', { userId: 'u-1', nickname: 'annie' });
-    for (const type of ['UserDeactivated', 'UserReactivated', 'EnrollmentReset', unknown.type]) {
-      expect(mailDirectoryProjection.handles).not.toContain(type);
-    }
-    spec
-      .given([registered('u-1')])
-      .when(deactivated('u-1'), enrollmentReset('u-1', []), reactivated('u-1'), unknown)
-      .thenNothingChanges();
+    spec.passesOver(deactivated('u-1'), [registered('u-1')]);
+    spec.passesOver(enrollmentReset('u-1', []), [registered('u-1')]);
+    spec.passesOver(reactivated('u-1'), [registered('u-1'), deactivated('u-1')]);
+    spec.passesOver(event('UserNicknameChosen', { userId: 'u-1', nickname: 'annie' }));
   });
 
   it('throws on an event it cannot use, which the engine quarantines', () => {

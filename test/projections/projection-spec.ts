@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { InMemoryDocuments, project, Projection } from '../../projections/projection';
 import type { JsonObject, RecordedEvent } from '../../src/event-store/event-store.port';
 import type { ReadModelDocument } from '../../src/read-model/read-model-store.port';
+import { newEvent } from '../support/log-events';
 
 /*
  * Given/when/then for projections, in the spirit of Emmett's projection
@@ -11,7 +12,8 @@ import type { ReadModelDocument } from '../../src/read-model/read-model-store.po
  *   spec.given([requested, activated(10)]).when(seatAssigned('u-1'))
  *     .then({ usage: { acme: { ..., seatsInUse: 1 } }, seats: { 'acme/u-1': {...} } });
  *   spec.given([activated(10)]).when(seatAssigned('u-1'), seatAssigned('u-1')).then(...);
- *   spec.given([]).when(event('SomethingNew', {})).thenNothingChanges();
+ *   spec.given([activated(10), seatAssigned('u-1')]).when(seatAssigned('u-1')).thenNothingChanges();
+ *   spec.passesOver(event('SubscriptionRenamed', { name: 'premium' }));
  *   spec.given([]).when(seatAssigned(42)).thenThrows('SeatAssigned.userId is not a string');
  *
  * Events are folded through `evolve` over documents in memory (`project`,
@@ -37,10 +39,20 @@ export interface ProjectionThen {
 
 export interface ProjectionSpec {
   given(events: readonly RecordedEvent[]): { when(...events: RecordedEvent[]): ProjectionThen };
+  /**
+   * An event of a type the projection does not handle: not in its `handles`,
+   * so the engine never gives it to `evolve`; and given anyway, after
+   * `given`, it changes nothing.
+   */
+  passesOver(event: RecordedEvent, given?: readonly RecordedEvent[]): void;
 }
 
 export function projectionSpec(projection: Projection): ProjectionSpec {
-  return {
+  const spec: ProjectionSpec = {
+    passesOver(unknown, given = []) {
+      assert.ok(!projection.handles.includes(unknown.type), `${unknown.type} is handled`);
+      spec.given(given).when(unknown).thenNothingChanges();
+    },
     given: (given) => ({
       when: (...when) => ({
         then(expected) {
@@ -77,6 +89,7 @@ export function projectionSpec(projection: Projection): ProjectionSpec {
       }),
     }),
   };
+  return spec;
 }
 
 function everything(
@@ -106,22 +119,10 @@ export function recorded<E extends { type: string; data: object }>(
 /** Any recorded event, including one no decider appends (an unknown type, a malformed one). */
 export function event(type: string, data: JsonObject, firmId = 'acme'): RecordedEvent {
   position += 1n;
-  const id = `event-${position}`;
   return {
+    ...newEvent(firmId, type, data),
     streamId: `test-${firmId}`,
     revision: position,
     position,
-    type,
-    data,
-    metadata: {
-      eventId: id,
-      firmId,
-      actor: { id: 'test', role: 'system' },
-      correlationId: id,
-      causationId: id,
-      commandId: id,
-      occurredAt: '2026-01-15T09:00:00.000Z',
-      schemaVersion: 1,
-    },
   };
 }
