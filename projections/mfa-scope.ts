@@ -9,7 +9,8 @@ import { DocumentChange, DocumentSnapshot, put } from './projection';
  * active, and a switch covers the user's role (and corporation). This file
  * keeps, per firm, the two firm-wide facts of that rule (subscription status
  * and the switches) as one small document, and answers the rule with the
- * deciders' own `switchCovers`, so dashboards and commands cannot disagree.
+ * enablement slice's own `isMfaEnabled`, so dashboards and commands cannot
+ * disagree.
  */
 
 export interface ScopeDoc {
