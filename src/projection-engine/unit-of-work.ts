@@ -11,8 +11,7 @@ type Loader = (collection: string, id: string) => Promise<ReadModelDocument | un
  */
 export class DocumentCache {
   private readonly entries = new Map<string, ReadModelDocument | null>();
-
-  constructor(private readonly maxEntries = 50_000) {}
+  private readonly maxEntries = 50_000;
 
   lookup(key: string): ReadModelDocument | null | undefined {
     return this.entries.get(key);
