@@ -139,7 +139,9 @@ export class InMemoryDocuments implements DocumentSnapshot {
 /**
  * Folds events through a projection into documents in memory, as the engine
  * does into a store: events of types it does not handle are passed over.
- * Throws what `evolve` throws (where the engine would quarantine the event).
+ * Give it events as the engine would (readable, upcast to their current
+ * shape). Throws what `evolve` throws, where the engine would quarantine the
+ * event.
  */
 export function project(
   projection: Projection,
