@@ -1,5 +1,13 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
-import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  ChangeSet,
+  DocumentChange,
+  DocumentSnapshot,
+  key,
+  Projection,
+  put,
+  ReadModelReader,
+} from './projection';
 import { isRole, text } from './mfa-scope';
 
 /*
@@ -58,44 +66,59 @@ export const corporationsProjection: Projection = {
     'UserReactivated',
   ],
 
-  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+  evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
     const firmId = event.metadata.firmId;
-    if (event.type === 'CorporationRegistered' || event.type === 'CorporationRenamed') {
-      const corporationId = text(event, 'corporationId');
-      const name = text(event, 'name');
-      const current = await corporation(writer, firmId, corporationId);
-      writer.put('corporations', key(firmId, corporationId), {
-        ...current,
-        name,
-        nameKey: name.toLowerCase(),
-      });
-      return;
-    }
-    const memberKey = key(firmId, text(event, 'userId'));
-    const before = await writer.get<MemberDoc>('members', memberKey);
-    const after = evolveMember(before, event, firmId);
-    if (after === before) return;
-    if (before) await count(writer, before, -1);
-    if (after) {
-      await count(writer, after, +1);
-      writer.put('members', memberKey, after);
-    } else {
-      writer.delete('members', memberKey);
+    switch (event.type) {
+      case 'CorporationRegistered':
+      case 'CorporationRenamed': {
+        const corporationId = text(event, 'corporationId');
+        const name = text(event, 'name');
+        const current = corporation(documents, firmId, corporationId);
+        return [
+          put('corporations', key(firmId, corporationId), {
+            ...current,
+            name,
+            nameKey: name.toLowerCase(),
+          }),
+        ];
+      }
+      case 'UserRegistered':
+      case 'UserProfileUpdated':
+      case 'UserDeactivated':
+      case 'UserReactivated': {
+        const memberKey = key(firmId, text(event, 'userId'));
+        const before = documents.get<MemberDoc>('members', memberKey);
+        const after = evolveMember(before, event, firmId);
+        if (after === before) return [];
+        // Out of its corporation as it was, into its corporation as it is: maybe the same twice.
+        const changes = new ChangeSet(documents);
+        if (before) count(changes, before, -1);
+        if (after) {
+          count(changes, after, +1);
+          changes.put('members', memberKey, after);
+        } else {
+          changes.remove('members', memberKey);
+        }
+        return changes.list();
+      }
+      default:
+        return [];
     }
   },
 };
 
+/** A member after one event; null for a user of another role, or never registered. */
 function evolveMember(
-  member: MemberDoc | undefined,
+  member: MemberDoc | null,
   event: RecordedEvent,
   firmId: string,
-): MemberDoc | undefined {
+): MemberDoc | null {
   switch (event.type) {
     case 'UserRegistered':
     case 'UserProfileUpdated': {
       const role = event.data.role;
       if (!isRole(role)) throw new Error(`${event.type}.role is not a known role`);
-      if (role !== 'corp-user' && role !== 'foreign-national') return undefined;
+      if (role !== 'corp-user' && role !== 'foreign-national') return null;
       return {
         firmId,
         role,
@@ -112,13 +135,13 @@ function evolveMember(
   }
 }
 
-async function corporation(
-  writer: ProjectionWriter,
+function corporation(
+  documents: DocumentSnapshot,
   firmId: string,
   corporationId: string,
-): Promise<CorporationDoc> {
+): CorporationDoc {
   return (
-    (await writer.get<CorporationDoc>('corporations', key(firmId, corporationId))) ?? {
+    documents.get<CorporationDoc>('corporations', key(firmId, corporationId)) ?? {
       firmId,
       corporationId,
       name: null,
@@ -129,10 +152,10 @@ async function corporation(
   );
 }
 
-async function count(writer: ProjectionWriter, member: MemberDoc, sign: 1 | -1): Promise<void> {
-  const current = await corporation(writer, member.firmId, member.corporationId);
+function count(changes: ChangeSet, member: MemberDoc, sign: 1 | -1): void {
+  const current = corporation(changes, member.firmId, member.corporationId);
   const field = member.role === 'corp-user' ? 'corpUsers' : 'foreignNationals';
-  writer.put('corporations', key(member.firmId, member.corporationId), {
+  changes.put('corporations', key(member.firmId, member.corporationId), {
     ...current,
     [field]: current[field] + (member.active ? sign : 0),
   });

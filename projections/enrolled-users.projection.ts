@@ -1,15 +1,26 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
 import type { UserRole } from '../src/directory/user.decider';
-import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  DocumentChange,
+  DocumentSnapshot,
+  key,
+  Projection,
+  put,
+  ReadModelReader,
+  remove,
+} from './projection';
 import {
   emptyScope,
   enablementOf,
-  evolveScope,
+  isScopeEvent,
+  isUserEvent,
   mfaEnabled,
   role,
   SCOPE_EVENTS,
+  scopeChanges,
   ScopeDoc,
   text,
+  USER_EVENTS,
 } from './mfa-scope';
 
 /*
@@ -79,15 +90,6 @@ export interface EnrolledUser {
   enforced: boolean;
 }
 
-const USER_EVENTS = [
-  'UserRegistered',
-  'UserProfileUpdated',
-  'UserDeactivated',
-  'UserReactivated',
-  'FactorConfirmed',
-  'EnrollmentReset',
-] as const;
-
 export const enrolledUsersProjection: Projection = {
   name: 'enrolled-users',
   version: 1,
@@ -108,31 +110,30 @@ export const enrolledUsersProjection: Projection = {
   ],
   handles: [...SCOPE_EVENTS, ...USER_EVENTS],
 
-  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+  evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
+    if (isScopeEvent(event.type)) return scopeChanges(event, documents);
+    if (!isUserEvent(event.type)) return [];
     const firmId = event.metadata.firmId;
-    if ((SCOPE_EVENTS as readonly string[]).includes(event.type)) {
-      const scope = (await writer.get<ScopeDoc>('scopes', firmId)) ?? emptyScope(firmId);
-      writer.put('scopes', firmId, evolveScope(scope, event));
-      return;
-    }
     const userId = text(event, 'userId');
     const id = key(firmId, userId);
-    const before = await writer.get<ProfileDoc>('profiles', id);
+    const before = documents.get<ProfileDoc>('profiles', id);
     const after = evolveProfile(before, event, firmId, userId);
-    if (!after || after === before) return;
-    writer.put('profiles', id, after);
+    if (!after || after === before) return [];
+    const changes = [put('profiles', id, after)];
     const entry = entryOf(after);
-    if (entry) writer.put('entries', id, entry);
-    else if (before && before.factors.length > 0) writer.delete('entries', id);
+    if (entry) changes.push(put('entries', id, entry));
+    else if (before && before.factors.length > 0) changes.push(remove('entries', id));
+    return changes;
   },
 };
 
+/** A user's profile after one event; null for events about a user never registered. */
 function evolveProfile(
-  profile: ProfileDoc | undefined,
+  profile: ProfileDoc | null,
   event: RecordedEvent,
   firmId: string,
   userId: string,
-): ProfileDoc | undefined {
+): ProfileDoc | null {
   switch (event.type) {
     case 'UserRegistered':
     case 'UserProfileUpdated': {

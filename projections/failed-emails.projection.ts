@@ -5,7 +5,15 @@ import type {
   NotificationKind,
   Recipient,
 } from '../src/notifications/notifications.decider';
-import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  DocumentChange,
+  DocumentSnapshot,
+  key,
+  Projection,
+  put,
+  ReadModelReader,
+  remove,
+} from './projection';
 
 /*
  * Emails the mail server refused for good (DESIGN §5: "a permanent refusal is
@@ -53,38 +61,45 @@ export const failedEmailsProjection: Projection = {
   ],
   handles: ['EmailFailed', 'EmailQueued'],
 
-  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+  evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
     const firmId = event.metadata.firmId;
-    const totals = (await writer.get<TotalsDoc>('totals', TOTALS)) ?? { failed: 0 };
-    if (event.type === 'EmailFailed') {
-      const data = event.data as unknown as EmailFailure & {
-        notification: NotificationKind;
-        recipient: Recipient;
-        failedAt: string;
-      };
-      const id = key(firmId, data.messageId);
-      if (await writer.get('failed', id)) return;
-      const doc: FailedEmailDoc = {
-        firmId,
-        messageId: data.messageId,
-        notification: data.notification,
-        recipient: data.recipient,
-        transport: data.transport,
-        responseCode: data.responseCode,
-        response: data.response,
-        attempts: data.attempts,
-        failedAt: data.failedAt,
-      };
-      writer.put('failed', id, doc);
-      writer.put('totals', TOTALS, { failed: totals.failed + 1 });
-      return;
+    const totals = () => documents.get<TotalsDoc>('totals', TOTALS) ?? { failed: 0 };
+    switch (event.type) {
+      case 'EmailFailed': {
+        const data = event.data as unknown as EmailFailure & {
+          notification: NotificationKind;
+          recipient: Recipient;
+          failedAt: string;
+        };
+        const id = key(firmId, data.messageId);
+        if (documents.get('failed', id)) return [];
+        const doc: FailedEmailDoc = {
+          firmId,
+          messageId: data.messageId,
+          notification: data.notification,
+          recipient: data.recipient,
+          transport: data.transport,
+          responseCode: data.responseCode,
+          response: data.response,
+          attempts: data.attempts,
+          failedAt: data.failedAt,
+        };
+        return [put('failed', id, doc), put('totals', TOTALS, { failed: totals().failed + 1 })];
+      }
+      case 'EmailQueued': {
+        // Only an operator's retry of a failed email (`retryOf`) takes it off the list.
+        const retryOf = event.data.retryOf;
+        if (typeof retryOf !== 'string') return [];
+        const id = key(firmId, retryOf);
+        if (!documents.get('failed', id)) return [];
+        return [
+          remove('failed', id),
+          put('totals', TOTALS, { failed: Math.max(0, totals().failed - 1) }),
+        ];
+      }
+      default:
+        return [];
     }
-    const retryOf = event.data.retryOf;
-    if (typeof retryOf !== 'string') return;
-    const id = key(firmId, retryOf);
-    if (!(await writer.get('failed', id))) return;
-    writer.delete('failed', id);
-    writer.put('totals', TOTALS, { failed: Math.max(0, totals.failed - 1) });
   },
 };
 

@@ -1,6 +1,14 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
 import { SubscriptionStatus, usageFigures } from '../src/subscription/subscription.decider';
-import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  DocumentChange,
+  DocumentSnapshot,
+  key,
+  Projection,
+  put,
+  ReadModelReader,
+  remove,
+} from './projection';
 import { text } from './mfa-scope';
 
 /*
@@ -51,46 +59,51 @@ export const licenseUsageProjection: Projection = {
     'SeatReleased',
   ],
 
-  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+  evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
     const firmId = event.metadata.firmId;
-    const usage = (await writer.get<UsageDoc>('usage', firmId)) ?? {
-      firmId,
-      status: 'none',
-      licenseCount: 0,
-      seatsInUse: 0,
-    };
-    let next = usage;
+    const usage = (): UsageDoc =>
+      documents.get<UsageDoc>('usage', firmId) ?? {
+        firmId,
+        status: 'none',
+        licenseCount: 0,
+        seatsInUse: 0,
+      };
     switch (event.type) {
       case 'SubscriptionRequested':
-        next = { ...usage, status: 'requested' };
-        break;
+        return [put('usage', firmId, { ...usage(), status: 'requested' })];
       case 'SubscriptionActivated':
       case 'LicenseCountChanged':
-        next = {
-          ...usage,
-          status: 'active',
-          licenseCount: count(event, 'licenseCount'),
-        };
-        break;
+        return [
+          put('usage', firmId, {
+            ...usage(),
+            status: 'active',
+            licenseCount: count(event, 'licenseCount'),
+          }),
+        ];
       case 'SubscriptionCancelled':
-        next = { ...usage, status: 'cancelled' };
-        break;
+        return [put('usage', firmId, { ...usage(), status: 'cancelled' })];
       case 'SeatAssigned': {
-        const seat = key(firmId, text(event, 'userId'));
-        if (await writer.get('seats', seat)) return;
-        writer.put('seats', seat, { firmId, userId: text(event, 'userId') });
-        next = { ...usage, seatsInUse: usage.seatsInUse + 1 };
-        break;
+        const userId = text(event, 'userId');
+        const seat = key(firmId, userId);
+        if (documents.get('seats', seat)) return [];
+        const current = usage();
+        return [
+          put('seats', seat, { firmId, userId }),
+          put('usage', firmId, { ...current, seatsInUse: current.seatsInUse + 1 }),
+        ];
       }
       case 'SeatReleased': {
         const seat = key(firmId, text(event, 'userId'));
-        if (!(await writer.get('seats', seat))) return;
-        writer.delete('seats', seat);
-        next = { ...usage, seatsInUse: usage.seatsInUse - 1 };
-        break;
+        if (!documents.get('seats', seat)) return [];
+        const current = usage();
+        return [
+          remove('seats', seat),
+          put('usage', firmId, { ...current, seatsInUse: current.seatsInUse - 1 }),
+        ];
       }
+      default:
+        return [];
     }
-    writer.put('usage', firmId, next);
   },
 };
 

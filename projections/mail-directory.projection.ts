@@ -1,6 +1,14 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
 import type { UserRole } from '../src/directory/user.decider';
-import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  DocumentChange,
+  DocumentSnapshot,
+  key,
+  Projection,
+  put,
+  ReadModelReader,
+  remove,
+} from './projection';
 import { role, text } from './mfa-scope';
 
 /*
@@ -43,7 +51,8 @@ export const mailDirectoryProjection: Projection = {
   ],
   handles: ['UserRegistered', 'UserProfileUpdated'],
 
-  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+  evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
+    if (event.type !== 'UserRegistered' && event.type !== 'UserProfileUpdated') return [];
     const firmId = event.metadata.firmId;
     const userId = text(event, 'userId');
     const id = key(firmId, userId);
@@ -52,10 +61,12 @@ export const mailDirectoryProjection: Projection = {
       event.data.firmAdmin === true ||
       (userRole === 'case-manager' && event.data.billingContact === true);
     if (STAFF.includes(userRole) || billing) {
-      writer.put('people', id, { firmId, userId, role: userRole, billing: billing ? 1 : 0 });
-    } else if (event.type === 'UserProfileUpdated' && (await writer.get('people', id))) {
-      writer.delete('people', id);
+      return [put('people', id, { firmId, userId, role: userRole, billing: billing ? 1 : 0 })];
     }
+    if (event.type === 'UserProfileUpdated' && documents.get('people', id)) {
+      return [remove('people', id)];
+    }
+    return [];
   },
 };
 

@@ -2,13 +2,15 @@ import type { RecordedEvent } from '../src/event-store/event-store.port';
 import type { UserRole } from '../src/directory/user.decider';
 import { EnablementState, isMfaEnabled } from '../src/enablement/enablement.decider';
 import type { SubscriptionStatus } from '../src/subscription/subscription.decider';
+import { DocumentChange, DocumentSnapshot, put } from './projection';
 
 /*
  * Who is MFA-enabled (DESIGN §2): the subscription is active, the user is
  * active, and a switch covers the user's role (and corporation). This file
  * keeps, per firm, the two firm-wide facts of that rule (subscription status
  * and the switches) as one small document, and answers the rule with the
- * deciders' own `switchCovers`, so dashboards and commands cannot disagree.
+ * enablement slice's own `isMfaEnabled`, so dashboards and commands cannot
+ * disagree.
  */
 
 export interface ScopeDoc {
@@ -44,6 +46,38 @@ export const emptyScope = (firmId: string): ScopeDoc => ({
   allForeignNationals: false,
   specific: [],
 });
+
+/**
+ * The events of a user's stream that tell who the user is, whether active,
+ * and whether enrolled: what the per-user read models follow.
+ */
+export const USER_EVENTS = [
+  'UserRegistered',
+  'UserProfileUpdated',
+  'UserDeactivated',
+  'UserReactivated',
+  'FactorConfirmed',
+  'EnrollmentReset',
+] as const;
+
+const USER_EVENT_SET: ReadonlySet<string> = new Set(USER_EVENTS);
+
+export const isUserEvent = (type: string) => USER_EVENT_SET.has(type);
+
+const SCOPE_EVENT_SET: ReadonlySet<string> = new Set(SCOPE_EVENTS);
+
+export const isScopeEvent = (type: string) => SCOPE_EVENT_SET.has(type);
+
+/**
+ * The change one of SCOPE_EVENTS makes to the firm's scope document
+ * (collection `scopes`, id the firm id): written at every such event, from
+ * the empty scope when there is none yet.
+ */
+export function scopeChanges(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
+  const firmId = event.metadata.firmId;
+  const scope = documents.get<ScopeDoc>('scopes', firmId) ?? emptyScope(firmId);
+  return [put('scopes', firmId, evolveScope(scope, event))];
+}
 
 /** The scope after one of SCOPE_EVENTS. */
 export function evolveScope(scope: ScopeDoc, event: RecordedEvent): ScopeDoc {

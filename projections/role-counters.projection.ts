@@ -1,17 +1,27 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
 import type { UserRole } from '../src/directory/user.decider';
-import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  ChangeSet,
+  DocumentChange,
+  DocumentSnapshot,
+  key,
+  Projection,
+  ReadModelReader,
+} from './projection';
 import {
   emptyScope,
   enablementOf,
-  evolveScope,
+  isScopeEvent,
+  isUserEvent,
   mfaEnabled,
   role,
   ROLE_KEYS,
   RoleCounts,
   SCOPE_EVENTS,
+  scopeChanges,
   ScopeDoc,
   text,
+  USER_EVENTS,
   zeroCounts,
 } from './mfa-scope';
 
@@ -57,15 +67,6 @@ export interface RoleCounters {
   enrolled: RoleCounts;
 }
 
-const USER_EVENTS = [
-  'UserRegistered',
-  'UserProfileUpdated',
-  'UserDeactivated',
-  'UserReactivated',
-  'FactorConfirmed',
-  'EnrollmentReset',
-] as const;
-
 export const roleCountersProjection: Projection = {
   name: 'role-counters',
   version: 1,
@@ -76,31 +77,27 @@ export const roleCountersProjection: Projection = {
   ],
   handles: [...SCOPE_EVENTS, ...USER_EVENTS],
 
-  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+  evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
+    if (isScopeEvent(event.type)) return scopeChanges(event, documents);
+    if (!isUserEvent(event.type)) return [];
     const firmId = event.metadata.firmId;
-    if ((SCOPE_EVENTS as readonly string[]).includes(event.type)) {
-      const scope = (await writer.get<ScopeDoc>('scopes', firmId)) ?? emptyScope(firmId);
-      writer.put('scopes', firmId, evolveScope(scope, event));
-      return;
-    }
     const userKey = key(firmId, text(event, 'userId'));
-    const before = await writer.get<UserDoc>('users', userKey);
+    const before = documents.get<UserDoc>('users', userKey);
     const after = evolveUser(before, event, firmId);
-    if (after === before) return;
-    if (before) await count(writer, before, -1);
+    if (after === before) return [];
+    // Out of its group as it was, into its group as it is: maybe the same group twice.
+    const changes = new ChangeSet(documents);
+    if (before) count(changes, before, -1);
     if (after) {
-      await count(writer, after, +1);
-      writer.put('users', userKey, after);
+      count(changes, after, +1);
+      changes.put('users', userKey, after);
     }
+    return changes.list();
   },
 };
 
-/** A user's state after one event; `undefined` for events about a user never registered. */
-function evolveUser(
-  user: UserDoc | undefined,
-  event: RecordedEvent,
-  firmId: string,
-): UserDoc | undefined {
+/** A user's state after one event; null for events about a user never registered. */
+function evolveUser(user: UserDoc | null, event: RecordedEvent, firmId: string): UserDoc | null {
   switch (event.type) {
     case 'UserRegistered':
     case 'UserProfileUpdated': {
@@ -129,16 +126,16 @@ function evolveUser(
   }
 }
 
-async function count(writer: ProjectionWriter, user: UserDoc, sign: 1 | -1): Promise<void> {
+function count(changes: ChangeSet, user: UserDoc, sign: 1 | -1): void {
   const id = key(user.firmId, user.role, user.corporationId ?? '');
-  const group = (await writer.get<GroupDoc>('groups', id)) ?? {
+  const group = changes.get<GroupDoc>('groups', id) ?? {
     firmId: user.firmId,
     role: user.role,
     corporationId: user.corporationId,
     active: 0,
     enrolled: 0,
   };
-  writer.put('groups', id, {
+  changes.put('groups', id, {
     ...group,
     active: group.active + (user.active ? sign : 0),
     enrolled: group.enrolled + (user.factorIds.length > 0 ? sign : 0),

@@ -1,5 +1,13 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
-import { key, Projection, ProjectionWriter, ReadModelReader } from './projection';
+import {
+  DocumentChange,
+  DocumentSnapshot,
+  key,
+  Projection,
+  put,
+  ReadModelReader,
+  remove,
+} from './projection';
 import { text } from './mfa-scope';
 
 /*
@@ -27,21 +35,27 @@ export const seatRepairsProjection: Projection = {
   collections: [{ name: 'failed', fields: ['firmId'], indexes: [['firmId', 'id']] }],
   handles: ['SeatRepairFailed', 'SeatAssigned', 'SeatReleased'],
 
-  async apply(event: RecordedEvent, writer: ProjectionWriter): Promise<void> {
+  evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
     const firmId = event.metadata.firmId;
-    const userId = text(event, 'userId');
-    const id = key(firmId, userId);
-    if (event.type === 'SeatRepairFailed') {
-      const failure: SeatRepairFailure = {
-        firmId,
-        userId,
-        generation: Number(event.data.generation),
-        reason: text(event, 'reason'),
-        failedAt: text(event, 'failedAt'),
-      };
-      writer.put('failed', id, failure);
-    } else if (await writer.get('failed', id)) {
-      writer.delete('failed', id);
+    switch (event.type) {
+      case 'SeatRepairFailed': {
+        const userId = text(event, 'userId');
+        const failure: SeatRepairFailure = {
+          firmId,
+          userId,
+          generation: Number(event.data.generation),
+          reason: text(event, 'reason'),
+          failedAt: text(event, 'failedAt'),
+        };
+        return [put('failed', key(firmId, userId), failure)];
+      }
+      case 'SeatAssigned':
+      case 'SeatReleased': {
+        const id = key(firmId, text(event, 'userId'));
+        return documents.get('failed', id) ? [remove('failed', id)] : [];
+      }
+      default:
+        return [];
     }
   },
 };

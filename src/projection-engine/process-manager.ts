@@ -1,5 +1,4 @@
 import type { EventStore, RecordedEvent, StoreSubscription } from '../event-store/event-store.port';
-import { upcasters } from '../event-store/upcasting';
 import type { ProcessLease, ReadModelStore } from '../read-model/read-model-store.port';
 import {
   DEFAULT_LEASE_RENEW_MS,
@@ -11,7 +10,7 @@ import {
   safetyMarginMs,
 } from './process-lease';
 import type { EngineLogger } from './projection-runner';
-import { operatorHint, quarantineRecord, reasonOf, unreadable } from './quarantine';
+import { operatorHint, quarantineRecord, readableEvent, reasonOf } from './quarantine';
 
 /**
  * A consumer of the log with side effects (appending commands, sending email).
@@ -34,8 +33,6 @@ export interface ProcessManager {
   name: string;
   /** Event types to receive; all when omitted. */
   handles?: readonly string[];
-  /** Where a process manager with no checkpoint starts: the whole history (default) or only what comes next. */
-  startAt?: 'beginning' | 'end';
   handle(event: RecordedEvent): Promise<void>;
   /**
    * For a manager that takes work in `handle` and finishes it later (the
@@ -194,7 +191,8 @@ export class ProcessManagerRunner {
     try {
       let checkpoint = stored;
       if (checkpoint === undefined) {
-        checkpoint = this.manager.startAt === 'end' ? await this.eventStore.headPosition() : 0n;
+        // A process manager with no checkpoint starts from the whole history.
+        checkpoint = 0n;
         if (!(await this.store.saveProcessCheckpoint(lease, undefined, checkpoint))) {
           return this.standDown(work, 'another instance saved the first checkpoint');
         }
@@ -558,15 +556,4 @@ export class ProcessManagerRunner {
 
 function message(error: unknown): string {
   return reasonOf(error);
-}
-
-/** The event upcast to its current shape, or why it cannot be handed to any code. */
-function readableEvent(event: RecordedEvent): RecordedEvent | string {
-  const reason = unreadable(event);
-  if (reason !== undefined) return reason;
-  try {
-    return upcasters.upcast(event);
-  } catch (error) {
-    return `upcasting failed: ${reasonOf(error)}`;
-  }
 }

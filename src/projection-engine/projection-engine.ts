@@ -322,10 +322,6 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
     };
   }
 
-  readerTarget(name: string): ReadModelTarget | undefined {
-    return this.tracked.get(name)?.reader.target;
-  }
-
   /**
    * Resolves true once every named projection or process manager (all
    * projections when none is named) has processed `position`, false after the

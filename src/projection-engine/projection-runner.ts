@@ -9,6 +9,9 @@ import { applyBatch } from './apply-batch';
 import { operatorHint } from './quarantine';
 import { DocumentCache } from './unit-of-work';
 
+/** Log events per batch: one read-model transaction each. */
+const BATCH_SIZE = 1000;
+
 /** Quarantined events a runner logs one by one before it sums them up per batch. */
 const LOGGED_QUARANTINES = 20;
 
@@ -21,7 +24,6 @@ export interface EngineLogger {
 }
 
 export interface RunnerOptions {
-  batchSize?: number;
   onProgress?: (runner: ProjectionRunner) => void;
   /** Called, and awaited, after a commit that quarantined events (before `onProgress`). */
   onQuarantined?: (runner: ProjectionRunner) => Promise<void>;
@@ -70,7 +72,7 @@ export class ProjectionRunner {
     const epoch = ++this.epoch;
     this.subscription = this.eventStore.subscribeToAll({
       after: this.position,
-      batchSize: this.options.batchSize ?? 1000,
+      batchSize: BATCH_SIZE,
       onEvents: (events) => this.onEvents(epoch, events),
       onCaughtUp: () => {
         if (epoch !== this.epoch) return;

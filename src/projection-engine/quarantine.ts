@@ -1,4 +1,5 @@
 import type { RecordedEvent } from '../event-store/event-store.port';
+import { upcasters } from '../event-store/upcasting';
 import type { QuarantinedEvent } from '../read-model/read-model-store.port';
 
 /*
@@ -25,6 +26,21 @@ export function unreadable(event: RecordedEvent): string | undefined {
   return undefined;
 }
 
+/**
+ * The event upcast to its current shape, or why no consumer's code can be
+ * given it (unreadable, or its upcaster threw): the one check the live
+ * batch, the rebuild and the process managers all make.
+ */
+export function readableEvent(event: RecordedEvent): RecordedEvent | string {
+  const reason = unreadable(event);
+  if (reason !== undefined) return reason;
+  try {
+    return upcasters.upcast(event);
+  } catch (error) {
+    return `upcasting failed: ${reasonOf(error)}`;
+  }
+}
+
 /** The error's message only: a stack would show code paths to whoever reads /health. */
 export function reasonOf(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
@@ -47,27 +63,6 @@ export function quarantineRecord(
     reason,
     at,
   };
-}
-
-/**
- * The read-model store failed while a projection's `apply` read a document:
- * infrastructure, not the event's fault. Thrown through `apply` so that the
- * batch is abandoned and retried instead of the event being quarantined.
- */
-export class StoreReadError extends Error {
-  constructor(readonly original: unknown) {
-    super(reasonOf(original));
-    this.name = 'StoreReadError';
-  }
-}
-
-/** Reads through `read`, marking a failure as the store's (see StoreReadError). */
-export async function storeRead<T>(read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (error) {
-    throw error instanceof StoreReadError ? error : new StoreReadError(error);
-  }
 }
 
 /** The hint logged with every quarantined event. */

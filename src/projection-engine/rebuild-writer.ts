@@ -1,4 +1,3 @@
-import type { ProjectionWriter } from '../../projections/projection';
 import type {
   CollectionSpec,
   DocumentChange,
@@ -7,7 +6,7 @@ import type {
   ReadModelStore,
   ReadModelTarget,
 } from '../read-model/read-model-store.port';
-import { storeRead } from './quarantine';
+import { LoadingSnapshot, NotLoaded } from './evolve';
 
 /** A document as held in memory; `null` is deleted. */
 type Held = ReadModelDocument | null;
@@ -28,11 +27,12 @@ interface Slot {
  * in memory, per collection, and written to the store in large flushes, each
  * one transaction together with the checkpoint.
  *
+ * - A projection's `evolve` reads them as a snapshot (`get`), and the engine
+ *   applies the changes it answers (`apply`); an event whose `evolve` throws
+ *   answers none, so it leaves no trace (it is quarantined).
  * - A document is written once per flush however many events touched it; a
- *   `put` of the very object already held (projections never mutate what they
- *   got) is no change and writes nothing.
- * - Writes of the event being applied are staged apart, so an event whose
- *   `apply` throws leaves no trace (it is quarantined).
+ *   change to the very object already held (projections never mutate what
+ *   they got) is no change and writes nothing.
  * - Memory is bounded: beyond `maxDocuments`, the written documents last put
  *   longest ago, across all collections, are dropped; the hot ones (a firm's
  *   counters, written every few events) stay. A document that had to be read
@@ -40,16 +40,16 @@ interface Slot {
  *   few thousand events (a firm's corporation group) would otherwise be
  *   dropped and read back again each time, each read waiting for the flush in
  *   flight (32,643 reads of 1,701 groups in the 1,000,000-event bench before
- *   this rule, 1,701 after). A dropped document is read back
- *   from the store when asked for again; a filter of the dropped ids answers
- *   "never dropped, so absent" without a read, which is the common case for
- *   the new ids of a rebuild.
+ *   this rule, 1,701 after). A dropped document is not held: `get` throws
+ *   NotLoaded, and the engine `load`s it back from the store and runs
+ *   `evolve` again; a filter of the dropped ids answers "never dropped, so
+ *   absent" without a read, which is the common case for the new ids of a
+ *   rebuild.
  */
-export class RebuildWriter implements ProjectionWriter {
+export class RebuildWriter implements LoadingSnapshot {
   private readonly docs = new Map<string, Map<string, Slot>>();
   /** Per collection, the ids of the dirty slots, in order of first change since the last flush. */
   private readonly dirty = new Map<string, string[]>();
-  private readonly staged: Array<{ collection: string; id: string; doc: Held }> = [];
   private held = 0;
   private dirtyCount = 0;
   private ticks = 0;
@@ -80,42 +80,28 @@ export class RebuildWriter implements ProjectionWriter {
     return this.dirtyCount;
   }
 
-  async get<T extends object = ReadModelDocument>(
-    collection: string,
-    id: string,
-  ): Promise<T | undefined> {
-    for (let i = this.staged.length - 1; i >= 0; i--) {
-      const change = this.staged[i];
-      if (change.id === id && change.collection === collection) {
-        return (change.doc ?? undefined) as T | undefined;
-      }
-    }
+  get<T extends object = ReadModelDocument>(collection: string, id: string): T | null {
+    const slot = this.collection(collection).get(id);
+    if (slot !== undefined) return slot.doc as T | null;
+    if (!this.dropped.mightHave(collection, id)) return null;
+    throw new NotLoaded(collection, id);
+  }
+
+  /** Reads a dropped document back, once the flushes in flight are written; a store failure is thrown. */
+  async load(collection: string, id: string): Promise<void> {
+    await this.settle();
+    const stored = await this.store.get(this.target, collection, id);
     const docs = this.collection(collection);
-    const slot = docs.get(id);
-    if (slot !== undefined) return (slot.doc ?? undefined) as T | undefined;
-    if (!this.dropped.mightHave(collection, id)) return undefined;
-    // A failing store is not the event's fault: marked, so the rebuild fails instead of quarantining it.
-    const stored = await storeRead(async () => {
-      await this.settle();
-      return this.store.get(this.target, collection, id);
-    });
-    if (stored === undefined) return undefined;
-    docs.set(id, { doc: stored, tick: this.ticks, dirty: false, readBack: true });
+    if (docs.has(id)) return;
+    // Held even when absent, so that `get` answers it; only a document found is kept longer.
+    docs.set(id, { doc: stored ?? null, tick: this.ticks, dirty: false, readBack: !!stored });
     this.held++;
-    return stored as unknown as T;
   }
 
-  put(collection: string, id: string, doc: object): void {
-    this.staged.push({ collection, id, doc: doc as ReadModelDocument });
-  }
-
-  delete(collection: string, id: string): void {
-    this.staged.push({ collection, id, doc: null });
-  }
-
-  keepEvent(): void {
+  /** Applies the changes one event made (what its `evolve` answered). */
+  apply(changes: readonly DocumentChange[]): void {
     const tick = ++this.ticks;
-    for (const { collection, id, doc } of this.staged) {
+    for (const { collection, id, doc } of changes) {
       const docs = this.collection(collection);
       const slot = docs.get(id);
       if (slot === undefined) {
@@ -132,11 +118,6 @@ export class RebuildWriter implements ProjectionWriter {
       this.dirty.get(collection)!.push(id);
       this.dirtyCount++;
     }
-    this.staged.length = 0;
-  }
-
-  discardEvent(): void {
-    this.staged.length = 0;
   }
 
   /** Documents held in memory. */

@@ -1,13 +1,14 @@
 import type { Projection } from '../../projections/projection';
-import type { EventStore, RecordedEvent } from '../event-store/event-store.port';
+import type { EventStore } from '../event-store/event-store.port';
 import { upcasters } from '../event-store/upcasting';
 import type {
   QuarantinedEvent,
   ReadModelStore,
   ReadModelTarget,
 } from '../read-model/read-model-store.port';
+import { evolveOver } from './evolve';
 import { schemaOf } from './projection-engine';
-import { quarantineRecord, reasonOf, StoreReadError, unreadable } from './quarantine';
+import { quarantineRecord, readableEvent } from './quarantine';
 import { RebuildWriter } from './rebuild-writer';
 
 export interface RebuildProgress {
@@ -58,7 +59,7 @@ export interface RebuildOptions {
  * served generation had applied is not activated: the old read model stays in
  * service. A failing store fails the rebuild.
  *
- * Fast and bounded, without changing what gets built (the same `apply`, the
+ * Fast and bounded, without changing what gets built (the same `evolve`, the
  * same documents as the live path; test/process/projections.spec.ts compares
  * them byte for byte):
  *   - the log is read in large pages, and only the event types some projection
@@ -125,23 +126,26 @@ export async function rebuildProjections(
     if (page.through <= after) break;
     // Event by event, each to every projection: an event is dropped as soon as it
     // is applied, so a page's events never outlive the young generation of the heap.
+    // Handled types are checked here: most (event, projection) pairs are not handled.
     for (const recorded of page.events) {
-      let event = recorded;
-      let unusable = unreadable(recorded);
-      if (unusable === undefined) {
-        try {
-          event = upcasters.upcast(recorded);
-        } catch (error) {
-          unusable = `upcasting failed: ${reasonOf(error)}`;
-        }
-      }
+      const event = readableEvent(recorded);
+      const type = typeof event === 'string' ? recorded.type : event.type;
       for (const build of builds) {
-        // Checked here, not in `applyEvent`: most (event, projection) pairs are not
-        // handled, and an async call that does nothing still costs a promise and a tick.
-        if (!build.handles.has(event.type)) continue;
-        if (build.skips.size > 0 && build.skips.has(event.position)) continue;
-        const reason = unusable ?? (await applyEvent(build, event));
-        if (reason === undefined) continue;
+        if (!build.handles.has(type)) continue;
+        if (build.skips.size > 0 && build.skips.has(recorded.position)) continue;
+        let reason: string;
+        if (typeof event === 'string') {
+          reason = event;
+        } else {
+          // Synchronous unless a dropped document must be read back: no promise per event.
+          let evolved = evolveOver(build.projection, event, build.writer);
+          if (evolved instanceof Promise) evolved = await evolved;
+          if ('changes' in evolved) {
+            build.writer.apply(evolved.changes);
+            continue;
+          }
+          reason = evolved.reason;
+        }
         const record = quarantineRecord(
           build.projection.name,
           build.target.generation,
@@ -226,25 +230,4 @@ function regressionsOf(
       .map((q) => q.position),
   );
   return build.quarantined.filter((q) => q.position <= reached && !alsoThere.has(q.position));
-}
-
-/**
- * Applies one (upcast) event, of a type it handles and not skipped, to one
- * projection in memory. Answers why it was quarantined, if it was: an event
- * whose `apply` throws leaves no trace. A failing store is thrown.
- */
-async function applyEvent(
-  build: { projection: Projection; writer: RebuildWriter },
-  event: RecordedEvent,
-): Promise<string | undefined> {
-  const { projection, writer } = build;
-  try {
-    await projection.apply(event, writer);
-    writer.keepEvent();
-    return undefined;
-  } catch (error) {
-    writer.discardEvent();
-    if (error instanceof StoreReadError) throw error.original;
-    return reasonOf(error);
-  }
 }

@@ -1,6 +1,5 @@
-import type { ProjectionWriter } from '../../projections/projection';
 import type { DocumentChange, ReadModelDocument } from '../read-model/read-model-store.port';
-import { storeRead } from './quarantine';
+import { LoadingSnapshot, NotLoaded } from './evolve';
 
 type Loader = (collection: string, id: string) => Promise<ReadModelDocument | undefined>;
 
@@ -12,25 +11,14 @@ type Loader = (collection: string, id: string) => Promise<ReadModelDocument | un
  */
 export class DocumentCache {
   private readonly entries = new Map<string, ReadModelDocument | null>();
-
-  /**
-   * @param complete the cache starts out knowing every document: true for a
-   * new, empty generation (a rebuild), so a miss means "absent" without a
-   * read, until the first eviction.
-   */
-  constructor(
-    private readonly maxEntries = 50_000,
-    private complete = false,
-  ) {}
+  private readonly maxEntries = 50_000;
 
   lookup(key: string): ReadModelDocument | null | undefined {
-    const found = this.entries.get(key);
-    return found === undefined && this.complete ? null : found;
+    return this.entries.get(key);
   }
 
   remember(key: string, doc: ReadModelDocument | null): void {
     if (this.entries.size >= this.maxEntries && !this.entries.has(key)) {
-      this.complete = false;
       // Forget the oldest tenth at once: cheaper than an exact LRU, and a miss only costs a read.
       let drop = Math.ceil(this.maxEntries / 10);
       for (const oldest of this.entries.keys()) {
@@ -41,12 +29,7 @@ export class DocumentCache {
     this.entries.set(key, doc);
   }
 
-  absorb(changes: readonly DocumentChange[]): void {
-    for (const change of changes) this.remember(cacheKey(change.collection, change.id), change.doc);
-  }
-
   clear(): void {
-    this.complete = false;
     this.entries.clear();
   }
 }
@@ -54,52 +37,48 @@ export class DocumentCache {
 export const cacheKey = (collection: string, id: string) => `${collection}\u0000${id}`;
 
 /**
- * The writes of one batch. Writes of the event being applied are staged apart,
- * so an event whose `apply` throws halfway leaves no trace: it is quarantined
- * and the batch goes on. A failing read of the store is thrown as a
- * StoreReadError, so that it is retried rather than blamed on the event.
+ * The documents of one live batch, as a projection's `evolve` reads them:
+ * the changes of the batch's earlier events, then what the batch loaded, then
+ * the runner's cache; anything else is not loaded yet (see evolve.ts). The
+ * changes of an event are kept only once its `evolve` has answered, so an
+ * event that throws leaves no trace.
  */
-export class UnitOfWork implements ProjectionWriter {
+export class BatchDocuments implements LoadingSnapshot {
   private readonly batch = new Map<string, DocumentChange>();
-  private readonly staged = new Map<string, DocumentChange>();
+  /** Read from the store during this batch: kept apart, so that no eviction drops them mid-event. */
+  private readonly loaded = new Map<string, ReadModelDocument | null>();
 
   constructor(
-    private readonly load: Loader,
+    private readonly read: Loader,
     private readonly cache: DocumentCache,
   ) {}
 
-  async get<T extends object = ReadModelDocument>(
-    collection: string,
-    id: string,
-  ): Promise<T | undefined> {
+  get<T extends object = ReadModelDocument>(collection: string, id: string): T | null {
     const key = cacheKey(collection, id);
-    const change = this.staged.get(key) ?? this.batch.get(key);
-    if (change) return (change.doc ?? undefined) as unknown as T | undefined;
-    const cached = this.cache.lookup(key);
-    if (cached !== undefined) return (cached ?? undefined) as unknown as T | undefined;
-    const loaded = await storeRead(() => this.load(collection, id));
-    this.cache.remember(key, loaded ?? null);
-    return loaded as unknown as T | undefined;
+    const change = this.batch.get(key);
+    if (change) return change.doc as T | null;
+    let doc = this.loaded.get(key);
+    if (doc === undefined) doc = this.cache.lookup(key);
+    if (doc === undefined) throw new NotLoaded(collection, id);
+    return doc as T | null;
   }
 
-  put(collection: string, id: string, doc: object): void {
-    this.staged.set(cacheKey(collection, id), { collection, id, doc: doc as ReadModelDocument });
+  async load(collection: string, id: string): Promise<void> {
+    this.loaded.set(cacheKey(collection, id), (await this.read(collection, id)) ?? null);
   }
 
-  delete(collection: string, id: string): void {
-    this.staged.set(cacheKey(collection, id), { collection, id, doc: null });
-  }
-
-  keepEvent(): void {
-    for (const [key, change] of this.staged) this.batch.set(key, change);
-    this.staged.clear();
-  }
-
-  discardEvent(): void {
-    this.staged.clear();
+  /** The changes of an event `evolve` answered. */
+  keep(changes: readonly DocumentChange[]): void {
+    for (const change of changes) this.batch.set(cacheKey(change.collection, change.id), change);
   }
 
   changes(): DocumentChange[] {
     return [...this.batch.values()];
+  }
+
+  /** The batch was committed: what it read and wrote is what the store holds now. */
+  committed(): void {
+    for (const [key, doc] of this.loaded) this.cache.remember(key, doc);
+    for (const [key, change] of this.batch) this.cache.remember(key, change.doc);
   }
 }

@@ -112,20 +112,17 @@ export class MongoReadModelStore implements ReadModelStore {
     this.replays = db.collection('process_replays');
   }
 
-  /** Connects; the database is the one the URL names, `mfa` when it names none. */
-  static async connect(url: string): Promise<MongoReadModelStore> {
+  /**
+   * Connects to `database`, else to the one the URL names (docker-compose.yml's
+   * names `mfa`; with none, the driver's default, `test`). Tests pass a
+   * database of their own per suite run.
+   */
+  static async connect(url: string, database?: string): Promise<MongoReadModelStore> {
     const client = new MongoClient(url, { serverSelectionTimeoutMS: 10_000 });
     await client.connect();
-    const store = new MongoReadModelStore(client, client.db());
+    const store = new MongoReadModelStore(client, client.db(database));
     await store.checkpoints.createIndex({ projection: 1, generation: 1 });
     return store;
-  }
-
-  /** For tests: one database per suite run. */
-  static async connectTo(url: string, database: string): Promise<MongoReadModelStore> {
-    const client = new MongoClient(url, { serverSelectionTimeoutMS: 10_000 });
-    await client.connect();
-    return new MongoReadModelStore(client, client.db(database));
   }
 
   async dropDatabase(): Promise<void> {
@@ -408,17 +405,6 @@ export class MongoReadModelStore implements ReadModelStore {
   ): Promise<ReadModelDocument | undefined> {
     const doc = await this.docs(target, collection).findOne({ _id: id });
     return doc ? withoutId(doc) : undefined;
-  }
-
-  async getMany(
-    target: ReadModelTarget,
-    collection: string,
-    ids: readonly string[],
-  ): Promise<Map<string, ReadModelDocument>> {
-    const docs = await this.docs(target, collection)
-      .find({ _id: { $in: [...ids] } })
-      .toArray();
-    return new Map(docs.map((doc) => [String(doc._id), withoutId(doc)]));
   }
 
   async find(

@@ -223,11 +223,6 @@ export interface ReadModelStore {
     collection: string,
     id: string,
   ): Promise<ReadModelDocument | undefined>;
-  getMany(
-    target: ReadModelTarget,
-    collection: string,
-    ids: readonly string[],
-  ): Promise<Map<string, ReadModelDocument>>;
   find(target: ReadModelTarget, collection: string, query: FindQuery): Promise<ReadModelDocument[]>;
   /** Every document, ordered by id, as stored: for rebuild comparisons and audits. */
   scan(

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import {
   AcquiredProcessLease,
   collectionSpec,
@@ -19,6 +19,7 @@ import {
   RecordedSkip,
   ReplayRequest,
 } from './read-model-store.port';
+import { CLOSE, startWriterThread, ThreadAnswer, ThreadCommit } from './sqlite-writer-thread';
 
 interface CheckpointRow {
   projection: string;
@@ -70,70 +71,6 @@ export interface SqliteReadModelStoreOptions {
    */
   writerThread?: boolean;
 }
-
-/** What the writer thread is sent for one commit: a table's upserts as flat rows (id, doc, fields...). */
-interface ThreadCommit {
-  seq: number;
-  checkpoint: unknown[];
-  quarantine: unknown[][];
-  quarantineSql: string;
-  tables: Array<{
-    upsert: string;
-    remove: string;
-    width: number;
-    rows: unknown[];
-    deletes: string[];
-  }>;
-}
-
-/** The writer thread: one connection, the same pragmas, one IMMEDIATE transaction per commit. */
-const WRITER_THREAD = (driver: string) => `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(${JSON.stringify(driver)});
-const db = new Database(workerData.file);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('busy_timeout = 10000');
-db.pragma('cache_size = -12288'); // 12 MiB: bulk writes touch many pages of big tables
-// The WAL is checkpointed every 1,000 pages (SQLite's default), here, after this
-// thread's own commits. Every 20,000 made a rebuild about 6% faster, but left the
-// copying to whichever connection commits next: a running service's event loop.
-const statements = new Map();
-const statement = (sql) => {
-  let found = statements.get(sql);
-  if (!found) statements.set(sql, (found = db.prepare(sql)));
-  return found;
-};
-const CHECKPOINT = \`UPDATE projection_checkpoints SET position = ?, failure = NULL, updated_at = ?
-  WHERE projection = ? AND generation = ? AND position = ?\`;
-const write = db.transaction((commit) => {
-  if (statement(CHECKPOINT).run(commit.checkpoint).changes !== 1) return 'conflict';
-  for (const row of commit.quarantine) statement(commit.quarantineSql).run(row);
-  for (const table of commit.tables) {
-    const upsert = statement(table.upsert);
-    const params = new Array(table.width);
-    for (let i = 0; i < table.rows.length; i += table.width) {
-      for (let j = 0; j < table.width; j++) params[j] = table.rows[i + j];
-      upsert.run(params);
-    }
-    const remove = statement(table.remove);
-    for (const id of table.deletes) remove.run(id);
-  }
-  return 'committed';
-});
-parentPort.on('message', (commit) => {
-  if (commit === 'close') {
-    db.close();
-    parentPort.close();
-    return;
-  }
-  try {
-    parentPort.postMessage({ seq: commit.seq, outcome: write.immediate(commit) });
-  } catch (error) {
-    parentPort.postMessage({ seq: commit.seq, error: error instanceof Error ? error.message : String(error) });
-  }
-});
-`;
 
 /**
  * Read models in one SQLite file (WAL). A collection is a table
@@ -439,10 +376,7 @@ export class SqliteReadModelStore implements ReadModelStore {
 
   private writerThread() {
     if (this.writer) return this.writer;
-    const worker = new Worker(WRITER_THREAD(require.resolve('better-sqlite3')), {
-      eval: true,
-      workerData: { file: this.file },
-    });
+    const worker = startWriterThread(this.file);
     const writer = {
       worker,
       seq: 0,
@@ -455,15 +389,12 @@ export class SqliteReadModelStore implements ReadModelStore {
       for (const waiter of writer.pending.values()) waiter.reject(error);
       writer.pending.clear();
     };
-    worker.on(
-      'message',
-      (answer: { seq: number; outcome?: 'committed' | 'conflict'; error?: string }) => {
-        const waiter = writer.pending.get(answer.seq);
-        writer.pending.delete(answer.seq);
-        if (answer.outcome) waiter?.resolve(answer.outcome);
-        else waiter?.reject(new Error(answer.error));
-      },
-    );
+    worker.on('message', (answer: ThreadAnswer) => {
+      const waiter = writer.pending.get(answer.seq);
+      writer.pending.delete(answer.seq);
+      if ('outcome' in answer) waiter?.resolve(answer.outcome);
+      else waiter?.reject(new Error(answer.error));
+    });
     worker.on('error', failAll);
     worker.on('exit', () => failAll(new Error('Read-model writer thread ended')));
     this.writer = writer;
@@ -659,29 +590,11 @@ export class SqliteReadModelStore implements ReadModelStore {
     collection: string,
     id: string,
   ): Promise<ReadModelDocument | undefined> {
-    return Promise.resolve(this.getNow(target, collection, id));
-  }
-
-  /** Synchronous read, for the projection engine's unit of work. */
-  getNow(target: ReadModelTarget, collection: string, id: string): ReadModelDocument | undefined {
     this.spec(target, collection);
     const doc = this.statement(`SELECT doc FROM "${physicalName(target, collection)}" WHERE id = ?`)
       .pluck()
       .get(id) as string | undefined;
-    return doc === undefined ? undefined : (JSON.parse(doc) as ReadModelDocument);
-  }
-
-  getMany(
-    target: ReadModelTarget,
-    collection: string,
-    ids: readonly string[],
-  ): Promise<Map<string, ReadModelDocument>> {
-    const found = new Map<string, ReadModelDocument>();
-    for (const id of ids) {
-      const doc = this.getNow(target, collection, id);
-      if (doc) found.set(id, doc);
-    }
-    return Promise.resolve(found);
+    return Promise.resolve(doc === undefined ? undefined : (JSON.parse(doc) as ReadModelDocument));
   }
 
   find(
@@ -847,7 +760,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     if (writer) {
       // Commits already sent are answered before the thread closes its connection.
       const ended = new Promise((resolve) => writer.worker.once('exit', resolve));
-      writer.worker.postMessage('close');
+      writer.worker.postMessage(CLOSE);
       await ended;
     }
     this.db.close();

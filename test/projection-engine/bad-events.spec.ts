@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Projection } from '../../projections/projection';
+import { put, Projection } from '../../projections/projection';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import type { ProcessManager } from '../../src/projection-engine/process-manager';
@@ -217,17 +217,17 @@ describe('Bad events in the projection engine', () => {
     expect(managerHealth()).toMatchObject({ quarantined: 0, skipped: 0 });
   });
 
-  it('a projection quarantines an event it cannot read or apply, drops its partial writes and goes on; a failing store is retried, not quarantined', async () => {
+  it('a projection quarantines an event it cannot read or evolve, keeps none of its changes and goes on; a failing store is retried, not quarantined', async () => {
     const tally: Projection = {
       name: 'tally',
       version: 1,
       collections: [{ name: 'totals', fields: [], indexes: [] }],
       handles: ['Counted'],
-      async apply(event, into) {
+      evolve(event, documents) {
         const firmId = event.metadata.firmId;
-        const total = (await into.get<{ n: number }>('totals', firmId)) ?? { n: 0 };
-        into.put('totals', firmId, { n: total.n + 1 });
+        const total = documents.get<{ n: number }>('totals', firmId) ?? { n: 0 };
         if (event.data.boom === true) throw new Error('Counted.boom is not a count');
+        return [put('totals', firmId, { n: total.n + 1 })];
       },
     };
     let storeFailures = 2;
@@ -244,7 +244,10 @@ describe('Bad events in the projection engine', () => {
     expect(await engine.waitFor(head, ['tally'], 10_000)).toBe(true);
 
     expect(storeFailures).toBeLessThan(0);
-    const target = engine.readerTarget('tally')!;
+    const target = {
+      projection: 'tally',
+      generation: (await store.activeGenerations()).get('tally')!,
+    };
     // Two events counted: the one that threw left nothing behind.
     expect(await store.get(target, 'totals', 'acme')).toEqual({ n: 2 });
     expect(

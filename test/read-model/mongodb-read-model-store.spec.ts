@@ -11,7 +11,7 @@ const url = process.env.MONGODB_URL;
 
 if (url) {
   readModelStoreContract(`MongoDB at ${url}`, async () => {
-    const store = await MongoReadModelStore.connectTo(
+    const store = await MongoReadModelStore.connect(
       url,
       `mfa_contract_${randomUUID().slice(0, 8)}`,
     );

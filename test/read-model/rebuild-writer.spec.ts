@@ -1,9 +1,12 @@
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
+import { put, Projection } from '../../projections/projection';
+import { evolveOver, NotLoaded } from '../../src/projection-engine/evolve';
 import { RebuildWriter } from '../../src/projection-engine/rebuild-writer';
 import type { ReadModelSchema } from '../../src/read-model/read-model-store.port';
 import { SqliteReadModelStore } from '../../src/read-model/sqlite-read-model-store';
 import { tempDir } from '../support/harness';
+import { event } from '../projections/projection-spec';
 
 /*
  * The rebuild's memory bound: which documents leave memory first. A document
@@ -41,7 +44,33 @@ describe('RebuildWriter memory bound', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Applies one "event": a new user, and every `every`-th one bumps the group counter. */
+  /** One event per new user; every `every`-th one also bumps the group counter. */
+  const counting = (every: number): Projection => ({
+    name: schema.projection,
+    version: 1,
+    collections: schema.collections,
+    handles: ['UserAdded'],
+    evolve(added, documents) {
+      const i = Number(added.data.i);
+      const user = put('users', `u${i}`, { n: i });
+      if (i % every !== 0) return [user];
+      const group = documents.get<{ count: number }>('groups', 'g');
+      return [user, put('groups', 'g', { count: (group?.count ?? 0) + 1 })];
+    },
+  });
+
+  /** Reads a document as the rebuild does: from memory, or loaded back once dropped. */
+  async function read(writer: RebuildWriter, collection: string, id: string) {
+    for (;;) {
+      try {
+        return writer.get(collection, id);
+      } catch (error) {
+        if (!(error instanceof NotLoaded)) throw error;
+        await writer.load(collection, id);
+      }
+    }
+  }
+
   async function run(maxDocuments: number, users: number, every: number) {
     const writer = new RebuildWriter(
       store,
@@ -49,14 +78,12 @@ describe('RebuildWriter memory bound', () => {
       schema.collections,
       { maxDocuments, expectedDocuments: users },
     );
+    const projection = counting(every);
     let position = 0n;
     for (let i = 0; i < users; i++) {
-      writer.put('users', `u${i}`, { n: i });
-      if (i % every === 0) {
-        const group = await writer.get<{ count: number }>('groups', 'g');
-        writer.put('groups', 'g', { count: (group?.count ?? 0) + 1 });
-      }
-      writer.keepEvent();
+      const evolved = await evolveOver(projection, event('UserAdded', { i }), writer);
+      if (!('changes' in evolved)) throw new Error(evolved.reason);
+      writer.apply(evolved.changes);
       position++;
       if (writer.pending >= 5) await writer.flush(position);
       else if (writer.size > maxDocuments) writer.dropOldest();
@@ -80,17 +107,16 @@ describe('RebuildWriter memory bound', () => {
       schema.collections,
       { maxDocuments: 4, expectedDocuments: 100 },
     );
-    for (let i = 0; i < 20; i++) writer.put('users', `u${i}`, { n: i });
-    writer.keepEvent();
+    writer.apply(Array.from({ length: 20 }, (_, i) => put('users', `u${i}`, { n: i })));
     await writer.flush(1n);
     await writer.settle();
     expect(writer.size).toBeLessThanOrEqual(2);
-    for (let i = 0; i < 20; i++) expect(await writer.get('users', `u${i}`)).toEqual({ n: i });
+    for (let i = 0; i < 20; i++) expect(await read(writer, 'users', `u${i}`)).toEqual({ n: i });
     expect(reads.filter((read) => read.startsWith('users/')).length).toBeGreaterThanOrEqual(18);
     // Every document held was read back: they are all that is left to drop.
     expect(writer.size).toBeGreaterThan(4);
     writer.dropOldest();
     expect(writer.size).toBeLessThanOrEqual(2);
-    expect(await writer.get('users', 'u7')).toEqual({ n: 7 });
+    expect(await read(writer, 'users', 'u7')).toEqual({ n: 7 });
   });
 });

@@ -246,10 +246,12 @@ describe('Rebuild from zero', () => {
     // code, not of the events: it is not activated, and the served read model stays.
     const broken: Projection = {
       ...enrolledUsersProjection,
-      apply: (event, into) =>
-        event.type === 'FactorConfirmed'
-          ? Promise.reject(new Error('FactorConfirmed.factorType is not known'))
-          : enrolledUsersProjection.apply(event, into),
+      evolve(event, documents) {
+        if (event.type === 'FactorConfirmed') {
+          throw new Error('FactorConfirmed.factorType is not known');
+        }
+        return enrolledUsersProjection.evolve(event, documents);
+      },
     };
     const [held] = await rebuildProjections(log, store, [broken]);
     expect(held.activated).toBe(false);
