@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../src/event-store/event-store.port';
-import type { UserRole } from '../src/directory/user.decider';
+import { isBillingContact, STAFF_ROLES, UserRole } from '../src/directory/user.decider';
 import {
   DocumentChange,
   DocumentSnapshot,
@@ -34,8 +34,6 @@ export interface PersonDoc {
   billing: 0 | 1;
 }
 
-const STAFF: readonly UserRole[] = ['case-manager', 'vendor-case-manager'];
-
 export const mailDirectoryProjection: Projection = {
   name: 'mail-directory',
   version: 1,
@@ -57,10 +55,12 @@ export const mailDirectoryProjection: Projection = {
     const userId = text(event, 'userId');
     const id = key(firmId, userId);
     const userRole = role(event);
-    const billing =
-      event.data.firmAdmin === true ||
-      (userRole === 'case-manager' && event.data.billingContact === true);
-    if (STAFF.includes(userRole) || billing) {
+    const billing = isBillingContact({
+      role: userRole,
+      firmAdmin: event.data.firmAdmin === true,
+      billingContact: event.data.billingContact === true,
+    });
+    if (STAFF_ROLES.includes(userRole) || billing) {
       return [put('people', id, { firmId, userId, role: userRole, billing: billing ? 1 : 0 })];
     }
     if (event.type === 'UserProfileUpdated' && documents.get('people', id)) {

@@ -50,6 +50,17 @@ export interface UserProfile {
   firmAdmin: boolean;
 }
 
+/**
+ * Whether the license-usage emails go to this user (DESIGN §5): a firm admin
+ * of any role, or a case manager flagged as billing contact. The notification
+ * policy decides with it, and the mail-directory projection indexes with it.
+ */
+export function isBillingContact(
+  profile: Pick<UserProfile, 'role' | 'billingContact' | 'firmAdmin'>,
+): boolean {
+  return profile.firmAdmin || (profile.role === 'case-manager' && profile.billingContact);
+}
+
 export type DirectoryCommand =
   | { type: 'RegisterOrUpdateUser'; userId: string; profile: UserProfile }
   | { type: 'DeactivateUser'; userId: string; reason: DeactivationReason }

@@ -7,7 +7,13 @@ import {
 } from '../../projections/mail-directory.projection';
 import type { ReadModelReader } from '../../projections/projection';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
-import { RegisteredUser, STAFF_ROLES, userDecider, UserRole } from '../directory/user.decider';
+import {
+  isBillingContact,
+  RegisteredUser,
+  STAFF_ROLES,
+  userDecider,
+  UserRole,
+} from '../directory/user.decider';
 import { enablementDecider } from '../enablement/enablement.decider';
 import type { RecordedEvent } from '../event-store/event-store.port';
 import { userIsMfaEnabled } from '../enrollment/eligibility.decision';
@@ -139,9 +145,7 @@ export class NotificationPolicy implements ProcessManager {
     )) {
       if (user.status !== 'active') continue;
       const { profile } = user;
-      if (!profile.firmAdmin && !(profile.role === 'case-manager' && profile.billingContact)) {
-        continue;
-      }
+      if (!isBillingContact(profile)) continue;
       emails.push({
         messageId: deterministicId(notification, firmId, event.metadata.eventId, userId),
         notification,
