@@ -24,6 +24,8 @@ const PURE_MODULES = [
   '^(src|projections)/.+\\.projection\\.ts$',
   '^src/shared/',
   '^projections/',
+  // The projection contract (evolve, document changes) that the projections implement.
+  '^src/projection-engine/projection\\.ts$',
 ];
 /** Specs beside a pure module may use test support; they are not the module. */
 const NOT_PURE = ['\\.spec\\.ts$'];
@@ -92,6 +94,9 @@ const INFRASTRUCTURE = [
 ];
 const SLICE_FOLDER = `^src/(?!(${INFRASTRUCTURE.join('|')})(/|$))[^/]+$`;
 
+/** The two slices that share the user stream (profile and factors of one aggregate). */
+const USER_STREAM_SLICES = '^src/(directory|enrollment)$';
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -127,16 +132,41 @@ module.exports = {
       to: { circular: true },
     },
     {
-      // A warning while today's cycles are being removed (issue 13:
-      // enrollment ↔ login, directory ↔ enrollment, config/ → the attestation
-      // policy, /health → the mailer); make it an error once it is quiet.
+      // Slices form a directed graph: a cycle between two of them, even
+      // through plumbing folders, fails the lint. One cycle is by design and
+      // named: the user stream is one aggregate whose profile the directory
+      // slice decides and whose factors the enrollment slice decides, and a
+      // deactivation resets the factors and frees the seat in the same append
+      // (DESIGN §3, S2; docs/architecture.md, "Where things live"). It warns
+      // (the third rule), so that it stays in sight. dependency-cruiser does
+      // not filter folder cycles by the folders they pass through, so the
+      // exception is spelled as two rules: any cycle leaving from another
+      // slice fails, and so does one leaving from those two to a third slice.
       name: 'no-slice-cycle',
       comment:
         'Two slices depend on each other (possibly through plumbing folders): shared pieces belong to the slice that owns them.',
+      severity: 'error',
+      scope: 'folder',
+      from: { path: SLICE_FOLDER, pathNot: USER_STREAM_SLICES },
+      to: { path: SLICE_FOLDER, circular: true },
+    },
+    {
+      name: 'no-slice-cycle',
+      comment:
+        'Two slices depend on each other (possibly through plumbing folders): shared pieces belong to the slice that owns them.',
+      severity: 'error',
+      scope: 'folder',
+      from: { path: USER_STREAM_SLICES },
+      to: { path: SLICE_FOLDER, pathNot: USER_STREAM_SLICES, circular: true },
+    },
+    {
+      name: 'user-stream-slices-cycle',
+      comment:
+        'directory ↔ enrollment: the user stream is one aggregate of the two slices, by design (see no-slice-cycle).',
       severity: 'warn',
       scope: 'folder',
-      from: { path: SLICE_FOLDER },
-      to: { path: SLICE_FOLDER, circular: true },
+      from: { path: USER_STREAM_SLICES },
+      to: { path: USER_STREAM_SLICES, circular: true },
     },
   ],
   options: {

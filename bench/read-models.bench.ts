@@ -7,7 +7,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALL_PROJECTIONS } from '../projections';
 import { enrolledUsers, enrolledUsersProjection } from '../projections/enrolled-users.projection';
-import type { ReadModelReader } from '../projections/projection';
+import type { ReadModelReader } from '../src/projection-engine/projection';
 import { SqliteEventStore } from '../src/event-store/sqlite-event-store';
 import { upcasters } from '../src/event-store/upcasting';
 import { schemaOf } from '../src/projection-engine/projection-engine';

@@ -7,7 +7,7 @@ import {
   Projection,
   put,
   ReadModelReader,
-} from './projection';
+} from '../src/projection-engine/projection';
 import { isRole, text } from './mfa-scope';
 
 /*

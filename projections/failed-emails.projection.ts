@@ -13,7 +13,7 @@ import {
   put,
   ReadModelReader,
   remove,
-} from './projection';
+} from '../src/projection-engine/projection';
 
 /*
  * Emails the mail server refused for good (DESIGN §5: "a permanent refusal is

@@ -3,7 +3,7 @@ import { enrolledUsersProjection } from './enrolled-users.projection';
 import { failedEmailsProjection } from './failed-emails.projection';
 import { licenseUsageProjection } from './license-usage.projection';
 import { mailDirectoryProjection } from './mail-directory.projection';
-import type { Projection } from './projection';
+import type { Projection } from '../src/projection-engine/projection';
 import { roleCountersProjection } from './role-counters.projection';
 import { seatRepairsProjection } from './seat-repairs.projection';
 

@@ -8,7 +8,7 @@ import {
   put,
   ReadModelReader,
   remove,
-} from './projection';
+} from '../src/projection-engine/projection';
 import { role, text } from './mfa-scope';
 
 /*

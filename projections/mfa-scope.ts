@@ -2,7 +2,7 @@ import type { RecordedEvent } from '../src/event-store/event-store.port';
 import type { UserRole } from '../src/directory/user.decider';
 import { EnablementState, isMfaEnabled } from '../src/enablement/enablement.decider';
 import type { SubscriptionStatus } from '../src/subscription/subscription.decider';
-import { DocumentChange, DocumentSnapshot, put } from './projection';
+import { DocumentChange, DocumentSnapshot, put } from '../src/projection-engine/projection';
 
 /*
  * Who is MFA-enabled (DESIGN §2): the subscription is active, the user is

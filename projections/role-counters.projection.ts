@@ -7,7 +7,7 @@ import {
   key,
   Projection,
   ReadModelReader,
-} from './projection';
+} from '../src/projection-engine/projection';
 import {
   emptyScope,
   enablementOf,

@@ -7,7 +7,7 @@ import {
   put,
   ReadModelReader,
   remove,
-} from './projection';
+} from '../src/projection-engine/projection';
 import { text } from './mfa-scope';
 
 /*

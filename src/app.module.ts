@@ -1,5 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { CqrsModule } from '@nestjs/cqrs';
+import { ALL_PROJECTIONS } from '../projections';
 import { DashboardsModule } from './dashboards/dashboards.module';
 import { DirectoryModule } from './directory/directory.module';
 import { EnablementModule } from './enablement/enablement.module';
@@ -27,7 +28,7 @@ export class AppModule {
         InfrastructureModule.forRoot(infrastructure),
         CqrsModule.forRoot(),
         HttpModule,
-        ProjectionsModule,
+        ProjectionsModule.forRoot(ALL_PROJECTIONS),
         SubscriptionModule,
         EnablementModule,
         DirectoryModule,

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ALL_PROJECTIONS } from '../../projections';
-import type { Projection } from '../../projections/projection';
+import type { Projection } from '../projection-engine/projection';
 import { ConfigError, loadConfig } from '../config/config';
 import type { EventStore } from '../event-store/event-store.port';
 import { SqliteEventStore } from '../event-store/sqlite-event-store';

@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { CqrsModule } from '@nestjs/cqrs';
-import { ProjectionsModule } from '../projection-engine/projections.module';
 import { DashboardsController } from './dashboards.controller';
 import {
   GetLicenseUsageHandler,
@@ -11,7 +10,7 @@ import {
 
 /** The firm admin's dashboards, read from the projections (API.md "Dashboards"). */
 @Module({
-  imports: [CqrsModule, ProjectionsModule],
+  imports: [CqrsModule],
   controllers: [DashboardsController],
   providers: [
     GetLicenseUsageHandler,

@@ -5,7 +5,7 @@ import {
   PersonDoc,
   peopleWithRole,
 } from '../../projections/mail-directory.projection';
-import type { ReadModelReader } from '../../projections/projection';
+import type { ReadModelReader } from '../projection-engine/projection';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
 import {
   isBillingContact,

@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { CqrsModule } from '@nestjs/cqrs';
 import { AppConfig, APP_CONFIG } from '../config/config';
-import { ProjectionsModule } from '../projection-engine/projections.module';
 import { openMailTransport } from './mail-transport';
 import { MAIL_TRANSPORT, Mailer } from './mailer';
 import { NotificationPolicy } from './notification-policy';
@@ -14,7 +13,7 @@ import { NotificationsController } from './notifications.controller';
  * on the log. Operators list and retry the emails refused for good.
  */
 @Module({
-  imports: [CqrsModule, ProjectionsModule],
+  imports: [CqrsModule],
   controllers: [NotificationsController],
   providers: [
     {

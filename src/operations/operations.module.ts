@@ -1,11 +1,10 @@
 import { Module } from '@nestjs/common';
 import { NotificationsModule } from '../notifications/notifications.module';
-import { ProjectionsModule } from '../projection-engine/projections.module';
 import { HealthController } from './health.controller';
 
 /** What operators and load balancers ask the service about itself: /health. */
 @Module({
-  imports: [ProjectionsModule, NotificationsModule],
+  imports: [NotificationsModule],
   controllers: [HealthController],
 })
 export class OperationsModule {}

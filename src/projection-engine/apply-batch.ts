@@ -1,4 +1,4 @@
-import type { Projection } from '../../projections/projection';
+import type { Projection } from './projection';
 import type { RecordedEvent } from '../event-store/event-store.port';
 import type {
   QuarantinedEvent,

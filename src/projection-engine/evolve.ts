@@ -1,4 +1,4 @@
-import type { DocumentChange, DocumentSnapshot, Projection } from '../../projections/projection';
+import type { DocumentChange, DocumentSnapshot, Projection } from './projection';
 import type { RecordedEvent } from '../event-store/event-store.port';
 import { reasonOf } from './quarantine';
 

@@ -11,6 +11,7 @@ import {
 } from './process-lease';
 import type { EngineLogger } from './projection-runner';
 import { operatorHint, quarantineRecord, readableEvent, reasonOf } from './quarantine';
+import { backoffDelay } from '../shared/backoff';
 
 /**
  * A consumer of the log with side effects (appending commands, sending email).
@@ -390,7 +391,7 @@ export class ProcessManagerRunner {
       error: reasonOf(error),
       at,
     };
-    const delay = Math.min(this.maxBackoffMs, 100 * 2 ** Math.min(this.attempts - 1, 20));
+    const delay = backoffDelay(this.attempts, { firstMs: 100, maxMs: this.maxBackoffMs });
     this.logger.warn(
       `Process manager ${this.manager.name} failed on position ${event.position} (${event.type}), ` +
         `attempt ${this.attempts}: ${this.lastError.error}; retrying in ${delay} ms. ` +
@@ -505,7 +506,7 @@ export class ProcessManagerRunner {
       error: message(error),
       at: new Date().toISOString(),
     };
-    await this.sleep(Math.min(this.maxBackoffMs, 100 * 2 ** Math.min(this.attempts - 1, 20)));
+    await this.sleep(backoffDelay(this.attempts, { firstMs: 100, maxMs: this.maxBackoffMs }));
     if (this.stopped || this.work !== work) return;
     this.position = this.saved;
     this.subscribe(work);

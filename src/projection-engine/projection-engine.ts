@@ -1,6 +1,5 @@
 import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import type { Projection, ReadModelReader } from '../../projections/projection';
-import { ALL_PROJECTIONS } from '../../projections';
+import type { Projection, ReadModelReader } from './projection';
 import type { EventStore } from '../event-store/event-store.port';
 import type {
   FindQuery,
@@ -17,7 +16,8 @@ import { EngineLogger, ProjectionRunner } from './projection-runner';
 import { reasonOf } from './quarantine';
 
 export interface ProjectionEngineOptions {
-  projections?: readonly Projection[];
+  /** The projections to run (the service's: ALL_PROJECTIONS of projections/index.ts). */
+  projections: readonly Projection[];
   processManagers?: readonly ProcessManager[];
   logger?: EngineLogger;
   /** How often other processes' rebuilds, skips and replay requests are looked for. */
@@ -95,10 +95,10 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
   constructor(
     private readonly eventStore: EventStore,
     private readonly store: ReadModelStore,
-    options: ProjectionEngineOptions = {},
+    options: ProjectionEngineOptions,
   ) {
     this.logger = options.logger ?? new Logger('Projections');
-    this.projections = options.projections ?? ALL_PROJECTIONS;
+    this.projections = options.projections;
     this.processManagers = options.processManagers ?? [];
     this.watchIntervalMs = options.watchIntervalMs ?? 500;
     this.leases = { ...defaultLeaseSettings(), ...options.leases };

@@ -1,4 +1,4 @@
-import type { Projection } from '../../projections/projection';
+import type { Projection } from './projection';
 import type { EventStore, RecordedEvent, StoreSubscription } from '../event-store/event-store.port';
 import type {
   QuarantinedEvent,
@@ -8,6 +8,7 @@ import type {
 import { applyBatch } from './apply-batch';
 import { operatorHint } from './quarantine';
 import { DocumentCache } from './unit-of-work';
+import { backoffDelay } from '../shared/backoff';
 
 /** Log events per batch: one read-model transaction each. */
 const BATCH_SIZE = 1000;
@@ -154,7 +155,7 @@ export class ProjectionRunner {
     this.epoch++;
     this.status = 'retrying';
     this.lastError = error instanceof Error ? error.message : String(error);
-    const delay = Math.min(30_000, 200 * 2 ** this.retries++);
+    const delay = backoffDelay(++this.retries, { firstMs: 200, maxMs: 30_000 });
     this.options.logger.warn(`${this.describe()}: ${this.lastError}; retrying in ${delay} ms`);
     const previous = this.subscription;
     this.subscription = undefined;

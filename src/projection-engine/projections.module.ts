@@ -1,8 +1,16 @@
-import { Inject, Injectable, Module, OnModuleInit, SetMetadata } from '@nestjs/common';
+import {
+  DynamicModule,
+  Inject,
+  Injectable,
+  Module,
+  OnModuleInit,
+  SetMetadata,
+} from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService } from '@nestjs/core';
 import { AppConfig, APP_CONFIG } from '../config/config';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { READ_MODEL_STORE, ReadModelStore } from '../read-model/read-model-store.port';
+import type { Projection } from './projection';
 import type { ProcessManager } from './process-manager';
 import { ProjectionEngine } from './projection-engine';
 
@@ -42,28 +50,40 @@ class ProcessManagerDiscovery implements OnModuleInit {
 /**
  * The read side: every projection and process manager on the global log, each
  * from its own checkpoint, and "has this position been applied?" for
- * read-your-writes (src/projection-engine, ADR 0009).
+ * read-your-writes (src/projection-engine, ADR 0009). Which projections run
+ * is the application's choice (`forRoot(ALL_PROJECTIONS)` in app.module.ts):
+ * the engine knows the Projection shape, not the projections, so that the
+ * slices that use the engine's ports and the projections that use the
+ * slices' rules never make a cycle through it.
  */
-@Module({
-  imports: [DiscoveryModule],
-  providers: [
-    { provide: MANAGERS, useValue: [] },
-    ProcessManagerDiscovery,
-    {
-      provide: ProjectionEngine,
-      useFactory: (
-        events: EventStore,
-        readModels: ReadModelStore,
-        config: AppConfig,
-        managers: ProcessManager[],
-      ) =>
-        new ProjectionEngine(events, readModels, {
-          processManagers: managers,
-          leases: config.processLease,
-        }),
-      inject: [EVENT_STORE, READ_MODEL_STORE, APP_CONFIG, MANAGERS],
-    },
-  ],
-  exports: [ProjectionEngine],
-})
-export class ProjectionsModule {}
+@Module({})
+export class ProjectionsModule {
+  static forRoot(projections: readonly Projection[]): DynamicModule {
+    return {
+      module: ProjectionsModule,
+      imports: [DiscoveryModule],
+      providers: [
+        { provide: MANAGERS, useValue: [] },
+        ProcessManagerDiscovery,
+        {
+          provide: ProjectionEngine,
+          useFactory: (
+            events: EventStore,
+            readModels: ReadModelStore,
+            config: AppConfig,
+            managers: ProcessManager[],
+          ) =>
+            new ProjectionEngine(events, readModels, {
+              projections,
+              // Filled by ProcessManagerDiscovery before the engine starts: the engine keeps this array.
+              processManagers: managers,
+              leases: config.processLease,
+            }),
+          inject: [EVENT_STORE, READ_MODEL_STORE, APP_CONFIG, MANAGERS],
+        },
+      ],
+      exports: [ProjectionEngine],
+      global: true,
+    };
+  }
+}

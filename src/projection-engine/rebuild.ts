@@ -1,4 +1,4 @@
-import type { Projection } from '../../projections/projection';
+import type { Projection } from './projection';
 import type { EventStore } from '../event-store/event-store.port';
 import { upcasters } from '../event-store/upcasting';
 import type {

@@ -172,6 +172,17 @@ describe('import boundaries of pure modules (npm run lint:boundaries)', () => {
         `import { alpha } from '../probe-alpha/alpha';`,
         `export const beta = (): unknown => alpha;`,
       ]);
+      // A third slice between the two that share the user stream: enrollment →
+      // probe-delta → directory → enrollment. The one allowed cycle does not
+      // cover it. (Type-only imports: no module cycle, only the slices' one.)
+      write(join(root, 'src', 'enrollment', 'delta-user.ts'), [
+        `import type { Delta } from '../probe-delta/delta';`,
+        `export type DeltaUser = Delta;`,
+      ]);
+      write(join(root, 'src', 'probe-delta', 'delta.ts'), [
+        `import type { UserProfile } from '../directory/user.decider';`,
+        `export type Delta = UserProfile;`,
+      ]);
 
       run = await lintBoundaries(root);
     }, LINT_TIMEOUT_MS);
@@ -235,7 +246,7 @@ describe('import boundaries of pure modules (npm run lint:boundaries)', () => {
       expect(from('src/probe-slice/allowed-probe.decider.ts')).toEqual([]);
     });
 
-    it('fails on a module cycle and warns on a cycle between slices', () => {
+    it('fails on a module cycle and on a cycle between slices', () => {
       const cycle = run.violations.filter((v) => v.from.startsWith('src/probe-alpha'));
       expect(cycle).toContainEqual({
         severity: 'error',
@@ -244,11 +255,38 @@ describe('import boundaries of pure modules (npm run lint:boundaries)', () => {
         to: 'src/probe-beta/beta.ts',
       });
       expect(cycle).toContainEqual({
-        severity: 'warn',
+        severity: 'error',
         rule: 'no-slice-cycle',
         from: 'src/probe-alpha',
         to: 'src/probe-beta',
       });
+      expect(run.exitCode).not.toBe(0);
+    });
+
+    it('fails on a third slice in the user stream’s cycle, and only warns on directory ↔ enrollment', () => {
+      const slices = run.violations.filter((v) => /slices?-cycle$/.test(v.rule));
+      expect(slices).toContainEqual({
+        severity: 'error',
+        rule: 'no-slice-cycle',
+        from: 'src/enrollment',
+        to: 'src/probe-delta',
+      });
+      expect(slices).toContainEqual({
+        severity: 'error',
+        rule: 'no-slice-cycle',
+        from: 'src/probe-delta',
+        to: 'src/directory',
+      });
+      expect(slices.filter((v) => v.from === 'src/directory' && v.to === 'src/enrollment')).toEqual(
+        [
+          {
+            severity: 'warn',
+            rule: 'user-stream-slices-cycle',
+            from: 'src/directory',
+            to: 'src/enrollment',
+          },
+        ],
+      );
     });
   });
 

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { put, Projection } from '../../projections/projection';
+import { put, Projection } from '../../src/projection-engine/projection';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import type { ProcessManager } from '../../src/projection-engine/process-manager';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { InMemoryDocuments, project, Projection } from '../../projections/projection';
+import { InMemoryDocuments, project, Projection } from '../../src/projection-engine/projection';
 import type { JsonObject, RecordedEvent } from '../../src/event-store/event-store.port';
 import type { ReadModelDocument } from '../../src/read-model/read-model-store.port';
 import { newEvent } from '../support/log-events';

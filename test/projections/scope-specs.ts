@@ -1,4 +1,4 @@
-import type { Projection } from '../../projections/projection';
+import type { Projection } from '../../src/projection-engine/projection';
 import {
   activated,
   cancelled,

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { put, Projection } from '../../projections/projection';
+import { put, Projection } from '../../src/projection-engine/projection';
 import { evolveOver, NotLoaded } from '../../src/projection-engine/evolve';
 import { RebuildWriter } from '../../src/projection-engine/rebuild-writer';
 import type { ReadModelSchema } from '../../src/read-model/read-model-store.port';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALL_PROJECTIONS } from '../../projections';
 import { enrolledUsersProjection } from '../../projections/enrolled-users.projection';
-import type { Projection } from '../../projections/projection';
+import type { Projection } from '../../src/projection-engine/projection';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import { ProjectionEngine } from '../../src/projection-engine/projection-engine';
 import { rebuildProjections, RebuildResult } from '../../src/projection-engine/rebuild';
@@ -121,7 +121,10 @@ describe('Rebuild from zero', () => {
     const head = await log.headPosition();
 
     const liveStore = new SqliteReadModelStore(join(dir, 'live.sqlite'));
-    const engine = new ProjectionEngine(log, liveStore, { logger: quiet });
+    const engine = new ProjectionEngine(log, liveStore, {
+      projections: ALL_PROJECTIONS,
+      logger: quiet,
+    });
     await engine.start();
     expect(await engine.waitFor(head, [], 10_000)).toBe(true);
     await engine.stop();
@@ -221,7 +224,10 @@ describe('Rebuild from zero', () => {
         .sort(),
     );
     const liveStore = new SqliteReadModelStore(join(dir, 'live.sqlite'));
-    const engine = new ProjectionEngine(log, liveStore, { logger: quiet });
+    const engine = new ProjectionEngine(log, liveStore, {
+      projections: ALL_PROJECTIONS,
+      logger: quiet,
+    });
     await engine.start();
     expect(await engine.waitFor(head, [], 10_000)).toBe(true);
     await engine.stop();

@@ -1,10 +1,10 @@
-import type { RecordedEvent } from '../src/event-store/event-store.port';
+import type { RecordedEvent } from '../event-store/event-store.port';
 import type {
   CollectionSpec,
   DocumentChange,
   FindQuery,
   ReadModelDocument,
-} from '../src/read-model/read-model-store.port';
+} from '../read-model/read-model-store.port';
 
 /*
  * What a projection is, for anyone checking how a dashboard number is made:
@@ -18,7 +18,7 @@ import type {
  * (test/projections/, `project` below).
  */
 
-export type { DocumentChange } from '../src/read-model/read-model-store.port';
+export type { DocumentChange } from '../read-model/read-model-store.port';
 
 /**
  * The documents a projection reads, as they stand before the event: what
