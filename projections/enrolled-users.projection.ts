@@ -12,15 +12,16 @@ import {
 import {
   emptyScope,
   enablementOf,
+  evolveUserFacts,
   isScopeEvent,
   isUserEvent,
   mfaEnabled,
-  role,
   SCOPE_EVENTS,
   scopeChanges,
   ScopeDoc,
   text,
   USER_EVENTS,
+  UserFacts,
 } from './mfa-scope';
 
 /*
@@ -45,22 +46,10 @@ import {
  * (name, then user id).
  */
 
-interface Factor {
-  factorId: string;
-  type: 'totp' | 'webauthn';
-  confirmedAt: string;
-}
-
-interface ProfileDoc {
-  firmId: string;
-  userId: string;
+interface ProfileDoc extends UserFacts {
   name: string;
   email: string;
   organization: string | null;
-  role: UserRole;
-  corporationId: string | null;
-  active: boolean;
-  factors: Factor[];
 }
 
 interface EntryDoc {
@@ -117,7 +106,7 @@ export const enrolledUsersProjection: Projection = {
     const userId = text(event, 'userId');
     const id = key(firmId, userId);
     const before = documents.get<ProfileDoc>('profiles', id);
-    const after = evolveProfile(before, event, firmId, userId);
+    const after = evolveUserFacts(before, event, profileOf);
     if (!after || after === before) return [];
     const changes = [put('profiles', id, after)];
     const entry = entryOf(after);
@@ -127,49 +116,14 @@ export const enrolledUsersProjection: Projection = {
   },
 };
 
-/** A user's profile after one event; null for events about a user never registered. */
-function evolveProfile(
-  profile: ProfileDoc | null,
-  event: RecordedEvent,
-  firmId: string,
-  userId: string,
-): ProfileDoc | null {
-  switch (event.type) {
-    case 'UserRegistered':
-    case 'UserProfileUpdated': {
-      const organization = event.data.organization;
-      const corporationId = event.data.corporationId;
-      return {
-        firmId,
-        userId,
-        name: text(event, 'name'),
-        email: text(event, 'email'),
-        organization: typeof organization === 'string' ? organization : null,
-        role: role(event),
-        corporationId: typeof corporationId === 'string' ? corporationId : null,
-        active: profile?.active ?? true,
-        factors: profile?.factors ?? [],
-      };
-    }
-    case 'UserDeactivated':
-      return profile && { ...profile, active: false };
-    case 'UserReactivated':
-      return profile && { ...profile, active: true };
-    case 'FactorConfirmed': {
-      const factorId = text(event, 'factorId');
-      const type = text(event, 'factorType');
-      if (type !== 'totp' && type !== 'webauthn') {
-        throw new Error(`FactorConfirmed.factorType ${type} is not totp or webauthn`);
-      }
-      if (!profile || profile.factors.some((f) => f.factorId === factorId)) return profile;
-      const factor: Factor = { factorId, type, confirmedAt: text(event, 'confirmedAt') };
-      return { ...profile, factors: [...profile.factors, factor] };
-    }
-    case 'EnrollmentReset':
-      return profile && profile.factors.length > 0 ? { ...profile, factors: [] } : profile;
-    default:
-      return profile;
-  }
+/** The fields of the list that only this projection keeps, from a registration or profile update. */
+function profileOf(event: RecordedEvent): Omit<ProfileDoc, keyof UserFacts> {
+  const organization = event.data.organization;
+  return {
+    name: text(event, 'name'),
+    email: text(event, 'email'),
+    organization: typeof organization === 'string' ? organization : null,
+  };
 }
 
 function entryOf(profile: ProfileDoc): EntryDoc | undefined {

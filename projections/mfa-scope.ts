@@ -154,6 +154,75 @@ export function mfaEnabled(
   );
 }
 
+/** A confirmed factor as the per-user read models keep it. */
+export interface ConfirmedFactor {
+  factorId: string;
+  type: 'totp' | 'webauthn';
+  confirmedAt: string;
+}
+
+/**
+ * What the per-user read models know of a user from USER_EVENTS: role and
+ * corporation (from the latest profile), whether active, and the factors
+ * confirmed since the last EnrollmentReset, in confirmation order.
+ */
+export interface UserFacts {
+  firmId: string;
+  userId: string;
+  role: UserRole;
+  corporationId: string | null;
+  active: boolean;
+  factors: ConfirmedFactor[];
+}
+
+/**
+ * A user's facts after one of USER_EVENTS; `user` itself when the event
+ * changes nothing, and null for events about a user never registered. A
+ * registration or profile update takes the profile's fields from the event,
+ * plus the projection's own (`profileOf`, such as name and email); activity
+ * and factors carry over. A deactivation keeps the factors: the
+ * EnrollmentReset appended with it clears them (DESIGN §3).
+ */
+export function evolveUserFacts<T extends UserFacts>(
+  user: T | null,
+  event: RecordedEvent,
+  profileOf: (event: RecordedEvent) => Omit<T, keyof UserFacts>,
+): T | null {
+  switch (event.type) {
+    case 'UserRegistered':
+    case 'UserProfileUpdated': {
+      const corporationId = event.data.corporationId;
+      return {
+        ...profileOf(event),
+        firmId: event.metadata.firmId,
+        userId: text(event, 'userId'),
+        role: role(event),
+        corporationId: typeof corporationId === 'string' ? corporationId : null,
+        active: user?.active ?? true,
+        factors: user?.factors ?? [],
+      } as T;
+    }
+    case 'UserDeactivated':
+      return user && { ...user, active: false };
+    case 'UserReactivated':
+      return user && { ...user, active: true };
+    case 'FactorConfirmed': {
+      const factorId = text(event, 'factorId');
+      const type = text(event, 'factorType');
+      if (type !== 'totp' && type !== 'webauthn') {
+        throw new Error(`FactorConfirmed.factorType ${type} is not totp or webauthn`);
+      }
+      if (!user || user.factors.some((f) => f.factorId === factorId)) return user;
+      const factor: ConfirmedFactor = { factorId, type, confirmedAt: text(event, 'confirmedAt') };
+      return { ...user, factors: [...user.factors, factor] };
+    }
+    case 'EnrollmentReset':
+      return user && user.factors.length > 0 ? { ...user, factors: [] } : user;
+    default:
+      return user;
+  }
+}
+
 export const ROLE_KEYS = {
   'case-manager': 'caseManagers',
   'vendor-case-manager': 'vendorCaseManagers',

@@ -11,10 +11,10 @@ import {
 import {
   emptyScope,
   enablementOf,
+  evolveUserFacts,
   isScopeEvent,
   isUserEvent,
   mfaEnabled,
-  role,
   ROLE_KEYS,
   RoleCounts,
   SCOPE_EVENTS,
@@ -22,6 +22,7 @@ import {
   ScopeDoc,
   text,
   USER_EVENTS,
+  UserFacts,
   zeroCounts,
 } from './mfa-scope';
 
@@ -46,13 +47,8 @@ import {
  * to the number of users.
  */
 
-interface UserDoc {
-  firmId: string;
-  role: UserRole;
-  corporationId: string | null;
-  active: boolean;
-  factorIds: string[];
-}
+/** A user's facts; its group is (role, corporation), and it is enrolled while it holds a factor. */
+type UserDoc = UserFacts;
 
 interface GroupDoc {
   firmId: string;
@@ -68,8 +64,9 @@ export interface RoleCounters {
 }
 
 export const roleCountersProjection: Projection = {
+  // 2: a user's document holds its factors (UserFacts) rather than their ids.
   name: 'role-counters',
-  version: 1,
+  version: 2,
   collections: [
     { name: 'scopes', fields: [], indexes: [] },
     { name: 'users', fields: [], indexes: [] },
@@ -83,7 +80,7 @@ export const roleCountersProjection: Projection = {
     const firmId = event.metadata.firmId;
     const userKey = key(firmId, text(event, 'userId'));
     const before = documents.get<UserDoc>('users', userKey);
-    const after = evolveUser(before, event, firmId);
+    const after = evolveUserFacts(before, event, () => ({}));
     if (after === before) return [];
     // Out of its group as it was, into its group as it is: maybe the same group twice.
     const changes = new ChangeSet(documents);
@@ -95,36 +92,6 @@ export const roleCountersProjection: Projection = {
     return changes.list();
   },
 };
-
-/** A user's state after one event; null for events about a user never registered. */
-function evolveUser(user: UserDoc | null, event: RecordedEvent, firmId: string): UserDoc | null {
-  switch (event.type) {
-    case 'UserRegistered':
-    case 'UserProfileUpdated': {
-      const corporationId = event.data.corporationId;
-      return {
-        firmId,
-        role: role(event),
-        corporationId: typeof corporationId === 'string' ? corporationId : null,
-        active: user?.active ?? true,
-        factorIds: user?.factorIds ?? [],
-      };
-    }
-    case 'UserDeactivated':
-      return user && { ...user, active: false };
-    case 'UserReactivated':
-      return user && { ...user, active: true };
-    case 'FactorConfirmed': {
-      const factorId = text(event, 'factorId');
-      if (!user || user.factorIds.includes(factorId)) return user;
-      return { ...user, factorIds: [...user.factorIds, factorId] };
-    }
-    case 'EnrollmentReset':
-      return user && user.factorIds.length > 0 ? { ...user, factorIds: [] } : user;
-    default:
-      return user;
-  }
-}
 
 function count(changes: ChangeSet, user: UserDoc, sign: 1 | -1): void {
   const id = key(user.firmId, user.role, user.corporationId ?? '');
@@ -138,7 +105,7 @@ function count(changes: ChangeSet, user: UserDoc, sign: 1 | -1): void {
   changes.put('groups', id, {
     ...group,
     active: group.active + (user.active ? sign : 0),
-    enrolled: group.enrolled + (user.factorIds.length > 0 ? sign : 0),
+    enrolled: group.enrolled + (user.factors.length > 0 ? sign : 0),
   });
 }
 

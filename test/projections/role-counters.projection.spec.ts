@@ -7,6 +7,7 @@ import {
   profileUpdated,
   reactivated,
   registered,
+  T,
 } from './events';
 import { event, projectionSpec } from './projection-spec';
 import { itKeepsTheFirmsScope } from './scope-specs';
@@ -37,13 +38,15 @@ const corporate = (corporationId: string, active: number, enrolled: number) => (
     enrolled,
   },
 });
+const confirmed = (factorId: string) => ({ factorId, type: 'totp', confirmedAt: T });
 const user = (changes: object = {}) => ({
   'acme/u-1': {
     firmId: 'acme',
     role: 'case-manager',
     corporationId: null,
+    userId: 'u-1',
     active: true,
-    factorIds: [] as string[],
+    factors: [] as object[],
     ...changes,
   },
 });
@@ -57,7 +60,10 @@ describe('Role counters projection', () => {
     spec
       .given([registered('u-1')])
       .when(factorConfirmed('u-1', 'f-1'), factorConfirmed('u-1', 'f-2'))
-      .then({ users: user({ factorIds: ['f-1', 'f-2'] }), groups: staff(1, 1) });
+      .then({
+        users: user({ factors: [confirmed('f-1'), confirmed('f-2')] }),
+        groups: staff(1, 1),
+      });
     spec
       .given([registered('u-1'), factorConfirmed('u-1', 'f-1')])
       .when(factorConfirmed('u-1', 'f-1'))
@@ -76,7 +82,7 @@ describe('Role counters projection', () => {
     spec
       .given(enrolled)
       .when(deactivated('u-1'))
-      .then({ users: user({ active: false, factorIds: ['f-1'] }), groups: staff(0, 1) });
+      .then({ users: user({ active: false, factors: [confirmed('f-1')] }), groups: staff(0, 1) });
     spec
       .given([...enrolled, deactivated('u-1')])
       .when(enrollmentReset('u-1', ['f-1']))
