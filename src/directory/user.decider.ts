@@ -16,8 +16,8 @@ import {
 /*
  * A user of the host application, as the host syncs it to us. We never create
  * users on our own: the host registers, updates, deactivates and reactivates.
- * The user's MFA factors live in the same stream (src/enrollment/mfa.ts), so
- * that deactivating a user resets its enrollment in the same append.
+ * The user's MFA factors live in the same stream (src/enrollment/mfa.decider.ts),
+ * so that deactivating a user resets its enrollment in the same append.
  */
 
 export { USER_ROLES };

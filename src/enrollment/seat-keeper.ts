@@ -40,8 +40,8 @@ const SEAT_MAY_BE_FREE: ReadonlySet<string> = new Set([
  * Keeps invariant S2 (DESIGN §3) where the commands alone cannot: a user
  * holds a seat exactly while it has a confirmed factor. Every command that
  * moves a seat or a factor appends both in one atomic append
- * (seats-and-factors.ts), so on SQLite and KurrentDB 25.1+ this finds nothing
- * to do. It repairs what a crash left between the two appends on a KurrentDB
+ * (seats-and-factors.decision.ts), so on SQLite and KurrentDB 25.1+ this finds
+ * nothing to do. It repairs what a crash left between the two appends on a KurrentDB
  * without atomic multi-stream appends, and history written before them
  * (ADR 0013):
  * - a seat without a factor: the confirmation is completed when its proof was
