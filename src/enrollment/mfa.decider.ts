@@ -198,7 +198,7 @@ export type MfaCommand =
   | {
       /**
        * The proof was checked (the code, the attestation) by the caller, who
-       * takes the seat in the same append (seats-and-factors.ts). `completing`:
+       * takes the seat in the same append (seats-and-factors.decision.ts). `completing`:
        * the seat keeper finishes a confirmation whose seat was taken before a
        * crash, on a store without atomic multi-stream appends; the proof was
        * checked in time then, so the expiry no longer matters.

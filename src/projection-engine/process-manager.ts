@@ -60,9 +60,6 @@ export interface ProcessManager {
   drain?(): Promise<void>;
 }
 
-/** Nest injection token: provide an array of ProcessManager (see app.module.ts). */
-export const PROCESS_MANAGERS = Symbol('ProcessManagers');
-
 /** Positions passed over (no event handled) before the checkpoint is saved anyway. */
 const SAVE_SKIPPED_EVERY = 1_000n;
 

@@ -24,14 +24,15 @@ const PROCESS_MANAGER = 'mfa:process-manager';
  */
 export const ProcessManagerProvider = () => SetMetadata(PROCESS_MANAGER, true);
 
-const MANAGERS = Symbol('ProcessManagers');
+/** The process managers found at start (ProcessManager[]), filled before the engine starts. */
+export const PROCESS_MANAGERS = Symbol('ProcessManagers');
 
 /** Finds the marked providers before the engine starts (every module is initialised first). */
 @Injectable()
 class ProcessManagerDiscovery implements OnModuleInit {
   constructor(
     private readonly discovery: DiscoveryService,
-    @Inject(MANAGERS) private readonly managers: ProcessManager[],
+    @Inject(PROCESS_MANAGERS) private readonly managers: ProcessManager[],
   ) {}
 
   onModuleInit(): void {
@@ -63,7 +64,7 @@ export class ProjectionsModule {
       module: ProjectionsModule,
       imports: [DiscoveryModule],
       providers: [
-        { provide: MANAGERS, useValue: [] },
+        { provide: PROCESS_MANAGERS, useValue: [] },
         ProcessManagerDiscovery,
         {
           provide: ProjectionEngine,
@@ -79,10 +80,10 @@ export class ProjectionsModule {
               processManagers: managers,
               leases: config.processLease,
             }),
-          inject: [EVENT_STORE, READ_MODEL_STORE, APP_CONFIG, MANAGERS],
+          inject: [EVENT_STORE, READ_MODEL_STORE, APP_CONFIG, PROCESS_MANAGERS],
         },
       ],
-      exports: [ProjectionEngine],
+      exports: [ProjectionEngine, PROCESS_MANAGERS],
       global: true,
     };
   }

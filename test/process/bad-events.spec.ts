@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { ALL_PROJECTIONS } from '../../projections';
 import { EVENT_STORE, EventStore } from '../../src/event-store/event-store.port';
-import { PROCESS_MANAGERS, ProcessManager } from '../../src/projection-engine/process-manager';
+import type { ProcessManager } from '../../src/projection-engine/process-manager';
+import { PROCESS_MANAGERS } from '../../src/projection-engine/projections.module';
 import { ProjectionEngine } from '../../src/projection-engine/projection-engine';
 import { streams } from '../../src/shared/ids';
 import {
