@@ -4,7 +4,7 @@
  * CommonJS by ts-jest.
  * @type {import('jest').Config}
  */
-const esmOnly = ['@noble', '@scure'];
+const esmOnly = ['@noble', '@scure', 'canonicalize'];
 
 module.exports = {
   testEnvironment: 'node',
