@@ -21,7 +21,7 @@ describe(`the guarantees hold through kills and restarts (short soak, seed ${SEE
       maxRounds: 3,
       budgetMs: 60_000,
       clients: 6,
-      roundMs: { min: 2_500, max: 4_000 },
+      roundMs: { min: 2_000, max: 3_500 },
       killsPerRound: { min: 1, max: 1 },
       log: (line) => console.log(line),
     });

@@ -90,6 +90,8 @@ export interface Kill {
   mailerHolder: boolean;
   /** From the exit until the restarted instances listened. */
   restartMs?: number;
+  /** It came after the shared state store had stalled this long (ms), 0 if not. */
+  stallMs?: number;
 }
 
 export interface CheckResult {

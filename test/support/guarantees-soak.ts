@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -132,6 +133,8 @@ export interface GuaranteesSoakReport {
   kills: number;
   /** Kills that took both instances down at once. */
   bothKilled: number;
+  /** Kills while the shared state store stalled (commands appended, their answers not kept yet). */
+  killedInStalls: number;
   /** Due emails checked. */
   emails: number;
   /** Second copies of a message in flight at a kill (same Message-ID). */
@@ -162,7 +165,8 @@ export function summaryLine(report: GuaranteesSoakReport): string {
     `${report.commands} commands checked (${report.acknowledged} acknowledged, ${report.refused} refused; ` +
     `${report.lostAnswers} answers lost, ${report.retried} commands retried, ${report.recovered} of them ` +
     `applied by the lost attempt, ${report.replayed} replayed), ` +
-    `${report.kills} kills (${report.bothKilled} of both instances), ${report.emails} emails checked ` +
+    `${report.kills} kills (${report.bothKilled} of both instances, ${report.killedInStalls} in a stall of the state store), ` +
+    `${report.emails} emails checked ` +
     `(${report.emailCopiesAfterKills} sent again after a kill), ${report.events} events, ` +
     `${report.documents} documents, in ${Math.round(report.durationMs / 1000)} s`
   );
@@ -360,7 +364,13 @@ class Soak {
       ).sort((a, b) => a - b);
       const victims = moments.map(() => {
         const r = plan();
-        return r < 0.25 ? [0, 1] : [r < 0.625 ? 0 : 1];
+        return {
+          instances: r < 0.25 ? [0, 1] : [r < 0.625 ? 0 : 1],
+          // Half the kills come while the shared state store stalls (its write lock held a
+          // moment), as a slow disk would: commands appended by then wait to keep their
+          // answers, and the kill takes those answers with it (the residual window).
+          stallMs: plan() < 0.5 ? between(plan, 50, 400) : 0,
+        };
       });
       // The last round leaves time for its retries, the quiet and the checks.
       const last =
@@ -457,7 +467,7 @@ class Soak {
     round: number,
     roundMs: number,
     moments: number[],
-    victims: number[][],
+    victims: Array<{ instances: number[]; stallMs: number }>,
   ): Promise<void> {
     const start = Date.now();
     const before = this.commands.length;
@@ -492,27 +502,56 @@ class Soak {
           .map(
             (k) =>
               `instance ${k.instances.join('+')} at ${((k.at - start) / 1000).toFixed(1)} s` +
+              `${k.stallMs ? ` after ${k.stallMs} ms of a stalled state store` : ''}` +
               `${k.mailerHolder ? ' (mailer holder)' : ''}, up again in ${((k.restartMs ?? 0) / 1000).toFixed(1)} s`,
           )
           .join(', '),
     );
   }
 
-  private async killAndRestart(victims: number[]): Promise<void> {
+  private async killAndRestart({
+    instances: victims,
+    stallMs,
+  }: {
+    instances: number[];
+    stallMs: number;
+  }): Promise<void> {
     // A victim still restarting from the previous kill is waited for.
     while (!victims.every((slot) => this.instances.live().includes(slot))) await sleep(50);
     const holders = await Promise.all(victims.map((slot) => this.holdsMailer(slot)));
-    const at = Date.now();
-    const exits = await Promise.all(victims.map((slot) => this.instances.kill(slot)));
+    const state = stallMs > 0 ? this.stallStateStore() : undefined;
+    let at: number;
+    let exits: number[];
+    try {
+      await sleep(stallMs);
+      at = Date.now();
+      exits = await Promise.all(victims.map((slot) => this.instances.kill(slot)));
+    } finally {
+      state?.exec('ROLLBACK');
+      state?.close();
+    }
     const kill: Kill = {
       at,
       exitedAt: Math.max(...exits),
       instances: victims,
       mailerHolder: holders.some(Boolean),
+      stallMs,
     };
     this.kills.push(kill);
     await Promise.all(victims.map((slot) => this.instances.start(slot)));
     kill.restartMs = Date.now() - kill.exitedAt;
+  }
+
+  /**
+   * Takes the write lock of the instances' shared state store
+   * (DATA_DIR/state.sqlite: idempotency claims and answers) until the returned
+   * connection rolls back: claims and kept answers wait meanwhile.
+   */
+  private stallStateStore(): Database.Database {
+    const db = new Database(join(this.dir, 'state.sqlite'));
+    db.pragma('busy_timeout = 5000');
+    db.exec('BEGIN IMMEDIATE');
+    return db;
   }
 
   /** Whether the instance runs the mailer now (holds its lease); unknown counts as yes. */
@@ -1086,6 +1125,7 @@ class Soak {
       verificationsLost: this.commands.filter((c) => c.kind === 'totp-verify' && !c.answer).length,
       kills: this.kills.length,
       bothKilled: this.kills.filter((k) => k.instances.length === 2).length,
+      killedInStalls: this.kills.filter((k) => k.stallMs).length,
       emails: this.emails.checked,
       emailCopiesAfterKills: this.emails.copies,
       events,
