@@ -26,6 +26,8 @@ describe(`the guarantees hold through kills and restarts (short soak, seed ${SEE
       log: (line) => console.log(line),
     });
     console.log(summaryLine(report));
+    // Applied once all the same; worth reading (see the soak's report).
+    for (const line of report.refusedRetries) console.log(`refused on retry: ${line}`);
     expect(report.rounds).toBe(3);
     // A workload that did nothing proves nothing.
     expect(report.kills).toBeGreaterThanOrEqual(3);

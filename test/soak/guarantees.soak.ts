@@ -30,6 +30,7 @@ describe(`the guarantees hold through kills and restarts (soak, seed ${SEED})`, 
       });
       const line = summaryLine(report);
       console.log(line);
+      for (const refused of report.refusedRetries) console.log(`refused on retry: ${refused}`);
       mkdirSync(join('.tmp', 'soak'), { recursive: true });
       writeFileSync(
         join('.tmp', 'soak', 'guarantees.json'),

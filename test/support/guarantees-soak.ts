@@ -23,7 +23,11 @@ import { SmtpSink } from './smtp-sink';
  * The seeded randomized soak of issue 11: several clients send a mixed
  * workload to two instances of the built service on one data folder, the
  * instances are SIGKILLed at random moments (one, sometimes both) and
- * restarted, over several rounds. After each round, once quiet, the log
+ * restarted, over several rounds. Half the kills come while the instances'
+ * shared state store stalls (its write lock held for a moment, as a slow disk
+ * would), so that some commands are appended and killed before they keep
+ * their answers: the window a retry must not apply twice. After each round,
+ * once quiet, the log
  * itself must show the guarantees (test/support/guarantees-checks.ts):
  * every acknowledged command applied exactly once, S1 and S2, every read
  * model equal to a rebuild from zero, every due email sent once (twice, with
@@ -128,6 +132,11 @@ export interface GuaranteesSoakReport {
    * events in the stream): the case idempotent commands are for.
    */
   recovered: number;
+  /**
+   * Commands applied by an attempt whose answer was lost whose retry was then
+   * refused on the state of the moment: the command, its answer, its events.
+   */
+  refusedRetries: string[];
   /** Verifications whose answer was lost (never retried: a retry is a new attempt). */
   verificationsLost: number;
   kills: number;
@@ -162,13 +171,14 @@ export function guaranteesSeed(): number {
 export function summaryLine(report: GuaranteesSoakReport): string {
   return (
     `guarantees soak: seed ${report.seed}, ${report.rounds} rounds survived, ` +
-    `${report.commands} commands checked (${report.acknowledged} acknowledged, ${report.refused} refused; ` +
-    `${report.lostAnswers} answers lost, ${report.retried} commands retried, ${report.recovered} of them ` +
-    `applied by the lost attempt, ${report.replayed} replayed), ` +
-    `${report.kills} kills (${report.bothKilled} of both instances, ${report.killedInStalls} in a stall of the state store), ` +
-    `${report.emails} emails checked ` +
-    `(${report.emailCopiesAfterKills} sent again after a kill), ${report.events} events, ` +
-    `${report.documents} documents, in ${Math.round(report.durationMs / 1000)} s`
+    `${report.commands} commands checked (${report.acknowledged} acknowledged, ${report.refused} refused), ` +
+    `${report.lostAnswers} answers lost, ${report.retried} commands retried (${report.recovered} applied by ` +
+    `the lost attempt and answered by a retry, ${report.refusedRetries.length} applied by the lost ` +
+    `attempt and refused on retry, ${report.replayed} answered from the idempotency store), ` +
+    `${report.kills} kills (${report.bothKilled} of both instances, ${report.killedInStalls} in a stall ` +
+    `of the state store), ${report.emails} emails checked (${report.emailCopiesAfterKills} sent again ` +
+    `after a kill), ${report.events} events, ${report.documents} documents, ` +
+    `in ${Math.round(report.durationMs / 1000)} s`
   );
 }
 
@@ -326,6 +336,7 @@ class Soak {
   private emails = { checked: 0, copies: 0 };
   private checkedCommands = 0;
   private recovered = 0;
+  private refusedRetries: string[] = [];
   private readonly trail: string[] = [];
   /** Which instance an attempt goes to. */
   private readonly route: () => number;
@@ -982,6 +993,7 @@ class Soak {
     if (violations.length > 0) this.fail(round, violations);
     this.checkedCommands = applied.checked;
     this.recovered = applied.recovered;
+    this.refusedRetries = applied.refusedRetries;
     this.documents = models.checked;
     this.emails = { checked: emails.checked, copies: emails.copies };
     this.say(
@@ -1122,6 +1134,7 @@ class Soak {
       retried: this.commands.filter((c) => c.attempts.length > 1).length,
       replayed: this.commands.filter((c) => c.attempts.some((a) => a.replayed)).length,
       recovered: this.recovered,
+      refusedRetries: this.refusedRetries,
       verificationsLost: this.commands.filter((c) => c.kind === 'totp-verify' && !c.answer).length,
       kills: this.kills.length,
       bothKilled: this.kills.filter((k) => k.instances.length === 2).length,
