@@ -1,5 +1,10 @@
 import { requireBuild } from '../support/processes';
-import { guaranteesSeed, guaranteesSoak, summaryLine } from '../support/guarantees-soak';
+import {
+  guaranteesSeed,
+  guaranteesSoak,
+  stopGuaranteesSoaks,
+  summaryLine,
+} from '../support/guarantees-soak';
 
 /*
  * Issue 11's guarantees under a short seeded randomized soak: several clients,
@@ -14,6 +19,8 @@ const SEED = guaranteesSeed();
 
 describe(`the guarantees hold through kills and restarts (short soak, seed ${SEED})`, () => {
   beforeAll(() => requireBuild());
+  // A run cut short by the test's timeout leaves no instance behind.
+  afterAll(() => stopGuaranteesSoaks());
 
   it('every round ends with each command applied once, S1 and S2, rebuilt read models and each email sent once', async () => {
     const report = await guaranteesSoak({

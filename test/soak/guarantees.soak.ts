@@ -1,7 +1,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireBuild } from '../support/processes';
-import { guaranteesSeed, guaranteesSoak, summaryLine } from '../support/guarantees-soak';
+import {
+  guaranteesSeed,
+  guaranteesSoak,
+  stopGuaranteesSoaks,
+  summaryLine,
+} from '../support/guarantees-soak';
 import { soakBudgetMs } from '../support/soak';
 
 /*
@@ -15,6 +20,8 @@ const SEED = guaranteesSeed();
 
 describe(`the guarantees hold through kills and restarts (soak, seed ${SEED})`, () => {
   beforeAll(() => requireBuild());
+  // A run cut short by the test's timeout leaves no instance behind.
+  afterAll(() => stopGuaranteesSoaks());
 
   it(
     'every round ends with each command applied once, S1 and S2, rebuilt read models and each email sent once',

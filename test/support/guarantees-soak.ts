@@ -182,16 +182,26 @@ export function summaryLine(report: GuaranteesSoakReport): string {
   );
 }
 
+/** Soaks under way, so that a test that timed out can still stop their instances. */
+const running = new Set<Soak>();
+
 /** Runs the soak; throws (with the seed, the round and every violation) when a check fails. */
 export async function guaranteesSoak(
   options: GuaranteesSoakOptions,
 ): Promise<GuaranteesSoakReport> {
   const soak = new Soak(options);
+  running.add(soak);
   try {
     return await soak.run();
   } finally {
+    running.delete(soak);
     await soak.close();
   }
+}
+
+/** Stops the instances and the mail server of every soak still under way (a test's afterAll). */
+export async function stopGuaranteesSoaks(): Promise<void> {
+  await Promise.all([...running].map((soak) => soak.close(true)));
 }
 
 interface Caller {
@@ -332,6 +342,7 @@ class Soak {
   private readonly lastSteps = new Map<string, number>();
   private running = false;
   private failed = false;
+  private closed = false;
   private documents = 0;
   private emails = { checked: 0, copies: 0 };
   private checkedCommands = 0;
@@ -401,7 +412,11 @@ class Soak {
     );
   }
 
-  async close(): Promise<void> {
+  /** Stops everything; `aborted` (a test that timed out) keeps the data folder, as a failure does. */
+  async close(aborted = false): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (aborted) this.failed = true;
     this.running = false;
     await this.instances?.stopAll();
     await this.sink.stop();
