@@ -223,6 +223,29 @@ describe('MFA factors of a user', () => {
     });
   });
 
+  describe('a verified security key that never got its seat', () => {
+    it('expires like any unconfirmed enrollment (issue 11 §11); the keeper may still finish it', () => {
+      const verified: MfaEvent = {
+        type: 'WebAuthnRegistrationVerified',
+        data: { userId, enrollmentId: 'w1', generation: 0, credential, verifiedAt: now },
+      };
+      spec
+        .given([registered, webAuthnStarted(), verified])
+        .when(confirm('w1'), { now: later })
+        .thenThrows('enrollment-expired');
+      // The seat keeper completes one whose seat was taken in time (a crash between the two).
+      spec
+        .given([registered, webAuthnStarted(), verified])
+        .when(confirm('w1', true), { now: later })
+        .then([
+          {
+            ...confirmed('w1', 'webauthn'),
+            data: { ...confirmed('w1', 'webauthn').data, confirmedAt: later },
+          } as MfaEvent,
+        ]);
+    });
+  });
+
   describe('reset and recycling', () => {
     it('a reset removes every factor and pending enrollment at once and moves to the next generation', () => {
       spec

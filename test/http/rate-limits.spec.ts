@@ -1,4 +1,11 @@
-import { ApiResponse, RunningService, startService, tempDir, token } from '../support/harness';
+import {
+  ApiResponse,
+  RunningService,
+  startService,
+  tempDir,
+  TestClock,
+  token,
+} from '../support/harness';
 import { activeFirm, enrollTotp, mfaPath, oathtool, registerUser } from '../support/mfa';
 import { rmSync } from 'node:fs';
 
@@ -28,9 +35,17 @@ function expect429(response: ApiResponse, limit: string, windowSeconds: number):
   });
 }
 
+/*
+ * The services that verify codes run on this clock, which never moves: a code
+ * computed here is checked against the same 30 s step, whenever the test runs
+ * (with the wall clock, a step boundary crossed between the two made a
+ * confirmation fail now and then).
+ */
+const clock = new TestClock();
+
 /** A six-digit code that is not the current one (nor its neighbours) for `secret`. */
 function wrongCode(secret: string): string {
-  const near = [-1, 0, 1].map((steps) => oathtool(secret, new Date(), steps));
+  const near = [-1, 0, 1].map((steps) => oathtool(secret, clock.now(), steps));
   for (let n = 0; ; n++) {
     const candidate = String(123456 + n * 7919).slice(-6);
     if (!near.includes(candidate)) return candidate;
@@ -130,6 +145,7 @@ describe('failed verifications per caller', () => {
 
   beforeAll(async () => {
     service = await startService({
+      clock,
       env: { RATE_LIMIT_FAILURES_PER_CALLER: '4/900', RATE_LIMIT_FAILURES_PER_FIRM: 'off' },
     });
     await activeFirm(service.api, 'acme', 50);
@@ -138,7 +154,8 @@ describe('failed verifications per caller', () => {
       // Confirmed with the code of the step before: the current one is not spent yet.
       secrets.set(
         user,
-        (await enrollTotp(service.api, 'acme', user, new Date(Date.now() - 30_000))).secret,
+        (await enrollTotp(service.api, 'acme', user, new Date(clock.now().getTime() - 30_000)))
+          .secret,
       );
     }
   });
@@ -152,7 +169,7 @@ describe('failed verifications per caller', () => {
         'acme',
         user,
         callerA,
-        oathtool(secrets.get(user)!, new Date()),
+        oathtool(secrets.get(user)!, clock.now()),
       );
       expect(response.status).toBe(200);
     }
@@ -168,7 +185,7 @@ describe('failed verifications per caller', () => {
       'acme',
       'u12',
       callerA,
-      oathtool(secrets.get('u12')!, new Date()),
+      oathtool(secrets.get('u12')!, clock.now()),
     );
     expect429(right, 'caller-failures', 900);
 
@@ -180,8 +197,8 @@ describe('failed verifications per caller', () => {
 
   it('a replayed code is refused but is not a failed guess: it spends no budget', async () => {
     const callerD = token('host', { sub: 'host-d' });
-    const code = oathtool(secrets.get('u1')!, new Date());
-    // Accepted now, or already spent by the test before (within the same 30 s step).
+    const code = oathtool(secrets.get('u1')!, clock.now());
+    // Accepted now, or already spent by the test before (the clock does not move).
     const first = await verify(service, 'acme', 'u1', callerD, code);
     expect(first.status === 200 || first.body.type === '/problems/code-already-used').toBe(true);
     const answers = [];
@@ -213,6 +230,7 @@ describe('failed verifications per firm', () => {
 
   beforeAll(async () => {
     service = await startService({
+      clock,
       env: { RATE_LIMIT_FAILURES_PER_FIRM: '4/900', RATE_LIMIT_FAILURES_PER_CALLER: 'off' },
     });
     for (const firmId of ['acme', 'beta']) await activeFirm(service.api, firmId, 10);
@@ -223,7 +241,7 @@ describe('failed verifications per firm', () => {
       ['beta', 'b1'],
     ]) {
       await registerUser(service.api, firmId, userId);
-      secrets.set(userId, (await enrollTotp(service.api, firmId, userId)).secret);
+      secrets.set(userId, (await enrollTotp(service.api, firmId, userId, clock.now())).secret);
     }
   });
   afterAll(() => service.stop());
