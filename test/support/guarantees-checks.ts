@@ -86,7 +86,7 @@ export interface Kill {
   /** When the test saw the process gone. */
   exitedAt: number;
   instances: number[];
-  /** Whether one of them held the mailer's lease just before (per its /health). */
+  /** Whether one of them held the mailer's lease when it died (the lease row, read right after). */
   mailerHolder: boolean;
   /** From the exit until the restarted instances listened. */
   restartMs?: number;

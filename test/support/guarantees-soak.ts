@@ -271,16 +271,17 @@ class Instances {
     await new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
-  /** SIGKILL; resolves with the moment the exit was seen. */
-  async kill(slot: number): Promise<number> {
+  /** SIGKILL; resolves with the moment the exit was seen and the id of the process that ended. */
+  async kill(slot: number): Promise<{ exitedAt: number; pid: number }> {
     const service = this.services[slot];
     if (!service) throw new Error(`instance ${slot} is not running`);
     this.services[slot] = undefined;
+    const pid = service.child.pid!;
     const signal = await service.stop('SIGKILL');
     if (signal !== 'SIGKILL')
       throw new Error(`instance ${slot} ended with ${signal}, not by the kill`);
     this.keepTail(slot, service);
-    return Date.now();
+    return { exitedAt: Date.now(), pid };
   }
 
   async stopAll(): Promise<void> {
@@ -544,10 +545,9 @@ class Soak {
   }): Promise<void> {
     // A victim still restarting from the previous kill is waited for.
     while (!victims.every((slot) => this.instances.live().includes(slot))) await sleep(50);
-    const holders = await Promise.all(victims.map((slot) => this.holdsMailer(slot)));
     const state = stallMs > 0 ? this.stallStateStore() : undefined;
     let at: number;
-    let exits: number[];
+    let exits: Array<{ exitedAt: number; pid: number }>;
     try {
       await sleep(stallMs);
       at = Date.now();
@@ -558,9 +558,10 @@ class Soak {
     }
     const kill: Kill = {
       at,
-      exitedAt: Math.max(...exits),
+      exitedAt: Math.max(...exits.map((e) => e.exitedAt)),
       instances: victims,
-      mailerHolder: holders.some(Boolean),
+      // Read before the restart, while no new process can have taken the lease from the victims.
+      mailerHolder: this.mailerLeaseHeldBy(exits.map((e) => e.pid)),
       stallMs,
     };
     this.kills.push(kill);
@@ -580,16 +581,27 @@ class Soak {
     return db;
   }
 
-  /** Whether the instance runs the mailer now (holds its lease); unknown counts as yes. */
-  private async holdsMailer(slot: number): Promise<boolean> {
+  /**
+   * Whether the mailer's lease, read once the victims are gone, names one of
+   * their processes (an owner id is host/pid/random,
+   * src/projection-engine/process-lease.ts): one of them held it when it died.
+   * Read after the kill rather than asked of /health before it, because the
+   * lease moves in between: a standby took it over during a stall, sent, and
+   * was killed before recording the send (seed 1522446457, round 8), a copy
+   * the check must count as the at-least-once window. A dead process cannot
+   * move the row, and the other instance takes it only once it has expired.
+   */
+  private mailerLeaseHeldBy(pids: number[]): boolean {
+    const db = new Database(join(this.dir, 'readmodels.sqlite'), { fileMustExist: true });
     try {
-      const health = await this.get(slot, '/health', OPERATOR);
-      const mailer = (health.body.processManagers as Array<{ name: string; status: string }>).find(
-        (m) => m.name === 'notification-mailer',
-      );
-      return !mailer || !['standby', 'starting', 'stopped'].includes(mailer.status);
-    } catch {
-      return true;
+      db.pragma('busy_timeout = 5000');
+      const row = db
+        .prepare('SELECT owner FROM process_leases WHERE name = ?')
+        .get('notification-mailer') as { owner: string } | undefined;
+      const pid = row ? /\/(\d+)\/[^/]*$/.exec(row.owner)?.[1] : undefined;
+      return pid !== undefined && pids.includes(Number(pid));
+    } finally {
+      db.close();
     }
   }
 
