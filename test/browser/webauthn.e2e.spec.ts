@@ -511,7 +511,10 @@ describe('Security keys in a real browser', () => {
         reason: 'Lost key',
       }),
     );
-    const before = await firmEvents(firmId);
+    // Commands' events only: the mailer may record an email it sent meanwhile.
+    const commanded = async () =>
+      (await firmEvents(firmId)).filter((event) => event.metadata.actor.role !== 'system');
+    const before = await commanded();
     // The stored answer is lost (a crash before it was recorded, or it expired): the
     // command id is still in the log, and the retry answers from there.
     const db = new Database(join(service.dataDir, 'state.sqlite'));
@@ -528,7 +531,7 @@ describe('Security keys in a real browser', () => {
     const retry = await api().post(path, host, response, key);
     expect(retry.status).toBe(200);
     expect(retry.body).toEqual(first.body);
-    expect(await firmEvents(firmId)).toEqual(before);
+    expect(await commanded()).toEqual(before);
     expect(await factors(firmId, 'lea')).toEqual([]);
   });
 
