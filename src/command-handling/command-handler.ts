@@ -285,6 +285,28 @@ export class CommandHandler {
   }
 
   /**
+   * What an earlier run of this command appended to `streamIds`, in log
+   * order, with the position of its last event; undefined when it never ran
+   * there (or the request carried no Idempotency-Key, so its command id is
+   * new). For handlers that check a proof before they decide (a TOTP code, an
+   * attestation): a retried command answers its first outcome before any such
+   * check, whatever the streams' state by now (DESIGN §6). After a reset, say,
+   * the enrollment to check the proof against is gone, but the command ran.
+   */
+  async earlierOutcome(
+    streamIds: readonly string[],
+    envelope: CommandEnvelope,
+  ): Promise<{ position: bigint; events: RecordedEvent[] } | undefined> {
+    if (envelope.freshCommandId) return undefined;
+    const found = await Promise.all(
+      streamIds.map((streamId) => this.store.readCommand(streamId, envelope.commandId)),
+    );
+    const events = found.flat().sort((a, b) => (a.position < b.position ? -1 : 1));
+    if (events.length === 0) return undefined;
+    return { position: events[events.length - 1].position, events };
+  }
+
+  /**
    * Commands on one stream run one after another inside this process: a hot
    * stream (a firm's seats, say) would otherwise make every racer but one
    * lose its append and retry, and a crowd of racers could exhaust the retries.

@@ -133,6 +133,20 @@ export class VerifySecurityKeyRegistrationHandler implements ICommandHandler<Ver
   ) {}
 
   async execute({ firmId, userId, response, envelope }: VerifySecurityKeyRegistration) {
+    // A retry of a registration that ran answers as it did, before the challenge is looked
+    // for among pending enrollments a reset or deactivation may have removed since.
+    const earlier = await this.commands.earlierOutcome(
+      [
+        streams.securityKey(firmId, response.id),
+        streams.subscription(firmId),
+        streams.user(firmId, userId),
+      ],
+      envelope,
+    );
+    const confirmedThen = earlier?.events.find((event) => event.type === 'FactorConfirmed');
+    if (earlier && confirmedThen) {
+      return { position: String(earlier.position), factorId: String(confirmedThen.data.factorId) };
+    }
     const challenge = challengeOf(response.response.clientDataJSON);
     const facts = await this.facts.of(firmId, userId);
     const user = requireRegistered(facts.user, userId);

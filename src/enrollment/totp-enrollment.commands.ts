@@ -123,6 +123,18 @@ export class ConfirmTotpEnrollmentHandler implements ICommandHandler<ConfirmTotp
   ) {}
 
   async execute({ firmId, userId, enrollmentId, code, envelope }: ConfirmTotpEnrollment) {
+    // A retry of a confirmation that ran answers as it did, before the code is checked
+    // against an enrollment a reset or deactivation may have removed since.
+    const earlier = await this.commands.earlierOutcome(
+      [streams.subscription(firmId), streams.user(firmId, userId)],
+      envelope,
+    );
+    const confirmedThen = earlier?.events.find(
+      (event) => event.type === 'FactorConfirmed' && event.data.enrollmentId === enrollmentId,
+    );
+    if (earlier && confirmedThen) {
+      return { position: String(earlier.position), factorId: String(confirmedThen.data.factorId) };
+    }
     const facts = await this.facts.of(firmId, userId);
     const user = requireRegistered(facts.user, userId);
     const factorId = factorIdOf(enrollmentId);

@@ -5,6 +5,8 @@ import type {
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import {
@@ -493,6 +495,44 @@ describe('Security keys in a real browser', () => {
     expect((await authenticationVerify(firmId, 'ned', await assertion(firmId, 'ned'))).status).toBe(
       200,
     );
+  });
+
+  it('answers a registration retried after a reset as it answered first, appending nothing', async () => {
+    const firmId = await firmWithUsers(5, 'lea');
+    const options = await registrationOptions(firmId, 'lea');
+    expectOk(options);
+    const response = await tab.register(options.body);
+    const path = `${mfaPath(firmId, 'lea')}/webauthn/registration/verify`;
+    const key = { 'idempotency-key': `register-lea-${firmId}` };
+    const first = await api().post(path, host, response, key);
+    expectOk(first);
+    expectOk(
+      await api().post(`${mfaPath(firmId, 'lea')}/reset`, superuserOf(firmId), {
+        reason: 'Lost key',
+      }),
+    );
+    // Commands' events only: the mailer may record an email it sent meanwhile.
+    const commanded = async () =>
+      (await firmEvents(firmId)).filter((event) => event.metadata.actor.role !== 'system');
+    const before = await commanded();
+    // The stored answer is lost (a crash before it was recorded, or it expired): the
+    // command id is still in the log, and the retry answers from there.
+    const db = new Database(join(service.dataDir, 'state.sqlite'));
+    try {
+      const tables = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%idempot%'")
+        .pluck()
+        .all() as string[];
+      expect(tables.length).toBeGreaterThan(0);
+      for (const table of tables) db.prepare(`DELETE FROM "${table}"`).run();
+    } finally {
+      db.close();
+    }
+    const retry = await api().post(path, host, response, key);
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    expect(await commanded()).toEqual(before);
+    expect(await factors(firmId, 'lea')).toEqual([]);
   });
 
   it('stops the key from authenticating after a superuser reset', async () => {

@@ -304,6 +304,53 @@ describe('A command applies once, even when its stored answer is lost', () => {
       );
     });
 
+    it('a TOTP confirmation, retried after a reset, answers the first answer and appends nothing', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 3);
+      await registerUser(api(), firmId, 'eve');
+      const started = await api().post(`${mfaPath(firmId, 'eve')}/totp/enrollment`, host, {});
+      const code = oathtool(secretOf(started.body.otpauthUri), clock.now());
+      const { first, retry } = await retriedAfterTheStateMoved(
+        {
+          method: 'POST',
+          path: `${mfaPath(firmId, 'eve')}/totp/enrollment/${started.body.enrollmentId}/confirm`,
+          token: host,
+          body: { code },
+        },
+        async () =>
+          expectOk(
+            await api().post(`${mfaPath(firmId, 'eve')}/reset`, admin(firmId), {
+              reason: 'Lost phone',
+            }),
+          ),
+      );
+      expect(retry.body).toEqual(first.body);
+      expect((await api().get(`${mfaPath(firmId, 'eve')}/factors`, host)).body).toEqual([]);
+    });
+
+    it('a TOTP confirmation, retried after the user was deactivated, answers the first answer', async () => {
+      const firmId = newFirm();
+      await activeFirm(api(), firmId, 3);
+      await registerUser(api(), firmId, 'fay');
+      const started = await api().post(`${mfaPath(firmId, 'fay')}/totp/enrollment`, host, {});
+      const code = oathtool(secretOf(started.body.otpauthUri), clock.now());
+      const { first, retry } = await retriedAfterTheStateMoved(
+        {
+          method: 'POST',
+          path: `${mfaPath(firmId, 'fay')}/totp/enrollment/${started.body.enrollmentId}/confirm`,
+          token: host,
+          body: { code },
+        },
+        async () =>
+          expectOk(
+            await api().post(`/v1/firms/${firmId}/users/fay/deactivate`, host, {
+              reason: 'deleted',
+            }),
+          ),
+      );
+      expect(retry.body).toEqual(first.body);
+    });
+
     it('a TOTP confirmation, retried, checks the code and answers the first answer', async () => {
       const firmId = newFirm();
       await activeFirm(api(), firmId, 3);

@@ -136,6 +136,17 @@ describe('SIGKILL while commands flow', () => {
       }
     };
 
+    // One enrolled user that no random command touches (they pick u-N): every
+    // round then compares an enrolled-users list that is not empty, however
+    // few commands a loaded machine gets through before the kill.
+    await api.put('/v1/firms/acme/users/anchor', host, {
+      role: 'case-manager',
+      name: 'Anchor',
+      email: 'anchor@example.com',
+    });
+    await writer.confirmFactor('acme', 'anchor', 'f-anchor', 'totp');
+    await writer.assignSeat('acme', 'anchor');
+
     for (let round = 1; round <= ROUNDS; round++) {
       // Four clients keep commands flowing; the kill lands somewhere in the middle.
       let flowing = true;

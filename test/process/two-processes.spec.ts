@@ -118,5 +118,6 @@ describe('two service processes on the same data folder', () => {
     expect(shared).toHaveLength(40);
     expect(shared.map((e) => e.revision)).toEqual(shared.map((_, i) => BigInt(i)));
     expect(log.filter((e) => e.streamId === 'user-acme/keyed')).toHaveLength(1);
-  });
+    // Two processes to start and 40 concurrent writes: more than the default 30 s on a loaded machine.
+  }, 90_000);
 });
