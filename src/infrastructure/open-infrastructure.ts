@@ -6,6 +6,7 @@ import { SqliteIdempotencyStore } from '../http/sqlite-idempotency-store';
 import { AppConfig } from '../config/config';
 import { KeyStore } from '../crypto/key-store.port';
 import { SqliteKeyStore } from '../crypto/sqlite-key-store';
+import { ChainingEventStore } from '../event-store/chaining-event-store';
 import { EventStore } from '../event-store/event-store.port';
 import { SqliteEventStore } from '../event-store/sqlite-event-store';
 import {
@@ -47,7 +48,16 @@ export async function openInfrastructure(
   };
 }
 
+/**
+ * The event log, SQLite or KurrentDB, behind the decorator that chains every
+ * appended event to its stream's predecessor (tamper evidence, ADR 0017): the
+ * service never appends an unchained event, whichever adapter it runs on.
+ */
 async function openEventStore(config: AppConfig): Promise<EventStore> {
+  return new ChainingEventStore(await openAdapter(config));
+}
+
+async function openAdapter(config: AppConfig): Promise<EventStore> {
   if (!config.eventStoreUrl) return new SqliteEventStore(join(config.dataDir, 'events.sqlite'));
   // Loaded only when configured: the gRPC client is not needed by the embedded default.
   const { KurrentDbEventStore } = await import('../event-store/kurrentdb-event-store');
