@@ -2,16 +2,12 @@ import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyFirmChains } from '../../src/audit/chain-verification';
-import { EVENT_STORE, EventStore, RecordedEvent } from '../../src/event-store/event-store.port';
-import { ALL_PROJECTIONS } from '../../projections';
-import type { ProcessManager } from '../../src/projection-engine/process-manager';
-import { ProjectionEngine } from '../../src/projection-engine/projection-engine';
-import { PROCESS_MANAGERS } from '../../src/projection-engine/projections.module';
+import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import { chainLinkOf } from '../../src/shared/event-hash';
 import { firmOfStream, streams } from '../../src/shared/ids';
 import { RunningService, startService, tempDir, TestClock } from '../support/harness';
 import { activeFirm, expectOk, host, registerUser } from '../support/mfa';
-import { mailSettled } from '../support/notifications';
+import { ANCHOR_WRITER, anchorAfter, settled } from './settle';
 
 /*
  * ADR 0017: the anchor writer records, in each firm's `audit-{firmId}`
@@ -21,7 +17,7 @@ import { mailSettled } from '../support/notifications';
  * restart, or a checkpoint behind its effects, neither loses nor doubles one.
  */
 
-const ANCHORS = 'chain-anchors';
+const ANCHORS = ANCHOR_WRITER;
 
 interface Anchor {
   event: RecordedEvent;
@@ -41,46 +37,6 @@ const anchorsOf = (events: RecordedEvent[], firmId: string): Anchor[] =>
 /** The firm's events but its anchors, in log order. */
 const changesOf = (events: RecordedEvent[], firmId: string) =>
   events.filter((e) => firmOfStream(e.streamId) === firmId && !e.streamId.startsWith('audit-'));
-
-/**
- * Resolves once every projection and process manager has processed the head of
- * the log, no email is waiting, and the head stays there. Woken by positions.
- */
-async function settled(service: RunningService): Promise<void> {
-  const engine = service.app.get(ProjectionEngine);
-  const store = service.app.get<symbol, EventStore>(EVENT_STORE);
-  const consumers = [
-    ...ALL_PROJECTIONS.map((projection) => projection.name),
-    ...service.app.get<symbol, ProcessManager[]>(PROCESS_MANAGERS).map((manager) => manager.name),
-  ];
-  expect(consumers).toContain(ANCHORS);
-  for (;;) {
-    await mailSettled(service);
-    const head = await store.headPosition();
-    if (!(await engine.waitFor(head, consumers, 20_000))) {
-      throw new Error(`Consumers stuck below ${head}`);
-    }
-    await mailSettled(service);
-    if ((await store.headPosition()) === head) return;
-  }
-}
-
-/** Resolves once the anchor writer has appended an anchor of the firm after `position`. */
-async function anchorAfter(
-  service: RunningService,
-  firmId: string,
-  position: bigint,
-): Promise<void> {
-  const engine = service.app.get(ProjectionEngine);
-  for (let seen = position; ;) {
-    if (!(await engine.waitFor(seen + 1n, [ANCHORS], 20_000))) {
-      throw new Error(`No anchor of ${firmId} after position ${position}`);
-    }
-    const log = await service.events();
-    if (anchorsOf(log, firmId).some((anchor) => anchor.event.position > position)) return;
-    seen = log[log.length - 1].position;
-  }
-}
 
 describe('Anchors of the firms’ hash chains', () => {
   describe('every AUDIT_ANCHOR_EVERY events of a firm', () => {
