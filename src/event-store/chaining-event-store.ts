@@ -39,12 +39,13 @@ interface Predecessor {
 
 /**
  * Every appended event gets `metadata.hash` and `metadata.previousHash`: a
- * per-stream hash chain (ADR 0017, src/shared/event-hash.ts), computed here,
- * before the append, the same way for every adapter. The predecessor is read
- * (the event at the expected revision: one indexed read per stream written,
- * none for a new stream) and the append is checked against exactly that
- * revision, so the chain cannot fork: a writer that got in first makes the
- * adapter refuse, as it would without chains.
+ * per-stream hash chain (ADR 0017, src/shared/event-hash.ts), computed before
+ * the append, for an adapter that cannot link events inside its own write
+ * (KurrentDB; SQLite links them in its write transaction, with `linkEvents`
+ * below). The predecessor is read (the event at the expected revision: one
+ * read per stream written, none for a new stream) and the append is checked
+ * against exactly that revision, so the chain cannot fork: a writer that got
+ * in first makes the adapter refuse, as it would without chains.
  *
  * - A caller's exact revision (or `no_stream`) is passed on unchanged. When
  *   the stream has moved past it the hashes computed here are wrong, but the
@@ -144,16 +145,11 @@ export class ChainingEventStore implements EventStore {
   private async chained(part: StreamAppend): Promise<StreamAppend> {
     if (part.events.length === 0) return part;
     const predecessor = await this.predecessorOf(part);
-    let previousHash = predecessor.hash;
-    let revision = predecessor.revision;
-    const events = part.events.map((event): NewEvent => {
-      revision += 1n;
-      const { stored, hash } = hashed(part.streamId, revision, event, previousHash);
-      const metadata: ChainedMetadata = { ...stored.metadata, hash, previousHash };
-      previousHash = hash;
-      return { type: event.type, data: stored.data, metadata };
-    });
-    return { streamId: part.streamId, events, expectedRevision: predecessor.expectedRevision };
+    return {
+      streamId: part.streamId,
+      events: linkEvents(part.streamId, predecessor, part.events),
+      expectedRevision: predecessor.expectedRevision,
+    };
   }
 
   private async predecessorOf(part: StreamAppend): Promise<Predecessor> {
@@ -237,6 +233,40 @@ export class ChainingEventStore implements EventStore {
 const isRelaxed = (expected: ExpectedRevision) =>
   expected === 'any' || expected === 'stream_exists';
 
+/** An event RFC 8785 cannot put in canonical form (a lone surrogate in a string): it cannot be chained. */
+export class UnhashableEventError extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly eventType: string,
+  ) {
+    super(`An event ${eventType} for ${streamId} holds a value that cannot be hashed`);
+    this.name = 'UnhashableEventError';
+  }
+}
+
+/**
+ * `events` with their chain links (`metadata.hash`, `metadata.previousHash`),
+ * as appended after `predecessor`: the stream's last event, its revision
+ * (-1n: none) and its hash (null: none, or unchained). The one place both the
+ * decorator and the SQLite adapter (in its write transaction) link events.
+ * Throws UnhashableEventError.
+ */
+export function linkEvents(
+  streamId: string,
+  predecessor: { revision: bigint; hash: string | null },
+  events: readonly NewEvent[],
+): NewEvent[] {
+  let previousHash = predecessor.hash;
+  let revision = predecessor.revision;
+  return events.map((event): NewEvent => {
+    revision += 1n;
+    const { stored, hash } = hashed(streamId, revision, event, previousHash);
+    const metadata: ChainedMetadata = { ...stored.metadata, hash, previousHash };
+    previousHash = hash;
+    return { type: event.type, data: stored.data, metadata };
+  });
+}
+
 /** The hash a stored event carries, or null when it is unchained or unreadable. */
 function hashOf(event: RecordedEvent): string | null {
   if (event.corrupt !== undefined) return null;
@@ -248,8 +278,8 @@ function hashOf(event: RecordedEvent): string | null {
  * have passed, and its hash. Almost always the event itself: only data that
  * the canonical form refuses (NaN, Infinity, which JSON stores as null) is
  * taken through JSON first, so that the hash is over what is stored. A lone
- * surrogate survives JSON and is refused (RFC 8785 cannot hash it): the append
- * fails.
+ * surrogate survives JSON and is refused (RFC 8785 cannot hash it):
+ * UnhashableEventError, and nothing is appended.
  */
 function hashed(
   streamId: string,
@@ -267,6 +297,10 @@ function hashed(
       metadata: EventMetadata;
     };
     const stored = { ...content, data: json.data, metadata: json.metadata };
-    return { stored, hash: eventHash(stored, previousHash) };
+    try {
+      return { stored, hash: eventHash(stored, previousHash) };
+    } catch {
+      throw new UnhashableEventError(streamId, event.type);
+    }
   }
 }

@@ -49,19 +49,16 @@ export async function openInfrastructure(
 }
 
 /**
- * The event log, SQLite or KurrentDB, behind the decorator that chains every
- * appended event to its stream's predecessor (tamper evidence, ADR 0017): the
- * service never appends an unchained event, whichever adapter it runs on.
+ * The event log. Either way every appended event is chained to its stream's
+ * predecessor (tamper evidence, ADR 0017): SQLite does it in its write
+ * transaction, which holds the stream's head; KurrentDB goes behind the
+ * decorator that reads the predecessor and appends at exactly its revision.
  */
 async function openEventStore(config: AppConfig): Promise<EventStore> {
-  return new ChainingEventStore(await openAdapter(config));
-}
-
-async function openAdapter(config: AppConfig): Promise<EventStore> {
   if (!config.eventStoreUrl) return new SqliteEventStore(join(config.dataDir, 'events.sqlite'));
   // Loaded only when configured: the gRPC client is not needed by the embedded default.
   const { KurrentDbEventStore } = await import('../event-store/kurrentdb-event-store');
-  return new KurrentDbEventStore(config.eventStoreUrl);
+  return new ChainingEventStore(new KurrentDbEventStore(config.eventStoreUrl));
 }
 
 /**

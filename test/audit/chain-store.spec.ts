@@ -2,7 +2,10 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ChainingEventStore } from '../../src/event-store/chaining-event-store';
+import {
+  ChainingEventStore,
+  UnhashableEventError,
+} from '../../src/event-store/chaining-event-store';
 import {
   EventStore,
   ExpectedRevision,
@@ -18,40 +21,69 @@ import { event, eventStoreContract } from '../event-store/event-store.contract';
 
 /*
  * ADR 0017: every event the service appends carries `metadata.hash` and
- * `metadata.previousHash`, computed before the append against the exact
- * predecessor the expected revision guarantees. The decorator must keep every
- * promise of the event-store port (the contract suite, run through it), and
- * add unforked chains, whatever retries and races happen.
+ * `metadata.previousHash`, against the exact predecessor the expected revision
+ * guarantees. SQLite links them in its write transaction; KurrentDB goes
+ * behind a decorator that reads the predecessor first. Each way must keep
+ * every promise of the event-store port (the contract suite, run through it)
+ * and make unforked chains, whatever retries and races happen. The decorator
+ * runs here over an SQLite adapter that does not chain, exactly as it runs
+ * over KurrentDB.
  */
 
-/** The adapters the chains run on here: SQLite always, KurrentDB when EVENTSTORE_URL names one. */
 const url = process.env.EVENTSTORE_URL;
+
+/** A chaining store under test, and what else the specs need on the same log. */
 interface Opened {
-  adapter: EventStore;
+  store: EventStore;
+  /** Appends as versions before chains did, to the same log. */
+  unchained: EventStore;
+  /** Another chaining writer on the same log (another process, or another decorator). */
+  another(): EventStore;
+  /** The adapter under the decorator, when there is one. */
+  decorated?: EventStore;
   dispose(): Promise<void>;
 }
-const adapters: Array<[string, () => Opened]> = [
-  [
-    'SQLite',
-    () => {
-      const dir = tempDir('mfa-chain-');
-      const adapter = new SqliteEventStore(join(dir, 'events.sqlite'));
-      return {
-        adapter,
-        dispose: async () => {
-          await adapter.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  ],
+
+function sqlite(decorated: boolean): () => Opened {
+  return () => {
+    const dir = tempDir('mfa-chain-');
+    const file = join(dir, 'events.sqlite');
+    const unchained = new SqliteEventStore(file, { chainAppends: false });
+    const opened: EventStore[] = [unchained];
+    const open = (): EventStore => {
+      const store = decorated ? new ChainingEventStore(unchained) : new SqliteEventStore(file);
+      if (!decorated) opened.push(store);
+      return store;
+    };
+    return {
+      store: open(),
+      unchained,
+      another: open,
+      ...(decorated ? { decorated: unchained } : {}),
+      dispose: async () => {
+        for (const store of opened) await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  };
+}
+
+const configurations: Array<[string, () => Opened]> = [
+  ['SQLite, linked in its write transaction', sqlite(false)],
+  ['SQLite behind the decorator, as KurrentDB runs', sqlite(true)],
 ];
 if (url) {
-  adapters.push([
-    `KurrentDB at ${url}`,
+  configurations.push([
+    `KurrentDB at ${url} behind the decorator`,
     () => {
       const adapter = new KurrentDbEventStore(url);
-      return { adapter, dispose: () => adapter.close() };
+      return {
+        store: new ChainingEventStore(adapter),
+        unchained: adapter,
+        another: () => new ChainingEventStore(adapter),
+        decorated: adapter,
+        dispose: () => adapter.close(),
+      };
     },
   ]);
 } else {
@@ -63,13 +95,12 @@ if (url) {
   });
 }
 
-for (const [name, open] of adapters) {
-  eventStoreContract(`${name} behind the hash chains`, () => {
+for (const [name, open] of configurations) {
+  eventStoreContract(`${name}:`, () => {
     const opened = open();
-    const store = new ChainingEventStore(opened.adapter);
-    return Promise.resolve({ store, dispose: () => opened.dispose() });
+    return Promise.resolve({ store: opened.store, dispose: () => opened.dispose() });
   });
-  chainSpecs(name, open);
+  chainSpecs(name, open, name.includes('decorator'));
 }
 
 /** Each event's hash recomputes from its content and links to its predecessor's. */
@@ -84,19 +115,17 @@ function expectChained(events: RecordedEvent[]): void {
   });
 }
 
-function chainSpecs(name: string, open: () => Opened): void {
-  describe(`The hash-chaining event store on ${name}`, () => {
+function chainSpecs(name: string, open: () => Opened, decorated: boolean): void {
+  describe(`Hash chains on ${name}`, () => {
     let opened: Opened;
-    let adapter: EventStore;
-    let store: ChainingEventStore;
+    let store: EventStore;
     let prefix: string;
     // Unique names: a KurrentDB server is shared by every run.
     const stream = (name: string) => `${prefix}-${name}`;
 
     beforeEach(() => {
       opened = open();
-      adapter = opened.adapter;
-      store = new ChainingEventStore(adapter);
+      store = opened.store;
       prefix = `chain${randomUUID().replace(/-/g, '').slice(0, 12)}`;
     });
     afterEach(() => opened.dispose());
@@ -137,8 +166,8 @@ function chainSpecs(name: string, open: () => Opened): void {
 
     it('never forks a chain: concurrent appends with `any` all land, one after another', async () => {
       await store.appendToStream(stream('hot'), [event('Start')], 'no_stream');
-      // Two decorators on one adapter: their reads of the head race for real.
-      const other = new ChainingEventStore(adapter);
+      // Two writers on one log: their reads of the head race for real.
+      const other = opened.another();
       const results = await Promise.all(
         Array.from({ length: 12 }, (_, i) =>
           (i % 2 ? other : store).appendToStream(stream('hot'), [event(`Try${i}`)], 'any'),
@@ -190,30 +219,36 @@ function chainSpecs(name: string, open: () => Opened): void {
         expectChained(events);
       });
 
-      it('sent again with `any`, at the revision it was first appended at: how KurrentDB knows it', async () => {
-        const sent: ExpectedRevision[] = [];
-        const recording = new Proxy(adapter, {
-          get(target, property) {
-            if (property === 'appendToStream') {
-              return (streamId: string, events: NewEvent[], expected: ExpectedRevision) => {
-                sent.push(expected);
-                return target.appendToStream(streamId, events, expected);
-              };
-            }
-            const value: unknown = Reflect.get(target, property);
-            return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
-          },
-        });
-        const chained = new ChainingEventStore(recording);
-        await chained.appendToStream(stream('r4'), [event('Before')], 'no_stream');
-        const batch = withCommand([event('A'), event('B')]);
-        await chained.appendToStream(stream('r4'), batch, 'any');
-        await chained.appendToStream(stream('r4'), [event('Later')], 'any');
-        expect(sent).toEqual(['no_stream', 0n, 2n]);
-        await chained.appendToStream(stream('r4'), retimed(batch), 'any');
-        expect(sent[3]).toBe(0n);
-        expect(await store.readStream(stream('r4'))).toHaveLength(4);
-      });
+      // Only the decorator sends the batch on to an adapter (SQLite checks ids in its transaction).
+      const ifDecorated = decorated ? it : () => undefined;
+      ifDecorated(
+        'sent again with `any`, at the revision it was first appended at: how KurrentDB knows it',
+        async () => {
+          const adapter = opened.decorated!;
+          const sent: ExpectedRevision[] = [];
+          const recording = new Proxy(adapter, {
+            get(target, property) {
+              if (property === 'appendToStream') {
+                return (streamId: string, events: NewEvent[], expected: ExpectedRevision) => {
+                  sent.push(expected);
+                  return target.appendToStream(streamId, events, expected);
+                };
+              }
+              const value: unknown = Reflect.get(target, property);
+              return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+            },
+          });
+          const chained = new ChainingEventStore(recording);
+          await chained.appendToStream(stream('r4'), [event('Before')], 'no_stream');
+          const batch = withCommand([event('A'), event('B')]);
+          await chained.appendToStream(stream('r4'), batch, 'any');
+          await chained.appendToStream(stream('r4'), [event('Later')], 'any');
+          expect(sent).toEqual(['no_stream', 0n, 2n]);
+          await chained.appendToStream(stream('r4'), retimed(batch), 'any');
+          expect(sent[3]).toBe(0n);
+          expect(await store.readStream(stream('r4'))).toHaveLength(4);
+        },
+      );
 
       it('in a multi-stream append', async () => {
         await store.appendToStream(stream('r3-seat'), [event('Activated')], 'no_stream');
@@ -236,7 +271,11 @@ function chainSpecs(name: string, open: () => Opened): void {
     });
 
     it('starts a stream’s chain after events written before chains, with no previous hash', async () => {
-      await adapter.appendToStream(stream('old'), [event('Old1'), event('Old2')], 'no_stream');
+      await opened.unchained.appendToStream(
+        stream('old'),
+        [event('Old1'), event('Old2')],
+        'no_stream',
+      );
       await store.appendToStream(stream('old'), [event('New1'), event('New2')], 1n);
       const [, old2, new1, new2] = await store.readStream(stream('old'));
       expect(chainLinkOf(old2.metadata)).toBeUndefined();
@@ -259,16 +298,19 @@ function chainSpecs(name: string, open: () => Opened): void {
     it('refuses an event RFC 8785 cannot hash (a lone surrogate), appending nothing', async () => {
       await expect(
         store.appendToStream(stream('bad'), [event('A', { name: 'x\ud800' })], 'no_stream'),
-      ).rejects.toThrow(/surrogate/i);
+      ).rejects.toBeInstanceOf(UnhashableEventError);
       expect(await store.readStream(stream('bad'))).toEqual([]);
     });
   });
 }
 
-describe('The hash-chaining event store on SQLite, in the file', () => {
-  it('stores the chain fields in the metadata column, as every reader of the file sees them', async () => {
-    const dir = tempDir('mfa-chain-');
-    const store = new ChainingEventStore(new SqliteEventStore(join(dir, 'events.sqlite')));
+describe('Hash chains on SQLite, in the file and in the group commit', () => {
+  let dir: string;
+  beforeEach(() => (dir = tempDir('mfa-chain-')));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('are stored in the metadata column, as every reader of the file sees them', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'));
     await store.appendToStream('test-raw', [event('A')], 'no_stream');
     await store.close();
     const db = new Database(join(dir, 'events.sqlite'), { readonly: true });
@@ -279,8 +321,21 @@ describe('The hash-chaining event store on SQLite, in the file', () => {
         .get('test-raw') as string,
     ) as Record<string, unknown>;
     db.close();
-    rmSync(dir, { recursive: true, force: true });
     expect(metadata).toMatchObject({ hash: expect.any(String), previousHash: null });
+  });
+
+  it('refuse an event that cannot be hashed alone: the rest of its group commits', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'));
+    // Asked in the same turn of the event loop: one transaction.
+    const [bad, good] = await Promise.allSettled([
+      store.appendToStream('test-bad', [event('A', { name: 'x\ud800' })], 'no_stream'),
+      store.appendToStream('test-good', [event('A')], 'no_stream'),
+    ]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: expect.any(UnhashableEventError) });
+    expect(good).toMatchObject({ status: 'fulfilled' });
+    expect(await store.readStream('test-bad')).toEqual([]);
+    expectChained(await store.readStream('test-good'));
+    await store.close();
   });
 });
 
