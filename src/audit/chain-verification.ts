@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../event-store/event-store.port';
-import { chainLinkOf, eventHash } from '../shared/event-hash';
+import { chainLinkOf, eventHash, KEY_MATERIAL } from '../shared/event-hash';
 import { firmOfStream, streams } from '../shared/ids';
 import { STREAM_HEADS_ANCHORED } from './anchor.decider';
 
@@ -54,6 +54,12 @@ export const BREAK_CODES = [
   'chain-link',
   /** The event's content does not give its hash: it was edited. */
   'edited',
+  /**
+   * A stored event holds the digest of its key material instead of the key
+   * material: the hash cannot tell (it covers the digest, so that exports
+   * verify), but the log must hold the material itself.
+   */
+  'key-material-removed',
   /** An anchor that cannot be read. */
   'anchor-malformed',
   /** An anchor names a revision the stream no longer reaches: events removed at its end. */
@@ -64,6 +70,12 @@ export const BREAK_CODES = [
 export type BreakCode = (typeof BREAK_CODES)[number];
 
 export interface FirmChainVerifierOptions {
+  /**
+   * The events come from an export, whose key material is replaced by its
+   * digest (`{ redacted: "sha256:…" }`). By default they are the log's, where
+   * a digest in place of key material is a removal the hashes cannot see.
+   */
+  exported?: boolean;
   /**
    * Hashes of the firm's most recent events kept besides each stream's head,
    * for anchors naming an event its stream has already moved past (a command
@@ -96,6 +108,7 @@ export class FirmChainVerifier {
   private readonly recent = new Map<string, string>();
   private readonly recentLimit: number;
   private readonly auditStream: string;
+  private readonly exported: boolean;
   private checked = 0;
   private lastPosition: bigint | undefined;
   private unchained = 0;
@@ -108,6 +121,7 @@ export class FirmChainVerifier {
   ) {
     this.recentLimit = options.recentHashes ?? DEFAULT_RECENT_HASHES;
     this.auditStream = streams.audit(firmId);
+    this.exported = options.exported ?? false;
   }
 
   /** Checks the next event of the firm; false once the history is broken. */
@@ -180,6 +194,12 @@ export class FirmChainVerifier {
     }
     if (hash !== link.hash) {
       return fail('edited', `the content of ${streamId}@${revision} does not match its hash`);
+    }
+    if (!this.exported && holdsDigestOfKeyMaterial(event)) {
+      return fail(
+        'key-material-removed',
+        `${streamId}@${revision} holds a digest where its key material was`,
+      );
     }
     this.heads.set(streamId, { revision, hash });
     this.remember(streamId, revision, hash);
@@ -258,6 +278,28 @@ export class FirmChainVerifier {
 }
 
 const recentKey = (streamId: string, revision: bigint) => `${streamId}\u0000${revision}`;
+
+/** Whether a key-material field of the event (KEY_MATERIAL) holds `{ redacted: "sha256:…" }`. */
+function holdsDigestOfKeyMaterial(event: RecordedEvent): boolean {
+  for (const path of KEY_MATERIAL[event.type] ?? []) {
+    let value: unknown = event.data;
+    for (const part of path.split('.')) {
+      value =
+        typeof value === 'object' && value !== null && !Array.isArray(value)
+          ? (value as Record<string, unknown>)[part]
+          : undefined;
+    }
+    if (
+      typeof value === 'object' &&
+      value !== null &&
+      Object.keys(value).length === 1 &&
+      typeof (value as { redacted?: unknown }).redacted === 'string'
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
 
 /**
  * Verifies one firm's hash chains and anchors (ADR 0017) over its events in

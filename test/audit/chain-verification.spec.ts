@@ -5,7 +5,7 @@ import {
   verifyFirmChains,
 } from '../../src/audit/chain-verification';
 import type { JsonObject, RecordedEvent } from '../../src/event-store/event-store.port';
-import { eventHash } from '../../src/shared/event-hash';
+import { eventHash, redactKeyMaterial } from '../../src/shared/event-hash';
 import { streams } from '../../src/shared/ids';
 
 /*
@@ -133,6 +133,32 @@ describe('Verifying a firm’s hash chains', () => {
     expect(result).toMatchObject({ ok: false, firstBrokenPosition: positionOf(edited) });
     expect(codeOf(result.reason)).toBe('edited');
     expect(result.reason).toContain(edited.streamId);
+  });
+
+  it('names key material replaced by its digest, which the hash alone cannot see, but not in an export', async () => {
+    const history = new History();
+    history.append(user('ann'), 'UserRegistered', { name: 'Ann' });
+    const sealed = { keyId: 'k-1', iv: 'aa', ciphertext: 'bb', tag: 'cc' };
+    const started = history.append(user('ann'), 'TotpEnrollmentStarted', {
+      enrollmentId: 'en-1',
+      secret: sealed,
+    });
+    history.append(user('ann'), 'FactorConfirmed', { factorId: 'f1' });
+    const events = [...history.events];
+    events[1] = { ...started, data: redactKeyMaterial(started.type, started.data) };
+    // The digest hashes as the material does (so that exports verify)...
+    expect(eventHash(events[1], null)).toBe(eventHash({ ...started }, null));
+    // ...but a stored event must hold the material itself.
+    expect(await verify(events)).toMatchObject({
+      ok: false,
+      firstBrokenPosition: positionOf(started),
+      reason: expect.stringMatching(/^key-material-removed: /),
+    });
+    expect(await verifyFirmChains(events, 'acme', { exported: true })).toEqual({
+      ok: true,
+      eventsChecked: 3,
+    });
+    expect(await verify(history.events)).toMatchObject({ ok: true });
   });
 
   it('names an edit of the metadata too (who, when), and of the type', async () => {

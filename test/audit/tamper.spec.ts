@@ -3,7 +3,7 @@ import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyFirmChains } from '../../src/audit/chain-verification';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
-import { chainLinkOf, eventHash } from '../../src/shared/event-hash';
+import { chainLinkOf, eventHash, redactKeyMaterial } from '../../src/shared/event-hash';
 import { firmOfStream, streams } from '../../src/shared/ids';
 import { readLog, RunningService, startService, tempDir, TestClock } from '../support/harness';
 import {
@@ -142,6 +142,20 @@ describe('Tampering with a copy of the data folder', () => {
     });
     // The other firm is not disturbed.
     expect(await verifyFolder(copy, 'acme-2')).toMatchObject({ ok: true });
+  });
+
+  it('names an event whose key material was replaced by its digest, which leaves its hash as it was', async () => {
+    const started = eventOf(streams.user('acme', 'ann'), 'TotpEnrollmentStarted');
+    const copy = tamperedCopy(dataDir, (db) =>
+      db
+        .prepare('UPDATE events SET data = ? WHERE position = ?')
+        .run(JSON.stringify(redactKeyMaterial(started.type, started.data)), started.position),
+    );
+    expect(await verifyFolder(copy, 'acme')).toMatchObject({
+      ok: false,
+      firstBrokenPosition: String(started.position),
+      reason: expect.stringMatching(/^key-material-removed: /),
+    });
   });
 
   it('names the next event of the stream when the edited event’s own hash was recomputed', async () => {
