@@ -43,6 +43,9 @@ interface Firm {
  * An event removed at a stream's end, or a stream rewritten with consistent
  * hashes, then disagrees with an anchor written before.
  *
+ * Events written before chains are neither counted nor named: they have no
+ * hash to anchor.
+ *
  * A process manager: one instance at a time holds it (lease). Heads are read
  * when the anchor is written, so an anchor written while catching up is as
  * current as one written live. The checkpoint never passes the oldest
@@ -81,12 +84,20 @@ export class AnchorWriter implements ProcessManager {
     const { firmId } = event.metadata;
     if (event.streamId.startsWith(AUDIT_CATEGORY)) {
       // An anchor (another instance's before a takeover, or one re-read after a restart).
-      if (event.type === STREAM_HEADS_ANCHORED && event.streamId === streams.audit(firmId)) {
+      const { through } = event.data;
+      if (
+        event.type === STREAM_HEADS_ANCHORED &&
+        event.streamId === streams.audit(firmId) &&
+        typeof through === 'string' &&
+        /^\d{1,20}$/.test(through)
+      ) {
         const firm = this.firms.get(firmId);
-        if (firm) this.anchored(firm, BigInt(event.data.through as string));
+        if (firm) this.anchored(firm, BigInt(through));
       }
       return;
     }
+    // Written before chains: there is no head to anchor (a later chained event names its stream).
+    if (!chainLinkOf(event.metadata)) return;
     const firm = await this.firm(firmId);
     if (firm.anchoredThrough !== null && event.position <= firm.anchoredThrough) return;
     const unanchored = (firm.unanchored ??= {

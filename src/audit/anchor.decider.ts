@@ -64,7 +64,7 @@ export const anchorDecider: Decider<AnchorStreamHeads, AuditEvent, AuditState> =
       },
     ];
   },
-  evolve: (_state: AuditState, event: AuditEvent): AuditState => ({
-    through: BigInt(event.data.through),
-  }),
+  // A `through` that is not a position (a damaged event) leaves the state as it was.
+  evolve: (state: AuditState, event: AuditEvent): AuditState =>
+    /^\d{1,20}$/.test(String(event.data.through)) ? { through: BigInt(event.data.through) } : state,
 };
