@@ -26,6 +26,8 @@ const PURE_MODULES = [
   '^projections/',
   // The projection contract (evolve, document changes) that the projections implement.
   '^src/projection-engine/projection\\.ts$',
+  // The audit's chain verification: the endpoint, the CLI and the tests run the same fold.
+  '^src/audit/chain-verification\\.ts$',
 ];
 /** Specs beside a pure module may use test support; they are not the module. */
 const NOT_PURE = ['\\.spec\\.ts$'];

@@ -35,6 +35,12 @@ export interface AppConfig {
    * waits for a standby; and how often it is renewed (at most a third of it).
    */
   processLease: { ttlMs: number; renewEveryMs: number };
+  /**
+   * Tamper-evidence anchors (ADR 0017): a firm's stream heads are anchored in
+   * its audit stream after `everyEvents` of its events, and at most
+   * `maxDelayMs` after the oldest event not anchored yet.
+   */
+  auditAnchors: { everyEvents: number; maxDelayMs: number };
   webauthn: {
     rpId: string;
     rpName: string;
@@ -143,6 +149,10 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     mailFrom: mailFrom(env),
     mailRetryMaxMs: positiveSeconds(env, 'MAIL_RETRY_MAX_SECONDS', 300) * 1000,
     processLease: processLease(env),
+    auditAnchors: {
+      everyEvents: wholeNumber(env, 'AUDIT_ANCHOR_EVERY', 100, 1, 1_000_000),
+      maxDelayMs: positiveSeconds(env, 'AUDIT_ANCHOR_SECONDS', 60) * 1000,
+    },
     webauthn: {
       rpId: hostname(env, 'WEBAUTHN_RP_ID') ?? 'localhost',
       rpName: nonEmpty(env, 'WEBAUTHN_RP_NAME') ?? SERVICE_NAME,

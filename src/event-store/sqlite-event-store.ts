@@ -16,6 +16,7 @@ import {
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
+import { linkEvents, UnhashableEventError } from './chaining-event-store';
 import { fromJsonText } from './stored-event';
 import { SubscriptionLoop } from './subscription-loop';
 
@@ -47,7 +48,22 @@ export interface SqliteEventStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** How often a waiting subscription checks for commits made by other processes. */
   foreignCommitCheckMs?: number;
+  /**
+   * Chain every appended event to its stream's predecessor (`metadata.hash`,
+   * `metadata.previousHash`: ADR 0017), inside the write transaction, which
+   * holds the stream's head. True by default; false only to write a log as
+   * versions before chains did (tests of how such history verifies).
+   */
+  chainAppends?: boolean;
 }
+
+/** The stream's last event: its revision (null: no stream) and its hash (null: none or unchained). */
+interface StreamHead {
+  revision: bigint | null;
+  hash: string | null;
+}
+
+const HASH = /^[0-9a-f]{64}$/;
 
 /**
  * The embedded event log: one SQLite file in WAL mode.
@@ -59,6 +75,10 @@ export interface SqliteEventStoreOptions {
  * transaction, which holds SQLite's write lock from BEGIN, so position order is
  * commit order even with two processes on the same file: a reader never sees
  * position n+1 before n.
+ *
+ * Hash chains (ADR 0017) are made in the same transaction: the revision check
+ * reads the stream's head with its hash, so the predecessor is exact without
+ * a read before the append, whatever the expected revision asked.
  */
 export class SqliteEventStore implements EventStore {
   private readonly db: Database.Database;
@@ -105,6 +125,12 @@ export class SqliteEventStore implements EventStore {
       streamRevision: this.db
         .prepare('SELECT max(revision) AS revision FROM events WHERE stream_id = ?')
         .pluck(),
+      // The same index walk as max(revision); json_valid keeps a corrupt row from failing it.
+      streamHead: this.db.prepare(
+        `SELECT revision,
+                CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.hash') END AS hash
+         FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1`,
+      ),
       byEventId: this.db.prepare(
         'SELECT position, stream_id, revision FROM events WHERE event_id = ?',
       ),
@@ -208,7 +234,8 @@ export class SqliteEventStore implements EventStore {
             } catch (error) {
               if (
                 error instanceof WrongExpectedRevisionError ||
-                error instanceof DuplicateEventIdError
+                error instanceof DuplicateEventIdError ||
+                error instanceof UnhashableEventError
               ) {
                 outcomes.push({ error });
               } else {
@@ -254,16 +281,36 @@ export class SqliteEventStore implements EventStore {
           },
       );
     }
-    const currents = appends.map((part) => {
-      const current = this.revisionOf(part.streamId);
-      requireRevision(part.streamId, part.expectedRevision, current);
-      return current;
+    const heads = appends.map((part) => {
+      const head = this.headOf(part.streamId);
+      requireRevision(part.streamId, part.expectedRevision, head.revision);
+      return head;
     });
-    return appends.map((part, index) => this.insert(part.streamId, part.events, currents[index]));
+    // Linked before anything is inserted: an event that cannot be hashed refuses its whole append.
+    const linked = appends.map((part, index) =>
+      this.options.chainAppends === false || part.events.length === 0
+        ? part.events
+        : linkEvents(
+            part.streamId,
+            { revision: heads[index].revision ?? -1n, hash: heads[index].hash },
+            part.events,
+          ),
+    );
+    return appends.map((part, index) =>
+      this.insert(part.streamId, linked[index], heads[index].revision),
+    );
   }
 
   private revisionOf(streamId: string): bigint | null {
     return this.statements.streamRevision.get(streamId) as bigint | null;
+  }
+
+  private headOf(streamId: string): StreamHead {
+    const row = this.statements.streamHead.get(streamId) as
+      { revision: bigint; hash: unknown } | undefined;
+    if (!row) return { revision: null, hash: null };
+    const hash = typeof row.hash === 'string' && HASH.test(row.hash) ? row.hash : null;
+    return { revision: row.revision, hash };
   }
 
   private insert(

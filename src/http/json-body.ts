@@ -47,7 +47,8 @@ export function installJsonBodyParser(fastify: FastifyInstance, maxDepth: number
 /**
  * Parses a request body. Throws a ProblemException: 400 `malformed-json` for
  * bytes that are not UTF-8 JSON or nest deeper than `maxDepth`; 400
- * `validation-failed` naming each key that is an Object.prototype member.
+ * `validation-failed` naming each key that is an Object.prototype member and
+ * each key or string that spells a lone surrogate.
  */
 export function parseJsonBody(body: Buffer | string, maxDepth: number): unknown {
   let text: string;
@@ -86,10 +87,23 @@ export function prototypeKeyErrors(value: unknown, maxDepth: number): FieldError
   return errors === 'too-deep' ? [] : errors;
 }
 
+/**
+ * A string spelling a lone UTF-16 surrogate (`"\ud800"`: valid JSON, valid
+ * UTF-8 bytes) is not text. It is the escape-level twin of invalid UTF-8, and
+ * an event holding one could not be hashed (RFC 8785 refuses it; ADR 0017).
+ */
+const NOT_TEXT = 'must be text: a lone UTF-16 surrogate is not a character';
+/** In a `u` expression a well-formed pair is one code point: only a lone surrogate is `Cs`. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** One walk, depth-first, that stops as soon as it passes `maxDepth`. */
 function inspect(value: unknown, maxDepth: number): FieldError[] | 'too-deep' {
   const errors: FieldError[] = [];
   const walk = (node: unknown, path: string, depth: number): boolean => {
+    if (typeof node === 'string') {
+      if (LONE_SURROGATE.test(node)) errors.push({ field: path, message: NOT_TEXT });
+      return true;
+    }
     if (node === null || typeof node !== 'object') return true;
     if (depth > maxDepth) return false;
     if (Array.isArray(node)) {
@@ -102,6 +116,10 @@ function inspect(value: unknown, maxDepth: number): FieldError[] | 'too-deep' {
       const field = path ? `${path}.${key}` : key;
       if (PROTOTYPE_NAMES.has(key)) {
         errors.push({ field, message: 'should not exist' });
+        continue;
+      }
+      if (LONE_SURROGATE.test(key)) {
+        errors.push({ field, message: NOT_TEXT });
         continue;
       }
       if (!walk((node as Record<string, unknown>)[key], field, depth + 1)) return false;

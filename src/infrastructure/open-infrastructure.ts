@@ -6,6 +6,7 @@ import { SqliteIdempotencyStore } from '../http/sqlite-idempotency-store';
 import { AppConfig } from '../config/config';
 import { KeyStore } from '../crypto/key-store.port';
 import { SqliteKeyStore } from '../crypto/sqlite-key-store';
+import { ChainingEventStore } from '../event-store/chaining-event-store';
 import { EventStore } from '../event-store/event-store.port';
 import { SqliteEventStore } from '../event-store/sqlite-event-store';
 import {
@@ -47,11 +48,17 @@ export async function openInfrastructure(
   };
 }
 
+/**
+ * The event log. Either way every appended event is chained to its stream's
+ * predecessor (tamper evidence, ADR 0017): SQLite does it in its write
+ * transaction, which holds the stream's head; KurrentDB goes behind the
+ * decorator that reads the predecessor and appends at exactly its revision.
+ */
 async function openEventStore(config: AppConfig): Promise<EventStore> {
   if (!config.eventStoreUrl) return new SqliteEventStore(join(config.dataDir, 'events.sqlite'));
   // Loaded only when configured: the gRPC client is not needed by the embedded default.
   const { KurrentDbEventStore } = await import('../event-store/kurrentdb-event-store');
-  return new KurrentDbEventStore(config.eventStoreUrl);
+  return new ChainingEventStore(new KurrentDbEventStore(config.eventStoreUrl));
 }
 
 /**

@@ -30,4 +30,24 @@ export const streams = {
    */
   securityKey: (firmId: string, credentialId: string) =>
     `securitykey-${firmId}/${createHash('sha256').update(credentialId).digest('hex').slice(0, 40)}`,
+  /**
+   * The firm's tamper-evidence anchors: the heads of its streams' hash chains,
+   * recorded as they change (ADR 0017, src/audit/chain-anchors.ts).
+   */
+  audit: (firmId: string) => `audit-${firmId}`,
 };
+
+/**
+ * The firm a stream belongs to, read from its name (`category-firmId` or
+ * `category-firmId/entity`), or undefined for a name of another shape.
+ * Unambiguous although firm ids may hold `-`: no category does, and `/` is
+ * outside the id alphabet, so `user-acme-2/x` is firm `acme-2`, never `acme`.
+ */
+export function firmOfStream(streamId: string): string | undefined {
+  const dash = streamId.indexOf('-');
+  if (dash <= 0) return undefined;
+  const rest = streamId.slice(dash + 1);
+  const slash = rest.indexOf('/');
+  const firmId = slash === -1 ? rest : rest.slice(0, slash);
+  return isValidId(firmId) ? firmId : undefined;
+}

@@ -131,7 +131,8 @@ describe('SQLite event store specifics', () => {
     await store.appendToStream('s-after', [event('After')], 'no_stream');
 
     const expected = [
-      { type: 'Good', data: good.data, metadata: good.metadata },
+      // Its metadata as given, and the hash chain's fields the store adds (ADR 0017).
+      { type: 'Good', data: good.data, metadata: expect.objectContaining(good.metadata) },
       { type: 'BadData', data: {}, corrupt: 'data is not valid JSON' },
       { type: 'BadData', data: {}, corrupt: 'data is not a JSON object (array)' },
       { type: 'BadData', data: {}, corrupt: 'data is not a JSON object (null)' },

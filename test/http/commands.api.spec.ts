@@ -122,7 +122,7 @@ describe('Commands over HTTP', () => {
     expect(new Set(writes.map((res) => res.body.position)).size).toBe(50);
   });
 
-  it('every event carries its metadata: ids, firm, actor, correlation and causation, time, version', async () => {
+  it('every event carries its metadata: ids, firm, actor, correlation and causation, time, version, hash chain', async () => {
     const res = await service.api.request('POST', '/v1/firms/meta/mfa/subscription/request', {
       token: token('superuser', { firm: 'meta', sub: 'admin-9' }),
       body: { plan: 'standard' },
@@ -139,6 +139,9 @@ describe('Commands over HTTP', () => {
       commandId: expect.stringMatching(/^[0-9a-f-]{36}$/),
       occurredAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       schemaVersion: 1,
+      // The stream's first event: its hash chains it to nothing before (ADR 0017).
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      previousHash: null,
     });
     expect(BigInt(res.body.position)).toBe(event.position);
   });
