@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { CqrsModule } from '@nestjs/cqrs';
 import { ALL_PROJECTIONS } from '../projections';
+import { AuditHttpModule } from './audit/audit-http.module';
 import { DashboardsModule } from './dashboards/dashboards.module';
 import { DirectoryModule } from './directory/directory.module';
 import { EnablementModule } from './enablement/enablement.module';
@@ -37,6 +38,7 @@ export class AppModule {
         DashboardsModule,
         NotificationsModule,
         OperationsModule,
+        AuditHttpModule,
       ],
     };
   }

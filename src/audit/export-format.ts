@@ -1,0 +1,217 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { EventMetadata, JsonObject, RecordedEvent } from '../event-store/event-store.port';
+import {
+  canonicalJson,
+  chainLinkOf,
+  eventHash,
+  redactKeyMaterial,
+  sha256,
+} from '../shared/event-hash';
+import type { ExportFilters } from './audit-query';
+
+/*
+ * The audit export's format (docs/audit.md, "The export"): NDJSON, one event
+ * a line in log order, then one trailer line that commits to every line
+ * before it. The exporter (firm-export.ts) and the offline verification
+ * (offline-verification.ts) both build their summary here, so they cannot
+ * count, hash or order differently.
+ */
+
+/** One exported event: as stored, with its key material replaced by digests. */
+export interface ExportedEvent {
+  /** The global log position, decimal. */
+  position: string;
+  streamId: string;
+  /** 0-based index in its stream, decimal. */
+  revision: string;
+  type: string;
+  data: JsonObject;
+  /** As stored, `hash` and `previousHash` included when the event is chained. */
+  metadata: JsonObject;
+}
+
+/** An event the store could not read: where it is and why, never what it holds. */
+export interface ExportedCorruptEvent {
+  position: string;
+  streamId: string;
+  revision: string;
+  type: string;
+  /** The store's reason (it never quotes the stored bytes). */
+  corrupt: string;
+}
+
+export type ExportLine = ExportedEvent | ExportedCorruptEvent;
+
+/** The last exported event of a stream. */
+export interface StreamHead {
+  streamId: string;
+  revision: string;
+  /** Its hash; null when it is an event the store could not read. */
+  hash: string | null;
+}
+
+/** What the trailer says of the export beside the lines it summarises. */
+export interface TrailerHeader {
+  firmId: string;
+  filters: ExportFilters;
+  /** ISO time the export began. */
+  exportedAt: string;
+  /**
+   * The log position the export read up to: every event of the firm that
+   * matches the filters, at or before it, is in the export. Decimal.
+   */
+  asOfPosition: string;
+}
+
+export interface ExportTrailer extends TrailerHeader {
+  /** Lines before the trailer: events, corrupt ones included. */
+  events: number;
+  /** Of which the store could not read. */
+  corrupt: number;
+  firstPosition: string | null;
+  lastPosition: string | null;
+  /**
+   * Hex SHA-256 over the RFC 8785 form of the header (firmId, filters,
+   * exportedAt, asOfPosition) and a newline, then for every line in order
+   * `<position> <hash>` and a newline, where the hash is the event's hash
+   * (`eventHash`) or, for an unreadable event, SHA-256 of its line's RFC 8785
+   * form. Every byte of the export is thus covered: each line by its hash and
+   * position, the header by the digest, the rest of the trailer by recounting.
+   */
+  digest: string;
+  /** Per stream, its last exported event; sorted by stream id. */
+  heads: StreamHead[];
+}
+
+export function isCorruptLine(line: ExportLine): line is ExportedCorruptEvent {
+  return 'corrupt' in line;
+}
+
+/** The export's line for a stored event: key material replaced by digests (KEY_MATERIAL). */
+export function exportLineOf(event: RecordedEvent): ExportLine {
+  const head = {
+    position: event.position.toString(),
+    streamId: event.streamId,
+    revision: event.revision.toString(),
+    type: event.type,
+  };
+  if (event.corrupt !== undefined) return { ...head, corrupt: event.corrupt };
+  return {
+    ...head,
+    data: redactKeyMaterial(event.type, event.data),
+    metadata: event.metadata as unknown as JsonObject,
+  };
+}
+
+/**
+ * The hash of an exported event, computed from the line alone: `eventHash`
+ * of its content and its `metadata.previousHash` (null when it has none: an
+ * event written before the chain, whose hash is then still well defined).
+ */
+export function hashOfLine(line: ExportedEvent): string {
+  const previous = line.metadata.previousHash;
+  return eventHash(
+    {
+      streamId: line.streamId,
+      revision: BigInt(line.revision),
+      type: line.type,
+      data: line.data,
+      metadata: line.metadata as unknown as EventMetadata,
+    },
+    typeof previous === 'string' ? previous : null,
+  );
+}
+
+/**
+ * The hash the exporter commits to for an event: the chain's own
+ * `metadata.hash` when the event carries a well-formed one, else recomputed.
+ * For an intact chained event the two are equal; for a tampered one the
+ * export carries what the store holds, and verifying the export shows the
+ * mismatch at that line, as verifying the store would.
+ */
+export function exportedHashOf(line: ExportedEvent): string {
+  return chainLinkOf(line.metadata)?.hash ?? hashOfLine(line);
+}
+
+/** What stands for an unreadable event in the digest: SHA-256 of its line's RFC 8785 form. */
+export function hashOfCorruptLine(line: ExportedCorruptEvent): string {
+  return sha256(canonicalJson(line));
+}
+
+/**
+ * Counts, digest and heads of the lines of an export, added in order; the
+ * exporter and the offline verification each keep one. Memory: one entry
+ * per stream (its head).
+ */
+export class ExportSummary {
+  private readonly digest: Hash = createHash('sha256');
+  /** Per stream: `<revision> <hash or ->`, compact for firms with many streams. */
+  private readonly heads = new Map<string, string>();
+  events = 0;
+  corrupt = 0;
+  firstPosition: string | null = null;
+  lastPosition: string | null = null;
+
+  constructor(readonly header: TrailerHeader) {
+    this.digest.update(`${canonicalJson(header)}\n`);
+  }
+
+  /** Adds the next line, with its hash (`exportedHashOf`, or `hashOfCorruptLine` for a corrupt one). */
+  add(line: ExportLine, hash: string): void {
+    this.events++;
+    const corrupt = isCorruptLine(line);
+    if (corrupt) this.corrupt++;
+    this.firstPosition ??= line.position;
+    this.lastPosition = line.position;
+    this.digest.update(`${line.position} ${hash}\n`);
+    this.heads.set(line.streamId, `${line.revision} ${corrupt ? '-' : hash}`);
+  }
+
+  /** The trailer, heads aside (they are written or compared one by one). */
+  trailerWithoutHeads(): Omit<ExportTrailer, 'heads'> {
+    return {
+      ...this.header,
+      events: this.events,
+      corrupt: this.corrupt,
+      firstPosition: this.firstPosition,
+      lastPosition: this.lastPosition,
+      digest: this.digest.copy().digest('hex'),
+    };
+  }
+
+  /** The heads, sorted by stream id (UTF-16 code units), one at a time. */
+  *sortedHeads(): Generator<StreamHead> {
+    const streams = [...this.heads.keys()].sort();
+    for (const streamId of streams) {
+      const [revision, hash] = this.heads.get(streamId)!.split(' ');
+      yield { streamId, revision, hash: hash === '-' ? null : hash };
+    }
+  }
+
+  /**
+   * The trailer line (newline included) in pieces of about `chunkSize`
+   * characters: the same text as `JSON.stringify({ trailer })` with the heads
+   * last, without holding a firm's whole list of heads as one string.
+   */
+  *trailerText(chunkSize = 64 * 1024): Generator<string> {
+    const head = JSON.stringify({ trailer: this.trailerWithoutHeads() });
+    let chunk = `${head.slice(0, -2)},"heads":[`;
+    let first = true;
+    for (const streamHead of this.sortedHeads()) {
+      chunk += (first ? '' : ',') + JSON.stringify(streamHead);
+      first = false;
+      if (chunk.length >= chunkSize) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+    yield `${chunk}]}}\n`;
+  }
+}
+
+const FIRM_STREAM = /^[a-z]+-([^/]+)(?:\/|$)/;
+
+/** The firm a stream's name carries (`category-{firmId}[/{id}]`), as readFirm selects streams. */
+export function firmOfStream(streamId: string): string | undefined {
+  return FIRM_STREAM.exec(streamId)?.[1];
+}
