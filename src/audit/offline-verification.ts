@@ -318,79 +318,94 @@ function positionHint(text: string): string | undefined {
 const NEWLINE = 0x0a;
 
 /**
- * Verifies a saved export file: reads its last line (the trailer) first, then
- * every line in order. Lines are split on `\n` only and decoded as strict
- * UTF-8, so a changed line ending or an invalid byte is a changed line too.
+ * Feeds bytes to a verifier line by line: split on `\n` only and decoded as
+ * strict UTF-8, so a changed line ending or an invalid byte is a changed line
+ * too. Answers whether the last byte was a newline.
+ */
+async function feedLines(
+  verifier: ExportVerifier,
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+): Promise<boolean> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decode = (bytes: Buffer): string => {
+    try {
+      return decoder.decode(bytes);
+    } catch {
+      // Never valid JSON: reported as such, with no position to name.
+      return '\u0000';
+    }
+  };
+  let pending: Buffer[] = [];
+  let endsWithNewline = true;
+  for await (const bytes of chunks) {
+    if (bytes.length === 0) continue;
+    let start = 0;
+    for (let index = bytes.indexOf(NEWLINE); index !== -1; index = bytes.indexOf(NEWLINE, start)) {
+      pending.push(bytes.subarray(start, index));
+      verifier.line(decode(Buffer.concat(pending)));
+      pending = [];
+      start = index + 1;
+    }
+    if (start < bytes.length) pending.push(Buffer.from(bytes.subarray(start)));
+    endsWithNewline = start === bytes.length;
+  }
+  if (pending.length > 0) verifier.line(decode(Buffer.concat(pending)));
+  return endsWithNewline;
+}
+
+/** The text of the bytes' last line (without its final newline), undefined if not UTF-8. */
+function lastLineOf(bytes: Buffer): string | undefined {
+  if (bytes.length === 0) return undefined;
+  const end = bytes[bytes.length - 1] === NEWLINE ? bytes.length - 1 : bytes.length;
+  const start = bytes.lastIndexOf(NEWLINE, end - 1) + 1;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(start, end));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Verifies an export held in memory (see verifyExportFile). */
+export async function verifyExport(bytes: Buffer): Promise<VerificationResult> {
+  const verifier = new ExportVerifier(lastLineOf(bytes));
+  return verifier.finish(await feedLines(verifier, [bytes]));
+}
+
+/**
+ * Verifies a saved export file: reads its last line (the trailer) first,
+ * backwards from the end, then every line in order, a megabyte at a time.
  * Throws only when the file cannot be read.
  */
 export async function verifyExportFile(path: string): Promise<VerificationResult> {
   const handle = await open(path, 'r');
   try {
     const { size } = await handle.stat();
-    const last = await lastLine(handle, size);
-    const verifier = new ExportVerifier(last?.text);
-    const decoder = new TextDecoder('utf-8', { fatal: true });
-    const decode = (bytes: Buffer): string => {
-      try {
-        return decoder.decode(bytes);
-      } catch {
-        // Never valid JSON: reported as such, with no position to name.
-        return '\u0000';
-      }
-    };
-    let pending: Buffer[] = [];
-    let endsWithNewline = size === 0;
+    const verifier = new ExportVerifier(await lastLine(handle, size));
     const stream = handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 });
-    for await (const bytes of stream as AsyncIterable<Buffer>) {
-      let start = 0;
-      for (
-        let index = bytes.indexOf(NEWLINE);
-        index !== -1;
-        index = bytes.indexOf(NEWLINE, start)
-      ) {
-        pending.push(bytes.subarray(start, index));
-        verifier.line(decode(Buffer.concat(pending)));
-        pending = [];
-        start = index + 1;
-      }
-      if (start < bytes.length) pending.push(Buffer.from(bytes.subarray(start)));
-      endsWithNewline = start === bytes.length;
-    }
-    if (pending.length > 0) verifier.line(decode(Buffer.concat(pending)));
-    return verifier.finish(endsWithNewline);
+    return verifier.finish(await feedLines(verifier, stream as AsyncIterable<Buffer>));
   } finally {
     await handle.close();
   }
 }
 
-/** The file's last line (without its newline), read backwards from the end. */
+/** The file's last line, read backwards from its end (see lastLineOf). */
 async function lastLine(
   handle: Awaited<ReturnType<typeof open>>,
   size: number,
-): Promise<{ text: string } | undefined> {
-  if (size === 0) return undefined;
+): Promise<string | undefined> {
   const chunks: Buffer[] = [];
-  let end = size;
-  // The file's final newline ends the last line; it is not part of it.
-  const lastByte = Buffer.alloc(1);
-  await handle.read(lastByte, 0, 1, size - 1);
-  if (lastByte[0] === NEWLINE) end = size - 1;
-  let position = end;
+  let position = size;
   while (position > 0) {
     const length = Math.min(64 * 1024, position);
     position -= length;
     const chunk = Buffer.alloc(length);
     await handle.read(chunk, 0, length, position);
-    const newline = chunk.lastIndexOf(NEWLINE);
-    if (newline !== -1) {
-      chunks.unshift(chunk.subarray(newline + 1));
-      break;
-    }
     chunks.unshift(chunk);
+    // A newline before the last byte starts the last line.
+    const newline = chunk
+      .subarray(0, position + length === size ? length - 1 : length)
+      .lastIndexOf(NEWLINE);
+    if (newline !== -1) break;
   }
-  try {
-    return { text: new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)) };
-  } catch {
-    return undefined;
-  }
+  return lastLineOf(Buffer.concat(chunks));
 }

@@ -1,5 +1,6 @@
 import { ALL_PROJECTIONS } from '../../projections';
-import { EVENT_STORE, EventStore } from '../../src/event-store/event-store.port';
+import { EVENT_STORE, EventStore, NewEvent } from '../../src/event-store/event-store.port';
+import { eventHash } from '../../src/shared/event-hash';
 import { ProjectionEngine } from '../../src/projection-engine/projection-engine';
 import type { RunningService } from '../support/harness';
 import { mailSettled } from '../support/notifications';
@@ -22,4 +23,27 @@ export async function settled(service: RunningService, timeoutMs = 30_000): Prom
     }
     if ((await store.headPosition()) === head) return head;
   }
+}
+
+/**
+ * Appends events to a stream with their chain links (metadata.hash and
+ * previousHash), as a chained append does (ADR 0017): each hash over the
+ * event's content and its predecessor's hash.
+ */
+export async function appendChained(
+  store: EventStore,
+  streamId: string,
+  events: NewEvent[],
+): Promise<void> {
+  const [last] = await store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+  let previous = (last?.metadata as { hash?: string } | undefined)?.hash ?? null;
+  let revision = last ? last.revision : -1n;
+  const chained = events.map((event) => {
+    revision += 1n;
+    const hash = eventHash({ ...event, streamId, revision }, previous);
+    const metadata = { ...event.metadata, hash, previousHash: previous };
+    previous = hash;
+    return { ...event, metadata };
+  });
+  await store.appendToStream(streamId, chained, last ? last.revision : 'no_stream');
 }
