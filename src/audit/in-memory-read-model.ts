@@ -109,6 +109,8 @@ export class InMemoryReadModel implements ReadModelReader {
           value === null ? field(id, doc, name) === null : sqlEquals(field(id, doc, name), value),
         ) &&
         (!contains ||
+          // Text values only: the port defines `contains` on text fields, and the stores
+          // disagree on others (SQLite matches a number's text form, MongoDB never does).
           contains.fields.some((name) => {
             const value = field(id, doc, name);
             return typeof value === 'string' && value.includes(contains.text);
