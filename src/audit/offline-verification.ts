@@ -80,6 +80,7 @@ export class ExportVerifier {
   private lastPosition = 0n;
   private lineNumber = 0;
   private trailerSeen = false;
+  private started = false;
   private eventsChecked = 0;
   private broken: { position?: string; reason: string } | undefined;
 
@@ -98,6 +99,10 @@ export class ExportVerifier {
   /** The next line of the file, without its newline. */
   line(text: string): void {
     this.lineNumber++;
+    // What npm prints before a script's own output when run without -s
+    // (`> mfa-service@0.1.0 audit`, `> node …`, a blank line) is not the export's.
+    if (!this.started && (text === '' || text.startsWith('> '))) return;
+    this.started = true;
     const at = `line ${this.lineNumber}`;
     if (this.trailerSeen) return this.fail(undefined, `${at} follows the trailer`);
     let parsed: unknown;
@@ -376,13 +381,24 @@ export async function verifyExport(bytes: Buffer): Promise<VerificationResult> {
  * backwards from the end, then every line in order, a megabyte at a time.
  * Throws only when the file cannot be read.
  */
-export async function verifyExportFile(path: string): Promise<VerificationResult> {
+export async function verifyExportFile(
+  path: string,
+  options: { onProgress?: (bytesRead: number, size: number) => void } = {},
+): Promise<VerificationResult> {
   const handle = await open(path, 'r');
   try {
     const { size } = await handle.stat();
     const verifier = new ExportVerifier(await lastLine(handle, size));
     const stream = handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 });
-    return verifier.finish(await feedLines(verifier, stream as AsyncIterable<Buffer>));
+    let bytesRead = 0;
+    const counted = async function* () {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytesRead += chunk.length;
+        options.onProgress?.(bytesRead, size);
+        yield chunk;
+      }
+    };
+    return verifier.finish(await feedLines(verifier, counted()));
   } finally {
     await handle.close();
   }
