@@ -119,7 +119,10 @@ export class ExportVerifier {
     this.eventsChecked++;
     // Whitespace, key order, escapes, number forms: the exporter writes one form only.
     if (JSON.stringify(parsed) !== text) {
-      return this.fail(positionHint(text), `${at} is not as the export wrote it`);
+      return this.fail(
+        positionHint(text),
+        `${at} is not in the form the export writes: changed since, or its event was stored by hand`,
+      );
     }
     const line = lineOf(parsed);
     if (!line) return this.fail(positionHint(text), `${at} is not an event line of an export`);

@@ -122,9 +122,20 @@ export interface ReadFirmOptions {
   types?: readonly string[];
 }
 
+/** An event of a firm's page: as any recorded event, with the text it is stored as when there is one. */
+export interface FirmEvent extends RecordedEvent {
+  /**
+   * The stored JSON text of `data` and `metadata`, when the adapter keeps
+   * events as text (SQLite) and could read them: for an audit export, which
+   * writes this text as it is rather than serializing the parsed objects
+   * again. For events the service wrote it is `JSON.stringify` of each.
+   */
+  storedJson?: { data: string; metadata: string };
+}
+
 export interface FirmPage {
   /** The firm's events, in log order. */
-  events: RecordedEvent[];
+  events: FirmEvent[];
   /**
    * Every event of the firm (of the requested types) after `after` and at or
    * before this position is in `events`; read the next page after it. Equal

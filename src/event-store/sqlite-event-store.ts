@@ -5,6 +5,7 @@ import {
   DuplicateEventIdError,
   EventStore,
   ExpectedRevision,
+  FirmEvent,
   FirmPage,
   LogPage,
   NewEvent,
@@ -422,14 +423,16 @@ export class SqliteEventStore implements EventStore {
           )
         : this.statements.firm.all(firmId, options.after, limit)
     ) as PageRow[];
-    const events: RecordedEvent[] = [];
+    const events: FirmEvent[] = [];
     for (const row of rows) {
-      const event = fromJsonText(
+      const event: FirmEvent = fromJsonText(
         { position: row[0], streamId: row[1], revision: row[2], type: row[3] },
         row[4],
         row[5],
       );
-      if (ofFirm(event, firmId)) events.push(event);
+      if (!ofFirm(event, firmId)) continue;
+      if (event.corrupt === undefined) event.storedJson = { data: row[4], metadata: row[5] };
+      events.push(event);
     }
     const through = rows.length > 0 ? rows[rows.length - 1][0] : options.after;
     return Promise.resolve({ events, through });

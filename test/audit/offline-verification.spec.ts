@@ -85,7 +85,7 @@ describe('offline verification of a saved export', () => {
       filters,
       exportedAt: '2026-01-16T08:00:00.000Z',
     })) {
-      text += chunk;
+      text += chunk.toString();
     }
     writeFileSync(file, text);
     return text;
@@ -280,6 +280,40 @@ describe('offline verification of a saved export', () => {
     const changed = text.replace('"u2999"', '"u2998"');
     writeFileSync(file, changed);
     expect((await verifyExportFile(file)).ok).toBe(false);
+  });
+
+  it('an event stored by hand, not as the service writes JSON, is exported as stored and named', async () => {
+    await history(store);
+    const db = new Database(join(dir, 'events.sqlite'));
+    const metadata = JSON.stringify(newEvent('acme', 'UserDeactivated', {}).metadata);
+    const { lastInsertRowid } = db
+      .prepare(
+        'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run('by-hand', 'user-acme/bob', 2, 'UserDeactivated', '{ "userId": "bob" }', metadata);
+    db.close();
+    const lines = linesOf(await saveExport());
+    expect(lines[lines.length - 2]).toContain('"data":{ "userId": "bob" }');
+    expect(await verifyExportFile(file)).toMatchObject({
+      ok: false,
+      firstBrokenPosition: String(lastInsertRowid),
+      reason: expect.stringMatching(/not in the form the export writes.*stored by hand/),
+    });
+    // Pretty-printed, over several lines: serialized again, so that it stays one line.
+    const db2 = new Database(join(dir, 'events.sqlite'));
+    db2
+      .prepare('UPDATE events SET metadata = ? WHERE event_id = ?')
+      .run(JSON.stringify(JSON.parse(metadata), null, 2), 'by-hand');
+    db2.close();
+    const again = linesOf(await saveExport());
+    expect(again).toHaveLength(lines.length);
+    expect(JSON.parse(again[again.length - 2]).data).toEqual({ userId: 'bob' });
+    // In the export's form now; still an event without a hash after chained ones.
+    expect(await verifyExportFile(file)).toMatchObject({
+      ok: false,
+      firstBrokenPosition: String(lastInsertRowid),
+      reason: expect.stringMatching(/no hash, after chained events/),
+    });
   });
 
   it('a saved export holds no key material, and its digests still verify', async () => {
