@@ -13,8 +13,9 @@ import { eventHash } from '../src/shared/event-hash';
 const NAMES = ['Ann', 'Bob', 'Carla', 'Dmitri', 'Élodie', 'Farah', 'Gus', 'Hana', 'Ivo', 'Jun'];
 const SURNAMES = ['Smith', 'Okafor', 'Nguyen', 'García', 'Kowalski', 'Rossi', 'Tanaka', 'Müller'];
 const ORGS = ['Acme Law', 'Globex', 'Initech', 'Umbrella', 'Stark Legal', null];
+const START = Date.parse('2026-01-15T09:00:00.000Z');
 
-function metadata(firmId: string, type: string) {
+function metadata(firmId: string, type: string, occurredAt: string) {
   const id = randomUUID();
   return {
     eventId: id,
@@ -23,7 +24,7 @@ function metadata(firmId: string, type: string) {
     correlationId: id,
     causationId: id,
     commandId: id,
-    occurredAt: '2026-01-15T09:00:00.000Z',
+    occurredAt,
     schemaVersion: type.startsWith('Seat') ? 2 : 1,
   };
 }
@@ -38,6 +39,11 @@ export interface SeedOptions {
    * ADR 0017). Costs a hash per event while seeding.
    */
   chained?: boolean;
+  /**
+   * Milliseconds between the `occurredAt` of one event and the next, from
+   * 2026-01-15T09:00:00Z; 0 (the default): every event at that moment.
+   */
+  spacing?: number;
 }
 
 /**
@@ -48,7 +54,7 @@ export interface SeedOptions {
  */
 export function seedLog(
   file: string,
-  { events, bigFirmUsers, chained = false }: SeedOptions,
+  { events, bigFirmUsers, chained = false, spacing = 0 }: SeedOptions,
 ): number {
   new SqliteEventStore(file).close().catch(() => undefined);
   const db = new Database(file);
@@ -63,7 +69,8 @@ export function seedLog(
   const add = (firmId: string, stream: string, type: string, data: JsonObject) => {
     const revision = revisions.get(stream) ?? 0;
     revisions.set(stream, revision + 1);
-    const meta: Record<string, unknown> = metadata(firmId, type);
+    const occurredAt = new Date(START + count * spacing).toISOString();
+    const meta: Record<string, unknown> = metadata(firmId, type, occurredAt);
     if (chained) {
       const previousHash = heads.get(stream) ?? null;
       const content = { streamId: stream, revision: BigInt(revision), type, data };

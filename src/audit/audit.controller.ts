@@ -19,6 +19,7 @@ import { CLOCK, Clock } from '../shared/clock';
 import { parseExportFilters, parseInstant } from './audit-query';
 import { exportFirm } from './firm-export';
 import { FirmStateAsOf, stateAsOf } from './state-as-of';
+import { StateSnapshots } from './state-snapshots';
 
 /** `?from=&to=&type=&userId=` of the export; checked further by parseExportFilters. */
 export class ExportQuery {
@@ -79,6 +80,8 @@ export class StateQuery {
 @Controller('v1/audit/firms/:firmId')
 export class AuditController {
   private readonly logger = new Logger('AuditExport');
+  /** Folds of the firms asked about, to resume from (state-snapshots.ts). */
+  private readonly snapshots = new StateSnapshots();
 
   constructor(
     @Inject(EVENT_STORE) private readonly eventStore: EventStore,
@@ -161,6 +164,6 @@ export class AuditController {
       positions.add(skip.position);
       skips.set(skip.consumer, positions);
     }
-    return stateAsOf(this.eventStore, firmId, asOf, { skips });
+    return stateAsOf(this.eventStore, firmId, asOf, { skips, snapshots: this.snapshots });
   }
 }

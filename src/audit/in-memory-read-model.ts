@@ -1,4 +1,8 @@
-import type { InMemoryDocuments, ReadModelReader } from '../projection-engine/projection';
+import type {
+  DocumentChange,
+  DocumentSnapshot,
+  ReadModelReader,
+} from '../projection-engine/projection';
 import type {
   CollectionSpec,
   FindQuery,
@@ -14,6 +18,55 @@ import type {
  * store does it; test/audit/state-in-memory-reader.spec.ts compares the two
  * on random documents and queries.
  */
+
+/**
+ * A projection's documents in memory, as a fold leaves them: one map per
+ * collection (no key to build per read), and a cheap copy for snapshots.
+ * Documents are shared between copies: a projection never changes a document
+ * it read, it puts a new one (projection.ts `put`), and readers get clones.
+ */
+export class FoldDocuments implements DocumentSnapshot {
+  private readonly collections = new Map<string, Map<string, ReadModelDocument>>();
+
+  get<T extends object = ReadModelDocument>(collection: string, id: string): T | null {
+    return (this.collections.get(collection)?.get(id) ?? null) as T | null;
+  }
+
+  apply(changes: readonly DocumentChange[]): void {
+    for (const { collection, id, doc } of changes) {
+      let documents = this.collections.get(collection);
+      if (!documents) {
+        documents = new Map();
+        this.collections.set(collection, documents);
+      }
+      if (doc === null) documents.delete(id);
+      else documents.set(id, doc);
+    }
+  }
+
+  /** The documents of one collection, by id, in no particular order. */
+  entries(collection: string): Iterable<[string, ReadModelDocument]> {
+    return this.collections.get(collection)?.entries() ?? [];
+  }
+
+  size(collection: string): number {
+    return this.collections.get(collection)?.size ?? 0;
+  }
+
+  /** Documents in all collections: what a copy costs (map entries; the documents are shared). */
+  get count(): number {
+    let count = 0;
+    for (const documents of this.collections.values()) count += documents.size;
+    return count;
+  }
+
+  copy(): FoldDocuments {
+    const copy = new FoldDocuments();
+    for (const [name, documents] of this.collections)
+      copy.collections.set(name, new Map(documents));
+    return copy;
+  }
+}
 
 /** Null, then numbers (numerically), then text (by code point, as SQLite's BINARY collation on UTF-8). */
 function compareValues(a: IndexValue, b: IndexValue): number {
@@ -72,7 +125,7 @@ function isAfter(values: readonly IndexValue[], after: readonly IndexValue[]): b
 /** One projection's documents in memory, read as the stores read theirs. */
 export class InMemoryReadModel implements ReadModelReader {
   constructor(
-    private readonly documents: InMemoryDocuments,
+    private readonly documents: FoldDocuments,
     private readonly collections: readonly CollectionSpec[],
   ) {}
 
@@ -103,7 +156,7 @@ export class InMemoryReadModel implements ReadModelReader {
     contains?.fields.forEach(known);
     const order = query.orderBy.map(known);
     const rows: Array<{ id: string; doc: ReadModelDocument; key: IndexValue[] }> = [];
-    for (const [id, doc] of Object.entries(this.documents.collection(collection))) {
+    for (const [id, doc] of this.documents.entries(collection)) {
       const matches =
         equals.every(([name, value]) =>
           value === null ? field(id, doc, name) === null : sqlEquals(field(id, doc, name), value),

@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { InMemoryReadModel } from '../../src/audit/in-memory-read-model';
-import { InMemoryDocuments } from '../../src/projection-engine/projection';
+import { FoldDocuments, InMemoryReadModel } from '../../src/audit/in-memory-read-model';
 import type {
   DocumentChange,
   FindQuery,
@@ -134,7 +133,7 @@ describe('the in-memory read model of the state as of a moment', () => {
       doc: JSON.parse(JSON.stringify(doc)),
     }));
     await store.commit(target, { expected: 0n, position: 1n, changes });
-    const memory = new InMemoryDocuments();
+    const memory = new FoldDocuments();
     memory.apply(changes);
     return { target, reader: new InMemoryReadModel(memory, schema.collections) };
   }
