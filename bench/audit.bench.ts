@@ -90,6 +90,22 @@ async function verifyChild(file: string): Promise<void> {
   );
 }
 
+/** The firm's own read: readFirm + parse of every event of the firm (what the export reads). */
+async function readFirmRate(file: string, firmId: string): Promise<number> {
+  const log = new SqliteEventStore(file);
+  let events = 0;
+  const started = Date.now();
+  for (let after = 0n; ;) {
+    const page = await log.readFirm(firmId, { after, maxCount: 500 });
+    if (page.through === after) break;
+    events += page.events.length;
+    after = page.through;
+  }
+  const rate = perSecond(events, Date.now() - started);
+  await log.close();
+  return rate;
+}
+
 /** The raw ceiling: reading and parsing every event of the log, nothing else. */
 async function readAllRate(file: string): Promise<{ rate: number; events: number }> {
   const log = new SqliteEventStore(file);
@@ -116,6 +132,7 @@ async function exportBench(dir: string): Promise<void> {
       `${((Date.now() - started) / 1000).toFixed(1)} s; load average ${loadavg()[0].toFixed(2)}`,
   );
   const ceiling = await readAllRate(file);
+  const firmCeiling = await readFirmRate(file, 'big');
   const out = join(dir, 'big.ndjson');
   started = Date.now();
   const exported = await child(['--export-child', dir, 'big', out]);
@@ -140,6 +157,13 @@ async function exportBench(dir: string): Promise<void> {
     exportRate >= ceiling.rate / 2,
   );
   line('export / ceiling', `${(exportRate / ceiling.rate).toFixed(2)}x`, '', true);
+  line(
+    "readFirm + parse of the firm's events (the export's own read)",
+    `${fmt(firmCeiling)} ev/s`,
+    '',
+    true,
+  );
+  line('export / that read', `${(exportRate / firmCeiling).toFixed(2)}x`, '', true);
   line(
     'peak RSS of the exporting process',
     `${mb(Number(exported.peakRss))} MB`,

@@ -200,16 +200,22 @@ const DIGEST_BATCH = 64 * 1024;
 /**
  * Counts, digest and heads of the lines of an export, added in order; the
  * exporter and the offline verification each keep one. Memory: one entry
- * per stream (its head), about 200 bytes each.
+ * per stream (its head), about 120 bytes each.
  */
 export class ExportSummary {
   private readonly digest: Hash = createHash('sha256');
   private pendingDigest = '';
   /** Per stream, its slot in the arrays below. */
   private readonly slots = new Map<string, number>();
-  private readonly revisions: string[] = [];
-  /** The head's hash, null for an event the store could not read. */
-  private readonly hashes: Array<string | null> = [];
+  /** The head's revision: a number while it is a safe integer (always, in practice), else its text. */
+  private readonly revisions: Array<number | string> = [];
+  /**
+   * The heads' hashes as bytes, 32 a slot: a hash string kept per stream cost
+   * three times as much, and a firm may have hundreds of thousands of streams.
+   */
+  private hashes = Buffer.alloc(32 * 1024);
+  /** Slots whose head is an event the store could not read (no hash). */
+  private readonly unreadable = new Set<number>();
   events = 0;
   corrupt = 0;
   firstPosition: string | null = null;
@@ -232,9 +238,31 @@ export class ExportSummary {
     if (slot === undefined) {
       slot = this.revisions.length;
       this.slots.set(line.streamId, slot);
+      if ((slot + 1) * 32 > this.hashes.length) {
+        const grown = Buffer.alloc(this.hashes.length * 2);
+        this.hashes.copy(grown);
+        this.hashes = grown;
+      }
     }
-    this.revisions[slot] = line.revision;
-    this.hashes[slot] = corrupt ? null : hash;
+    const revision = Number(line.revision);
+    this.revisions[slot] = Number.isSafeInteger(revision) ? revision : line.revision;
+    if (corrupt) this.unreadable.add(slot);
+    else {
+      if (this.unreadable.size > 0) this.unreadable.delete(slot);
+      writeHex(this.hashes, slot * 32, hash);
+    }
+  }
+
+  /** The last line added of a stream, if any: its revision and hash (null: unreadable). */
+  headOf(streamId: string): { revision: bigint; hash: string | null } | undefined {
+    const slot = this.slots.get(streamId);
+    if (slot === undefined) return undefined;
+    return {
+      revision: BigInt(this.revisions[slot]),
+      hash: this.unreadable.has(slot)
+        ? null
+        : this.hashes.toString('hex', slot * 32, slot * 32 + 32),
+    };
   }
 
   private flushDigest(): void {
@@ -262,8 +290,10 @@ export class ExportSummary {
       const slot = this.slots.get(streamId)!;
       yield {
         streamId,
-        revision: this.revisions[slot],
-        hash: this.hashes[slot],
+        revision: String(this.revisions[slot]),
+        hash: this.unreadable.has(slot)
+          ? null
+          : this.hashes.toString('hex', slot * 32, slot * 32 + 32),
       };
     }
   }
@@ -286,6 +316,23 @@ export class ExportSummary {
       }
     }
     yield `${chunk}]}}\n`;
+  }
+}
+
+const HEX_VALUES = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) HEX_VALUES['0123456789abcdef'.charCodeAt(i)] = i;
+
+/**
+ * Writes a 64-digit lower-case hex hash as 32 bytes; a character that is not
+ * one counts as 0 (hashes reaching here are well formed: `chainLinkOf`, or
+ * computed). A loop in JavaScript: `Buffer.write(…, 'hex')` cost twice as much
+ * per call.
+ */
+function writeHex(target: Buffer, offset: number, hex: string): void {
+  for (let i = 0; i < 32; i++) {
+    const high = HEX_VALUES[hex.charCodeAt(2 * i) & 0x7f];
+    const low = HEX_VALUES[hex.charCodeAt(2 * i + 1) & 0x7f];
+    target[offset + i] = ((high < 0 ? 0 : high) << 4) | (low < 0 ? 0 : low);
   }
 }
 

@@ -35,13 +35,6 @@ export interface VerificationResult {
   reason?: string;
 }
 
-interface StreamState {
-  revision: bigint;
-  /** Null after an event the store could not read: the next link cannot be checked. */
-  hash: string | null;
-  chained: boolean;
-}
-
 const DIGITS = /^(0|[1-9]\d{0,19})$/;
 const EVENT_KEYS = ['position', 'streamId', 'revision', 'type', 'data', 'metadata'];
 const CORRUPT_KEYS = ['position', 'streamId', 'revision', 'type', 'corrupt'];
@@ -69,6 +62,7 @@ const hasKeys = (value: Record<string, unknown>, keys: readonly string[]) =>
  * header, and the lines are checked against its firm and filters as they come.
  */
 export class ExportVerifier {
+  private readonly trailer: ExportTrailer | undefined;
   private readonly header: TrailerHeader | undefined;
   private readonly summary: ExportSummary;
   private readonly matches: ReturnType<typeof filterMatcher>;
@@ -76,7 +70,8 @@ export class ExportVerifier {
   private readonly consecutive: boolean;
   /** ...and start at 0: no time filter started the export late either. */
   private readonly fromStart: boolean;
-  private readonly streams = new Map<string, StreamState>();
+  /** Streams whose last line so far is an event without chain fields (written before the chain). */
+  private readonly unchainedHeads = new Set<string>();
   private lastPosition = 0n;
   private lineNumber = 0;
   private trailerSeen = false;
@@ -86,7 +81,8 @@ export class ExportVerifier {
 
   /** `trailerText`: the export's last line, undefined when the file has none. */
   constructor(private readonly trailerText: string | undefined) {
-    this.header = trailerText === undefined ? undefined : headerOf(trailerText);
+    this.trailer = trailerOf(trailerText);
+    this.header = this.trailer && headerOf(this.trailer);
     const filters = this.header?.filters ?? NO_FILTERS;
     this.summary = new ExportSummary(
       this.header ?? { firmId: '', filters, exportedAt: '', asOfPosition: '0' },
@@ -141,8 +137,8 @@ export class ExportVerifier {
       return;
     }
     const hash = hashOfLine(line);
-    this.summary.add(line, hash);
     this.checkChain(line, hash, at);
+    this.summary.add(line, hash);
   }
 
   private checkFirmAndFilters(line: ExportLine, at: string): void {
@@ -162,8 +158,7 @@ export class ExportVerifier {
       line.position,
       `${at}: the store could not read this event when it was exported (${line.corrupt}), so its hash cannot be checked`,
     );
-    const revision = BigInt(line.revision);
-    this.streams.set(line.streamId, { revision, hash: null, chained: false });
+    this.unchainedHeads.delete(line.streamId);
   }
 
   private checkChain(line: ExportedEvent, hash: string, at: string): void {
@@ -173,8 +168,11 @@ export class ExportVerifier {
     if (hasChainFields && !link) fail('its hash or previous hash is malformed');
     else if (link && link.hash !== hash) fail('its content does not give its hash');
     const revision = BigInt(line.revision);
-    const before = this.streams.get(line.streamId);
-    this.streams.set(line.streamId, { revision, hash, chained: link !== undefined });
+    // The stream's previous line, as the summary holds it (hash null: unreadable).
+    const before = this.summary.headOf(line.streamId);
+    const beforeChained = !this.unchainedHeads.has(line.streamId);
+    if (link) this.unchainedHeads.delete(line.streamId);
+    else this.unchainedHeads.add(line.streamId);
     if (!before) {
       if (revision !== 0n && this.fromStart) {
         fail(`the first events of stream ${line.streamId} are missing`);
@@ -191,11 +189,11 @@ export class ExportVerifier {
     if (before.hash === null) return;
     if (link) {
       // The first chained event of a stream of older, unchained events may start a chain.
-      const starts = !before.chained && link.previousHash === null;
+      const starts = !beforeChained && link.previousHash === null;
       if (link.previousHash !== before.hash && !starts) {
         fail('it does not link to the previous event of its stream');
       }
-    } else if (before.chained) {
+    } else if (beforeChained) {
       fail('it has no hash, after chained events of its stream');
     }
   }
@@ -216,7 +214,7 @@ export class ExportVerifier {
   }
 
   private checkTrailer(): void {
-    const trailer = trailerOf(this.trailerText);
+    const trailer = this.trailer;
     if (!trailer || !this.header) return this.fail(undefined, 'the trailer is malformed');
     const expected = this.summary.trailerWithoutHeads();
     for (const field of ['events', 'corrupt', 'firstPosition', 'lastPosition'] as const) {
@@ -311,9 +309,7 @@ function filtersOf(value: unknown): ExportFilters | undefined {
   return ok ? (value as unknown as ExportFilters) : undefined;
 }
 
-function headerOf(trailerText: string): TrailerHeader | undefined {
-  const trailer = trailerOf(trailerText);
-  if (!trailer) return undefined;
+function headerOf(trailer: ExportTrailer): TrailerHeader {
   const { firmId, filters, exportedAt, asOfPosition } = trailer;
   return { firmId, filters, exportedAt, asOfPosition };
 }
