@@ -97,6 +97,34 @@ function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
+const BEYOND_SURROGATES = /[\uD800-\uFFFF]/;
+
+/**
+ * A value whose text sorts with `<` (UTF-16 code units) as compareValues
+ * sorts it (code points): characters from U+E000 move below the surrogates,
+ * the surrogates above them. Most text has neither and is returned as is.
+ */
+function sortable(value: IndexValue): IndexValue {
+  if (typeof value !== 'string' || !BEYOND_SURROGATES.test(value)) return value;
+  let text = '';
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    text += String.fromCharCode(
+      unit >= 0xe000 ? unit - 0x800 : unit >= 0xd800 ? unit + 0x2000 : unit,
+    );
+  }
+  return text;
+}
+
+/** compareValues over `sortable` values: text compared as code units. */
+function compareSortable(a: IndexValue, b: IndexValue): number {
+  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+  const rank = (value: IndexValue) => (value === null ? 0 : typeof value === 'number' ? 1 : 2);
+  const byRank = rank(a) - rank(b);
+  if (byRank !== 0) return byRank;
+  return typeof a === 'number' ? a - (b as number) : 0;
+}
+
 /** A document field as the stores index it: booleans as 1/0, objects as JSON text, missing as null. */
 function indexValue(value: unknown): IndexValue {
   if (value === undefined || value === null) return null;
@@ -171,11 +199,11 @@ export class InMemoryReadModel implements ReadModelReader {
       if (!matches) continue;
       const key = order.map((name) => field(id, doc, name));
       if (query.after && !isAfter(key, query.after)) continue;
-      rows.push({ id, doc, key });
+      rows.push({ id, doc, key: key.map(sortable) });
     }
     rows.sort((x, y) => {
       for (let i = 0; i < order.length; i++) {
-        const byField = compareValues(x.key[i], y.key[i]);
+        const byField = compareSortable(x.key[i], y.key[i]);
         if (byField !== 0) return byField;
       }
       return 0;

@@ -87,8 +87,10 @@ export async function stateAsOf(
     projection,
     handles: new Set(projection.handles),
     skips: options.skips?.get(projection.name) ?? new Set<bigint>(),
-    // A snapshot's documents stay as they are: the fold goes on in a copy.
-    documents: start ? start.documents[index].copy() : new FoldDocuments(),
+    // A snapshot's documents stay as they are: the fold goes on in a copy, made
+    // when the first event changes them (none may follow the snapshot).
+    documents: start ? start.documents[index] : new FoldDocuments(),
+    shared: start !== undefined,
   }));
   const types = upcasters.storedTypes(projections.flatMap((projection) => projection.handles));
   let position = start?.position ?? 0n;
@@ -108,7 +110,8 @@ export async function stateAsOf(
         snapshots.keep(firmId, skipsKey, {
           position,
           maxOccurredAt,
-          documents: folds.map((fold) => fold.documents.copy()),
+          // Shared documents are a kept snapshot's already; the others go on changing.
+          documents: folds.map((fold) => (fold.shared ? fold.documents : fold.documents.copy())),
         });
       }
     }
@@ -140,6 +143,8 @@ interface Fold {
   handles: ReadonlySet<string>;
   skips: ReadonlySet<bigint>;
   documents: FoldDocuments;
+  /** `documents` are a kept snapshot's: copy them before changing them. */
+  shared: boolean;
 }
 
 /** One event through every read model that reads it, as the engine applies it (apply-batch.ts). */
@@ -149,7 +154,13 @@ function applyToFolds(folds: readonly Fold[], recorded: RecordedEvent): void {
   for (const fold of folds) {
     if (!fold.handles.has(event.type) || fold.skips.has(recorded.position)) continue;
     try {
-      fold.documents.apply(fold.projection.evolve(event, fold.documents));
+      const changes = fold.projection.evolve(event, fold.documents);
+      if (changes.length === 0) continue;
+      if (fold.shared) {
+        fold.documents = fold.documents.copy();
+        fold.shared = false;
+      }
+      fold.documents.apply(changes);
     } catch {
       // The engine quarantines it for this projection: none of its changes.
     }
