@@ -1,5 +1,3 @@
-import Database from 'better-sqlite3';
-import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -13,6 +11,7 @@ import { upcasters } from '../src/event-store/upcasting';
 import { schemaOf } from '../src/projection-engine/projection-engine';
 import { rebuildProjections } from '../src/projection-engine/rebuild';
 import { SqliteReadModelStore } from '../src/read-model/sqlite-read-model-store';
+import { seedLog } from './seed-log';
 import type { FindQuery } from '../src/read-model/read-model-store.port';
 
 /**
@@ -27,108 +26,8 @@ import type { FindQuery } from '../src/read-model/read-model-store.port';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const BIG_FIRM_USERS = Math.min(100_000, Math.floor(EVENTS / 10));
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 5);
-const NAMES = ['Ann', 'Bob', 'Carla', 'Dmitri', 'Élodie', 'Farah', 'Gus', 'Hana', 'Ivo', 'Jun'];
-const SURNAMES = ['Smith', 'Okafor', 'Nguyen', 'García', 'Kowalski', 'Rossi', 'Tanaka', 'Müller'];
-const ORGS = ['Acme Law', 'Globex', 'Initech', 'Umbrella', 'Stark Legal', null];
-
-function metadata(firmId: string, type: string) {
-  const id = randomUUID();
-  return JSON.stringify({
-    eventId: id,
-    firmId,
-    actor: { id: 'bench', role: 'system' },
-    correlationId: id,
-    causationId: id,
-    commandId: id,
-    occurredAt: '2026-01-15T09:00:00.000Z',
-    schemaVersion: type.startsWith('Seat') ? 2 : 1,
-  });
-}
-
-/** Writes the log straight into events.sqlite: four events per enrolled user. */
-function seed(file: string): number {
-  new SqliteEventStore(file).close().catch(() => undefined);
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = OFF');
-  const insert = db.prepare(
-    'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const revisions = new Map<string, number>();
-  let count = 0;
-  const add = (firmId: string, stream: string, type: string, data: object) => {
-    const revision = revisions.get(stream) ?? 0;
-    revisions.set(stream, revision + 1);
-    const meta = metadata(firmId, type);
-    insert.run(JSON.parse(meta).eventId, stream, revision, type, JSON.stringify(data), meta);
-    count++;
-  };
-  const at = '2026-01-15T10:00:00.000Z';
-  const firms = ['big', ...Array.from({ length: 200 }, (_, i) => `firm${i}`)];
-  const insertAll = db.transaction(() => {
-    for (const firmId of firms) {
-      add(firmId, `subscription-${firmId}`, 'SubscriptionRequested', {
-        plan: 'p',
-        requestedAt: at,
-      });
-      add(firmId, `subscription-${firmId}`, 'SubscriptionActivated', {
-        plan: 'p',
-        licenseCount: 1_000_000,
-        activatedAt: at,
-      });
-      add(firmId, `enablement-${firmId}`, 'CaseManagersEnablementChanged', {
-        enabled: true,
-        changedAt: at,
-      });
-    }
-    let user = 0;
-    while (count < EVENTS - 4) {
-      const firmId = user < BIG_FIRM_USERS ? 'big' : firms[1 + (user % 200)];
-      const userId = `user${user}`;
-      const stream = `user-${firmId}/${userId}`;
-      const corporate = user % 3 === 0;
-      add(firmId, stream, 'UserRegistered', {
-        userId,
-        role: corporate ? 'corp-user' : 'case-manager',
-        corporationId: corporate ? `corp${user % 500}` : null,
-        name: `${NAMES[user % NAMES.length]} ${SURNAMES[(user >> 3) % SURNAMES.length]} ${user}`,
-        email: `${userId}@example.com`,
-        organization: ORGS[user % ORGS.length],
-        billingContact: false,
-        firmAdmin: false,
-        registeredAt: at,
-      });
-      add(firmId, stream, 'TotpEnrollmentStarted', {
-        userId,
-        enrollmentId: `e${user}`,
-        label: 'phone',
-        generation: 0,
-        expiresAt: at,
-        startedAt: at,
-        secret: { keyId: 'k', iv: 'x', data: 'y' },
-      });
-      add(firmId, stream, 'FactorConfirmed', {
-        userId,
-        factorId: `f${user}`,
-        enrollmentId: `e${user}`,
-        factorType: user % 5 === 0 ? 'webauthn' : 'totp',
-        label: 'phone',
-        generation: 0,
-        confirmedAt: at,
-      });
-      add(firmId, `subscription-${firmId}`, 'SeatAssigned', {
-        userId,
-        assignedAt: at,
-        generation: 0,
-        enrollmentId: `e${user}`,
-      });
-      user++;
-    }
-  });
-  insertAll();
-  db.close();
-  return count;
-}
+/** The log of this bench: `EVENTS` events, `BIG_FIRM_USERS` enrolled users in firm "big". */
+const seed = (file: string) => seedLog(file, { events: EVENTS, bigFirmUsers: BIG_FIRM_USERS });
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {

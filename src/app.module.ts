@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { CqrsModule } from '@nestjs/cqrs';
 import { ALL_PROJECTIONS } from '../projections';
+import { AuditHttpModule } from './audit/audit-http.module';
 import { AuditModule } from './audit/audit.module';
 import { DashboardsModule } from './dashboards/dashboards.module';
 import { DirectoryModule } from './directory/directory.module';
@@ -39,6 +40,7 @@ export class AppModule {
         NotificationsModule,
         OperationsModule,
         AuditModule,
+        AuditHttpModule,
       ],
     };
   }

@@ -6,9 +6,11 @@ import {
   EventMetadata,
   EventStore,
   ExpectedRevision,
+  FirmPage,
   LogPage,
   NewEvent,
   ReadAllOptions,
+  ReadFirmOptions,
   ReadPageOptions,
   ReadStreamOptions,
   RecordedEvent,
@@ -215,6 +217,10 @@ export class ChainingEventStore implements EventStore {
 
   readPage(options: ReadPageOptions): Promise<LogPage> {
     return this.inner.readPage(options);
+  }
+
+  readFirm(firmId: string, options: ReadFirmOptions): Promise<FirmPage> {
+    return this.inner.readFirm(firmId, options);
   }
 
   subscribeToAll(options: SubscribeOptions): StoreSubscription {

@@ -104,6 +104,46 @@ export interface LogPage {
   scanned: number;
 }
 
+/**
+ * A page of one firm's events (audit export, state as of a moment). The
+ * firm's events are those of its streams, the streams named
+ * `category-{firmId}` or `category-{firmId}/{id}` (category: lower-case
+ * letters; src/shared/ids.ts `streams`), except an event whose
+ * `metadata.firmId` names another firm. An event whose data or metadata
+ * cannot be read is returned marked `corrupt` (it is in the firm's stream and
+ * names no other firm), never thrown.
+ */
+export interface ReadFirmOptions {
+  /** Exclusive, as in readAll: events with a position greater than this. 0n is the start of the log. */
+  after: bigint;
+  /** The most events one page returns (at least 1). */
+  maxCount: number;
+  /** Only events of these stored types; an adapter may pass over the others without parsing them. */
+  types?: readonly string[];
+}
+
+/** An event of a firm's page: as any recorded event, with the text it is stored as when there is one. */
+export interface FirmEvent extends RecordedEvent {
+  /**
+   * The stored JSON text of `data` and `metadata`, when the adapter keeps
+   * events as text (SQLite) and could read them: for an audit export, which
+   * writes this text as it is rather than serializing the parsed objects
+   * again. For events the service wrote it is `JSON.stringify` of each.
+   */
+  storedJson?: { data: string; metadata: string };
+}
+
+export interface FirmPage {
+  /** The firm's events, in log order. */
+  events: FirmEvent[];
+  /**
+   * Every event of the firm (of the requested types) after `after` and at or
+   * before this position is in `events`; read the next page after it. Equal
+   * to `after` when the firm has nothing more.
+   */
+  through: bigint;
+}
+
 export interface SubscribeOptions {
   /** Exclusive start: the last position the subscriber has already processed. */
   after: bigint;
@@ -176,6 +216,13 @@ export interface EventStore {
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Reads the global log in large pages, keeping only some event types (for rebuilds). */
   readPage(options: ReadPageOptions): Promise<LogPage>;
+  /**
+   * One firm's events in log order, a page at a time (see ReadFirmOptions for
+   * which events are the firm's). SQLite answers from an index on the firm a
+   * stream name carries; KurrentDB reads $all with a server-side stream-name
+   * filter. Never throws on a stored event that cannot be read.
+   */
+  readFirm(firmId: string, options: ReadFirmOptions): Promise<FirmPage>;
   /** Catches up from `after`, then follows new events live, in order, until stopped. */
   subscribeToAll(options: SubscribeOptions): StoreSubscription;
   /** Position of the last event in the log, 0n when empty. */

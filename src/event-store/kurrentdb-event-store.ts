@@ -26,6 +26,10 @@
  *   given; the seat keeper repairs a crash between them. These v2 calls take
  *   metadata as string values only: ours travels as one JSON string property,
  *   `mfaMetadata`, and is unpacked on read.
+ * - `readFirm` reads $all with a server-side stream-name filter, the regular
+ *   expression of the firm's streams (`^[a-z]+-<firm>(/|$)`, the firm id
+ *   escaped), so the server passes over every other firm; the metadata check
+ *   (an event naming another firm is not the firm's) is made here.
  * - `readCommand` has no server-side index to ask: the adapter keeps, per
  *   recently used stream, the command ids it has read, and reads only the
  *   events appended since (bounded memory: the least recently used streams go).
@@ -49,6 +53,7 @@ import {
   WrongExpectedVersionError,
   excludeSystemEvents,
   jsonEvent,
+  streamNameFilter,
   type AllStreamResolvedEvent,
   type AllStreamSubscription,
   type AppendStreamState,
@@ -60,9 +65,11 @@ import {
   AppendResult,
   EventStore,
   ExpectedRevision,
+  FirmPage,
   LogPage,
   NewEvent,
   ReadAllOptions,
+  ReadFirmOptions,
   ReadPageOptions,
   ReadStreamOptions,
   RecordedEvent,
@@ -71,7 +78,7 @@ import {
   SubscribeOptions,
   WrongExpectedRevisionError,
 } from './event-store.port';
-import { fromDecoded } from './stored-event';
+import { fromDecoded, ofFirm } from './stored-event';
 
 type Numeric = number | bigint;
 
@@ -342,6 +349,29 @@ export class KurrentDbEventStore implements EventStore {
     return { events: events.filter((event) => types.has(event.type)), through, scanned };
   }
 
+  async readFirm(firmId: string, options: ReadFirmOptions): Promise<FirmPage> {
+    const maxCount = Math.max(1, options.maxCount);
+    const types = options.types ? new Set(options.types) : undefined;
+    const events: RecordedEvent[] = [];
+    let through = options.after;
+    let returned = 0;
+    // One more than asked: the server may hand back the event at `after` itself (the
+    // start position is inclusive for some servers), which is dropped here.
+    for await (const resolved of this.client.readAll({
+      direction: FORWARDS,
+      fromPosition: fromPosition(options.after),
+      maxCount: maxCount + 1,
+      filter: streamNameFilter({ regex: firmStreamsRegex(firmId) }),
+    })) {
+      const event = toRecordedEvent(resolved);
+      if (!event || event.position <= options.after) continue;
+      through = event.position;
+      if ((!types || types.has(event.type)) && ofFirm(event, firmId)) events.push(event);
+      if (++returned >= maxCount) break;
+    }
+    return { events, through };
+  }
+
   async headPosition(): Promise<bigint> {
     for await (const resolved of this.client.readAll({ direction: BACKWARDS, fromPosition: END })) {
       const event = toRecordedEvent(resolved);
@@ -486,6 +516,11 @@ function toPortError(error: unknown, appends: readonly StreamAppend[]): unknown 
 
 function fromPosition(after: bigint): ReadPosition {
   return after === 0n ? START : { commit: after, prepare: after };
+}
+
+/** The names of a firm's streams, `category-{firmId}[/{id}]`, as a .NET regular expression. */
+export function firmStreamsRegex(firmId: string): string {
+  return `^[a-z]+-${firmId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(/|$)`;
 }
 
 function isSystemEvent(event: RecordedEvent): boolean {

@@ -99,3 +99,13 @@ function kindOf(value: unknown): string {
   if (Array.isArray(value)) return 'array';
   return typeof value;
 }
+
+/**
+ * Whether an event of a firm's stream is the firm's: unless its metadata
+ * names another firm (a hand edit, a bad restore). One whose metadata cannot
+ * be read names none and stays, marked corrupt (ReadFirmOptions).
+ */
+export function ofFirm(event: RecordedEvent, firmId: string): boolean {
+  const claimed = (event.metadata as { firmId?: unknown } | undefined)?.firmId;
+  return typeof claimed !== 'string' || claimed === firmId;
+}

@@ -263,6 +263,128 @@ export function eventStoreContract(name: string, open: () => Promise<StoreUnderT
       ]);
     });
 
+    describe("one firm's events", () => {
+      // Look-alike firm ids: a prefix of another, one with a regex metacharacter.
+      const firms = () => ({
+        acme: `${prefix}acme`,
+        acme2: `${prefix}acme-2`,
+        dotted: `${prefix}ac.e`,
+      });
+      const firmEvent = (firmId: string, type: string, data: Record<string, unknown> = {}) => {
+        const e = event(type, data);
+        return { ...e, metadata: { ...e.metadata, firmId } };
+      };
+
+      async function readWholeFirm(firmId: string, maxCount: number, types?: string[]) {
+        const seen: RecordedEvent[] = [];
+        let pages = 0;
+        for (let after = 0n; ; pages++) {
+          const page = await store.readFirm(firmId, { after, maxCount, types });
+          expect(page.events.length).toBeLessThanOrEqual(maxCount);
+          if (page.through === after) {
+            expect(page.events).toEqual([]);
+            return { events: seen, pages };
+          }
+          expect(page.through).toBeGreaterThan(after);
+          for (const e of page.events) {
+            expect(e.position).toBeGreaterThan(after);
+            expect(e.position).toBeLessThanOrEqual(page.through);
+          }
+          seen.push(...page.events);
+          after = page.through;
+        }
+      }
+
+      it('are read in log order, in pages, and never mix with a look-alike firm', async () => {
+        const { acme, acme2, dotted } = firms();
+        await store.appendToStream(
+          `subscription-${acme}`,
+          [firmEvent(acme, 'SubscriptionRequested', { n: 1 })],
+          'no_stream',
+        );
+        await store.appendToStream(
+          `user-${acme2}/ann`,
+          [firmEvent(acme2, 'UserRegistered', { userId: 'ann' })],
+          'no_stream',
+        );
+        await store.appendToStream(
+          `user-${acme}/ann`,
+          [
+            firmEvent(acme, 'UserRegistered', { userId: 'ann' }),
+            firmEvent(acme, 'FactorConfirmed', { userId: 'ann' }),
+          ],
+          'no_stream',
+        );
+        await store.appendToStream(
+          `user-${dotted}/bob`,
+          [firmEvent(dotted, 'UserRegistered', { userId: 'bob' })],
+          'no_stream',
+        );
+        await store.appendToStream(
+          `subscription-${acme2}`,
+          [firmEvent(acme2, 'SubscriptionRequested')],
+          'no_stream',
+        );
+        await store.appendToStream(
+          `verification-${acme}/ann`,
+          [firmEvent(acme, 'TotpVerificationSucceeded', { userId: 'ann' })],
+          'no_stream',
+        );
+        // In acme's stream but naming another firm (a hand edit): nobody's.
+        await store.appendToStream(
+          `user-${acme}/eve`,
+          [firmEvent(acme2, 'UserRegistered', { userId: 'eve' })],
+          'no_stream',
+        );
+        // Streams that only look like acme's.
+        await store.appendToStream(`${acme}-x`, [firmEvent(acme, 'Stray')], 'no_stream');
+        await store.appendToStream(`User-${acme}`, [firmEvent(acme, 'Stray')], 'no_stream');
+        await store.appendToStream(`user-${acme}x/1`, [firmEvent(acme, 'Stray')], 'no_stream');
+
+        const whole = await readWholeFirm(acme, 100);
+        expect(whole.events.map((e) => `${e.streamId} ${e.type}`)).toEqual([
+          `subscription-${acme} SubscriptionRequested`,
+          `user-${acme}/ann UserRegistered`,
+          `user-${acme}/ann FactorConfirmed`,
+          `verification-${acme}/ann TotpVerificationSucceeded`,
+        ]);
+        expect(whole.events[0]).toMatchObject({ revision: 0n, data: { n: 1 } });
+        expect(whole.events[0].metadata.firmId).toBe(acme);
+        for (let i = 1; i < whole.events.length; i++) {
+          expect(whole.events[i].position).toBeGreaterThan(whole.events[i - 1].position);
+        }
+        // Page by page: the same events, in the same order.
+        const paged = await readWholeFirm(acme, 1);
+        expect(paged.events).toEqual(whole.events);
+        expect(paged.pages).toBeGreaterThanOrEqual(4);
+
+        expect((await readWholeFirm(acme2, 2)).events.map((e) => e.streamId)).toEqual([
+          `user-${acme2}/ann`,
+          `subscription-${acme2}`,
+        ]);
+        expect((await readWholeFirm(dotted, 10)).events.map((e) => e.streamId)).toEqual([
+          `user-${dotted}/bob`,
+        ]);
+        expect((await readWholeFirm(`${prefix}nobody`, 10)).events).toEqual([]);
+      });
+
+      it('of chosen types only, still in log order', async () => {
+        const { acme } = firms();
+        await store.appendToStream(
+          `user-${acme}/ann`,
+          ['UserRegistered', 'TotpEnrollmentStarted', 'FactorConfirmed', 'EnrollmentReset'].map(
+            (type) => firmEvent(acme, type, { userId: 'ann' }),
+          ),
+          'no_stream',
+        );
+        const { events } = await readWholeFirm(acme, 1, ['FactorConfirmed', 'UserRegistered']);
+        expect(events.map((e) => [e.type, e.revision])).toEqual([
+          ['UserRegistered', 0n],
+          ['FactorConfirmed', 2n],
+        ]);
+      });
+    });
+
     it('of many concurrent appends at the same expected revision exactly one wins', async () => {
       await store.appendToStream(stream('g'), [event('Start')], 'no_stream');
       const attempts = await Promise.allSettled(

@@ -68,6 +68,42 @@ if (url) {
         await client.dispose();
       }
     });
+
+    it("reads a firm's unreadable events as corrupt events of the firm", async () => {
+      const firmId = `corrupt${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+      const client = KurrentDBClient.connectionString(url);
+      const store = new KurrentDbEventStore(url);
+      try {
+        const metadata = { ...event('Bad').metadata, firmId };
+        await client.appendToStream(`user-${firmId}/ann`, [
+          jsonEvent({ type: 'UserRegistered', data: { userId: 'ann' }, metadata }),
+          binaryEvent({ type: 'FactorConfirmed', data: new Uint8Array([1]), metadata }),
+          binaryEvent({
+            type: 'EnrollmentReset',
+            data: new Uint8Array(),
+            metadata: Buffer.from('x'),
+          }),
+          jsonEvent({
+            type: 'UserDeactivated',
+            data: {},
+            metadata: { ...metadata, firmId: 'other' },
+          }),
+        ]);
+        const page = await store.readFirm(firmId, { after: 0n, maxCount: 10 });
+        expect(page.events.map((e) => [e.revision, e.type, e.corrupt])).toEqual([
+          [0n, 'UserRegistered', undefined],
+          [1n, 'FactorConfirmed', 'data is not JSON (binary content)'],
+          [
+            2n,
+            'EnrollmentReset',
+            'data is not JSON (binary content); metadata is not JSON (binary content)',
+          ],
+        ]);
+      } finally {
+        await store.close();
+        await client.dispose();
+      }
+    });
   });
 } else {
   console.warn(

@@ -174,4 +174,50 @@ describe('SQLite event store specifics', () => {
     expect(seen).toEqual(['Good', ...expected.slice(1).map((e) => e.corrupt), 'After']);
     await store.close();
   });
+
+  it("reads a firm's unreadable rows as corrupt events of the firm, and only those naming no other firm", async () => {
+    const file = join(dir, 'events.sqlite');
+    const store = new SqliteEventStore(file);
+    const mine = { ...event('UserRegistered', { userId: 'ann' }) };
+    mine.metadata = { ...mine.metadata, firmId: 'acme' };
+    await store.appendToStream('user-acme/ann', [mine], 'no_stream');
+    const theirs = JSON.stringify({ ...event('X').metadata, firmId: 'acme-2' });
+    const db = new Database(file);
+    const insert = db.prepare(
+      'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    insert.run('raw-1', 'user-acme/ann', 1, 'FactorConfirmed', '{"userId": ', '{"firmId": "acme"}');
+    insert.run('raw-2', 'user-acme/ann', 2, 'EnrollmentReset', '{}', 'not json');
+    insert.run('raw-3', 'user-acme/ann', 3, 'UserDeactivated', '{}', theirs);
+    insert.run('raw-4', 'user-acme-2/bob', 0, 'UserRegistered', 'nope', 'nope');
+    db.close();
+
+    const page = await store.readFirm('acme', { after: 0n, maxCount: 10 });
+    expect(page.events.map((e) => [e.revision, e.type, e.corrupt])).toEqual([
+      [0n, 'UserRegistered', undefined],
+      [1n, 'FactorConfirmed', 'data is not valid JSON'],
+      [2n, 'EnrollmentReset', 'metadata is not valid JSON'],
+    ]);
+    expect(page.through).toBe(4n);
+    const other = await store.readFirm('acme-2', { after: 0n, maxCount: 10 });
+    expect(other.events.map((e) => [e.streamId, e.corrupt])).toEqual([
+      ['user-acme-2/bob', 'data is not valid JSON; metadata is not valid JSON'],
+    ]);
+    await store.close();
+  });
+
+  it('indexes the firms of a log written before readFirm existed when it is opened', async () => {
+    const file = join(dir, 'events.sqlite');
+    const first = new SqliteEventStore(file);
+    const e = event('UserRegistered');
+    e.metadata = { ...e.metadata, firmId: 'acme' };
+    await first.appendToStream('user-acme/ann', [e], 'no_stream');
+    await first.close();
+    const db = new Database(file);
+    db.exec('DROP INDEX events_by_firm');
+    db.close();
+    const reopened = new SqliteEventStore(file);
+    expect((await reopened.readFirm('acme', { after: 0n, maxCount: 10 })).events).toHaveLength(1);
+    await reopened.close();
+  });
 });

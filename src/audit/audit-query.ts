@@ -1,0 +1,203 @@
+import { corporationDecider } from '../directory/corporation.decider';
+import { userDecider } from '../directory/user.decider';
+import { enablementDecider } from '../enablement/enablement.decider';
+import { securityKeyClaimDecider } from '../enrollment/security-key-claim.decider';
+import type { FieldError } from '../http/problem';
+import { notificationsDecider } from '../notifications/notifications.decider';
+import { ID_PATTERN } from '../shared/ids';
+import { subscriptionDecider } from '../subscription/subscription.decider';
+import { verificationDecider } from '../verification/verification.decider';
+
+/*
+ * What an auditor may ask of the audit endpoints and the CLI, checked in one
+ * place so both refuse the same input with the same words: moments in time,
+ * event types, a user id.
+ */
+
+/**
+ * The chain's anchors (ADR 0017): the heads of a firm's streams, appended to
+ * its `audit-{firmId}` stream. Named here so an export can be filtered on it.
+ */
+export const STREAM_HEADS_ANCHORED = 'StreamHeadsAnchored';
+
+/** Every event type the service writes: the deciders' own lists, and the anchors. */
+export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set([
+  ...subscriptionDecider.eventTypes,
+  ...enablementDecider.eventTypes,
+  ...userDecider.eventTypes,
+  ...corporationDecider.eventTypes,
+  ...securityKeyClaimDecider.eventTypes,
+  ...verificationDecider.eventTypes,
+  ...notificationsDecider.eventTypes,
+  STREAM_HEADS_ANCHORED,
+]);
+
+const INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * A moment given as ISO 8601 (RFC 3339): a date-time with its offset
+ * (`2026-01-15T09:30:00Z`, `2026-01-15T10:30:00.250+01:00`), or a date alone,
+ * which is midnight UTC. Milliseconds since the epoch, digits past the
+ * millisecond dropped (event times are kept to the millisecond, so an event is
+ * at or before `…00.1239` exactly when it is at or before `…00.123`).
+ * Undefined for anything else, an impossible date (February 30th) included.
+ */
+export function parseInstant(text: string): number | undefined {
+  const match = INSTANT.exec(text);
+  if (!match) return undefined;
+  const [, y, mo, d, h = '00', mi = '00', s = '00', fraction = '', zone = 'Z'] = match;
+  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number);
+  const ms = Number(fraction.padEnd(3, '0').slice(0, 3));
+  const local = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  const check = new Date(local);
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
+    return undefined;
+  }
+  if (zone === 'Z') return local;
+  const sign = zone.startsWith('-') ? -1 : 1;
+  const [offsetHours, offsetMinutes] = zone.slice(1).split(':').map(Number);
+  if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+  return local - sign * (offsetHours * 60 + offsetMinutes) * 60_000;
+}
+
+/** Milliseconds of an event's `metadata.occurredAt`, undefined when it is not a time. */
+export function occurredAtOf(metadata: unknown): number | undefined {
+  const value = (metadata as { occurredAt?: unknown } | null | undefined)?.occurredAt;
+  if (typeof value !== 'string') return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * What an export keeps, as the trailer repeats it: every field present, null
+ * when not asked. Times are normalised to `toISOString()`.
+ */
+export interface ExportFilters {
+  /** Inclusive: events that occurred at or after this time. */
+  from: string | null;
+  /** Exclusive: events that occurred before this time. */
+  to: string | null;
+  /** Only events of these types (stored type names), sorted, without repeats. */
+  types: string[] | null;
+  /** Only events whose `data.userId` is this user. */
+  userId: string | null;
+}
+
+export const NO_FILTERS: ExportFilters = { from: null, to: null, types: null, userId: null };
+
+/** The export's query as typed (HTTP query string or CLI options); undefined: not given. */
+export interface RawExportQuery {
+  from?: unknown;
+  to?: unknown;
+  type?: unknown;
+  userId?: unknown;
+}
+
+const TIME_MESSAGE =
+  'must be an ISO 8601 date-time with its offset (2026-01-15T09:30:00Z) or a date (2026-01-15)';
+
+/** The filters, or the field errors that refuse them (400 before a byte is exported). */
+export function parseExportFilters(
+  raw: RawExportQuery,
+): { filters: ExportFilters } | { errors: FieldError[] } {
+  const errors: FieldError[] = [];
+  const time = (field: 'from' | 'to'): number | undefined => {
+    const value = raw[field];
+    if (value === undefined) return undefined;
+    const ms = typeof value === 'string' ? parseInstant(value) : undefined;
+    if (ms === undefined) errors.push({ field, message: TIME_MESSAGE });
+    return ms;
+  };
+  const from = time('from');
+  const to = time('to');
+  if (from !== undefined && to !== undefined && from >= to) {
+    errors.push({ field: 'to', message: 'must be after from' });
+  }
+  let types: string[] | null = null;
+  if (raw.type !== undefined) {
+    const names = typeof raw.type === 'string' ? raw.type.split(',').map((t) => t.trim()) : [];
+    const unknown = names.filter((name) => !KNOWN_EVENT_TYPES.has(name));
+    if (unknown.length > 0) {
+      errors.push({
+        field: 'type',
+        message:
+          'must be one event type, or several separated by commas, of the event catalog' +
+          (unknown.length > 0 && typeof raw.type === 'string' && raw.type.length <= 2000
+            ? ` (unknown: ${unknown.slice(0, 5).map(printable).join(', ')})`
+            : ''),
+      });
+    } else {
+      types = [...new Set(names)].sort();
+    }
+  }
+  let userId: string | null = null;
+  if (raw.userId !== undefined) {
+    if (typeof raw.userId === 'string' && ID_PATTERN.test(raw.userId)) userId = raw.userId;
+    else {
+      errors.push({
+        field: 'userId',
+        message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : -, and not . or ..',
+      });
+    }
+  }
+  if (errors.length > 0) return { errors };
+  return {
+    filters: {
+      from: from === undefined ? null : new Date(from).toISOString(),
+      to: to === undefined ? null : new Date(to).toISOString(),
+      types,
+      userId,
+    },
+  };
+}
+
+/** A name typed by a caller, shown back without control characters and at most 64 characters long. */
+function printable(text: string): string {
+  const clean = text.replace(/[\p{Cc}\p{Cs}]/gu, '?');
+  return JSON.stringify(clean.length > 64 ? `${clean.slice(0, 64)}…` : clean);
+}
+
+/** What of an event the filters look at: a stored event or an export's line. */
+export interface FilterableEvent {
+  type: string;
+  data?: unknown;
+  metadata?: unknown;
+  /** Set when the store could not read the event. */
+  corrupt?: string;
+}
+
+/**
+ * The test of the filters. An event the store could not read is kept by
+ * every filter it cannot be ruled out of (its type is always known; its user
+ * and its time may not be): an auditor never misses a damaged event that may
+ * belong to the answer. Likewise an event without a readable time is kept by
+ * a time filter.
+ */
+export function filterMatcher(filters: ExportFilters): (event: FilterableEvent) => boolean {
+  const types = filters.types ? new Set(filters.types) : undefined;
+  const from = filters.from === null ? undefined : Date.parse(filters.from);
+  const to = filters.to === null ? undefined : Date.parse(filters.to);
+  return (event) => {
+    if (types && !types.has(event.type)) return false;
+    // An unreadable event's data is not known: its user cannot rule it out.
+    if (filters.userId !== null && event.corrupt === undefined) {
+      const userId = (event.data as { userId?: unknown } | undefined)?.userId;
+      if (userId !== filters.userId) return false;
+    }
+    if (from !== undefined || to !== undefined) {
+      const occurred = occurredAtOf(event.metadata);
+      if (occurred === undefined) return true;
+      if (from !== undefined && occurred < from) return false;
+      if (to !== undefined && occurred >= to) return false;
+    }
+    return true;
+  };
+}
