@@ -17,6 +17,8 @@ import { IdPipe } from '../http/validation';
 import { READ_MODEL_STORE, ReadModelStore } from '../read-model/read-model-store.port';
 import { CLOCK, Clock } from '../shared/clock';
 import { parseExportFilters, parseInstant } from './audit-query';
+import { ChainVerification, verifyFirmChains } from './chain-verification';
+import { firmEvents } from './firm-events';
 import { exportFirm } from './firm-export';
 import { FirmStateAsOf, stateAsOf } from './state-as-of';
 import { StateSnapshots } from './state-snapshots';
@@ -128,6 +130,21 @@ export class AuditController {
       .header('content-type', 'application/x-ndjson; charset=utf-8')
       .header('cache-control', 'no-store')
       .send(lines);
+  }
+
+  @Get('verify')
+  @Roles('auditor')
+  @ApiOperation({
+    summary: "Checks the firm's history against its hash chains and anchors",
+    description:
+      '`{ ok, eventsChecked, firstBrokenPosition?, reason?, unchainedBefore? }`: every event of ' +
+      "the firm is hashed again and checked against its stream's chain and the firm's anchors " +
+      '(ADR 0017, docs/audit.md). `reason` starts with a stable code; events written before ' +
+      'chains existed are reported as `unchainedBefore`, never as broken. Reading stops at the ' +
+      'first break.',
+  })
+  verify(@Param('firmId', IdPipe) firmId: string): Promise<ChainVerification> {
+    return verifyFirmChains(firmEvents(this.eventStore, firmId), firmId);
   }
 
   @Get('state')

@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import { parseExportFilters, parseInstant } from '../audit/audit-query';
 import { exportFirm, ExportProgress } from '../audit/firm-export';
 import { verifyExportFile } from '../audit/offline-verification';
+import { verifyFirmChains } from '../audit/chain-verification';
+import { firmEvents } from '../audit/firm-events';
 import { stateAsOf } from '../audit/state-as-of';
 import { AppConfig, ConfigError, loadConfig } from '../config/config';
 import type { EventStore } from '../event-store/event-store.port';
@@ -160,14 +162,11 @@ async function stateCommand(firmId: string, asOfText: string): Promise<number> {
 }
 
 async function verifyCommand(values: Values): Promise<number> {
-  if (values.firm !== undefined) {
-    // The online verification of the stored chains (ADR 0017) comes with the chains:
-    // wire `verify --firm` to it here, beside --file, once it is in this build.
-    throw new UsageError(
-      'verify --firm is not available in this build; verify a saved export with --file',
-    );
+  if (values.firm !== undefined && values.file !== undefined) {
+    throw new UsageError('verify takes --firm or --file, not both');
   }
-  if (values.file === undefined) throw new UsageError('verify needs --file');
+  if (values.firm !== undefined) return verifyFirmCommand(values.firm);
+  if (values.file === undefined) throw new UsageError('verify needs --firm or --file');
   const bar = progressBar('bytes');
   let result;
   try {
@@ -185,6 +184,33 @@ async function verifyCommand(values: Values): Promise<number> {
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;
+}
+
+/** The stored history of one firm against its chains and anchors (ADR 0017): exit 0 ok, 1 broken. */
+async function verifyFirmCommand(firmId: string): Promise<number> {
+  const config = configuration();
+  const eventStore = await openEventStore(config);
+  try {
+    const bar = progressBar('checked');
+    const head = Number(await eventStore.headPosition());
+    let checked = 0;
+    const counted = async function* () {
+      for await (const event of firmEvents(eventStore, firmId)) {
+        if (++checked % 1_000 === 0) bar.update(Number(event.position), head, { done: checked });
+        yield event;
+      }
+    };
+    let result;
+    try {
+      result = await verifyFirmChains(counted(), firmId);
+    } finally {
+      bar.stop();
+    }
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return result.ok ? 0 : 1;
+  } finally {
+    await eventStore.close();
+  }
 }
 
 function configuration(): AppConfig {
@@ -205,14 +231,14 @@ async function openEventStore(config: AppConfig): Promise<EventStore> {
 }
 
 /** A bar on stderr while a long command runs, only when stderr is a terminal (never in a pipe or a log). */
-function progressBar(unit: 'events' | 'bytes') {
+function progressBar(unit: 'events' | 'checked' | 'bytes') {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const bar = new SingleBar({
     stream: process.stderr,
     format:
-      unit === 'events'
-        ? '[{bar}] {percentage}% of the log read | {done} events exported | {duration}s'
-        : '[{bar}] {percentage}% of the file checked | ETA {eta}s',
+      unit === 'bytes'
+        ? '[{bar}] {percentage}% of the file checked | ETA {eta}s'
+        : `[{bar}] {percentage}% of the log read | {done} events ${unit === 'events' ? 'exported' : 'checked'} | {duration}s`,
     hideCursor: true,
     clearOnComplete: false,
   });
