@@ -15,9 +15,9 @@ import { SqliteEventStore } from '../event-store/sqlite-event-store';
 import { openReadModelStore } from '../read-model/open-read-model-store';
 import { isValidId } from '../shared/ids';
 
-const USAGE = `Auditors' commands (docs/audit.md). export and state read the configured
-stores (DATA_DIR, EVENTSTORE_URL, MONGODB_URL), whether the service runs or not;
-verify --file needs nothing but the file.
+const USAGE = `Auditors' commands (docs/audit.md). export, state and verify --firm read the
+configured stores (DATA_DIR, EVENTSTORE_URL, MONGODB_URL), whether the service runs or
+not; verify --file needs nothing but the file.
 
 usage: npm run audit -- COMMAND [OPTIONS]
 
@@ -29,13 +29,16 @@ usage: npm run audit -- COMMAND [OPTIONS]
   state --firm ID --as-of TIME
         the firm's dashboards (usage, counters, enrolled users) as they stood at TIME,
         rebuilt from the log, as JSON on stdout
+  verify --firm ID
+        check the firm's stored history against its hash chains and anchors (ADR 0017);
+        prints { ok, eventsChecked, firstBrokenPosition?, reason?, unchainedBefore? }
   verify --file FILE
         check a saved export offline; prints { ok, eventsChecked, firstBrokenPosition?,
         reason? } as JSON on stdout
 
 TIME is ISO 8601 with its offset (2026-01-15T09:30:00Z, 2026-01-15T10:30:00+01:00)
 or a date (2026-01-15, midnight UTC). A progress bar goes to stderr when it is a
-terminal. Exit status: 0 done (verify: the export verifies), 1 the export does not
+terminal. Exit status: 0 done (verify: the history or export verifies), 1 it does not
 verify or the command failed, 2 a command, option or configuration error.`;
 
 /** A mistake in what the auditor typed: one line on stderr, exit 2. */
