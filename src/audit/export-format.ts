@@ -17,7 +17,7 @@ import {
 import type { ExportFilters } from './audit-query';
 
 /*
- * The audit export's format (docs/audit.md, "The export"): NDJSON, one event
+ * The audit export's format (docs/audit.md, "Exporting a firm's events", "The trailer"): NDJSON, one event
  * a line in log order, then one trailer line that commits to every line
  * before it. The exporter (firm-export.ts) and the offline verification
  * (offline-verification.ts) both build their summary here, so they cannot

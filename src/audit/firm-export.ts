@@ -34,7 +34,7 @@ export interface FirmExportOptions {
 }
 
 /**
- * A firm's audit export (docs/audit.md "The export"), as NDJSON in UTF-8
+ * A firm's audit export (docs/audit.md, "Exporting a firm's events"), as NDJSON in UTF-8
  * chunks: one line per event of the firm matching the filters, in log order,
  * then the trailer line. Lazy: a page is read from the store only when the
  * consumer asks for the next chunk, so memory stays flat (one page, and one

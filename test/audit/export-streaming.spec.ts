@@ -102,5 +102,22 @@ describe('audit export streaming', () => {
       expect(readFirm.mock.calls.length).toBeGreaterThanOrEqual(total / EXPORT_PAGE_SIZE);
       readFirm.mockRestore();
     });
+
+    it('lets a client go away in the middle of an export, and serves on', async () => {
+      const aborted = new AbortController();
+      const response = await fetch(`${service.api.baseUrl}/v1/audit/firms/bulk/events`, {
+        headers: { authorization: `Bearer ${token('auditor', { firm: 'bulk' })}` },
+        signal: aborted.signal,
+      });
+      await response.body!.getReader().read();
+      aborted.abort();
+      // The next request is answered in full: the service is not stuck on the first one.
+      const again = await fetch(`${service.api.baseUrl}/v1/audit/firms/bulk/events?userId=u0`, {
+        headers: { authorization: `Bearer ${token('auditor', { firm: 'bulk' })}` },
+      });
+      const lines = (await again.text()).trimEnd().split('\n');
+      expect(lines).toHaveLength(101);
+      expect(JSON.parse(lines[100]).trailer).toMatchObject({ events: 100 });
+    });
   });
 });

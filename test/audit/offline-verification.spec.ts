@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExportFilters, NO_FILTERS } from '../../src/audit/audit-query';
@@ -314,6 +315,24 @@ describe('offline verification of a saved export', () => {
       firstBrokenPosition: String(lastInsertRowid),
       reason: expect.stringMatching(/no hash, after chained events/),
     });
+  });
+
+  it("the guide's Python recomputes the trailer's digest with nothing of ours", async () => {
+    await history(store);
+    const db = new Database(join(dir, 'events.sqlite'));
+    db.prepare(
+      'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run('raw-1', 'user-acme/bob', 2, 'UserDeactivated', 'not json', '{"firmId": "acme"}');
+    db.close();
+    await saveExport();
+    const guide = readFileSync(join(__dirname, '..', '..', 'docs', 'audit.md'), 'utf8');
+    const script = /```python\n([\s\S]*?)```/.exec(guide)![1].replace('acme.ndjson', file);
+    const run = (text: string) =>
+      execFileSync('python3', ['-c', script], { input: text, encoding: 'utf8' }).trim();
+    expect(run('')).toBe('True');
+    // The same script on a file changed by one byte: False.
+    writeFileSync(file, readFileSync(file, 'utf8').replace('"Ann Lee"', '"Ann Lea"'));
+    expect(run('')).toBe('False');
   });
 
   it('a saved export holds no key material, and its digests still verify', async () => {

@@ -87,7 +87,9 @@ export class Api {
     const response = await fetch(`${this.baseUrl}${path}`, { method, headers, body });
     const text = await response.text();
     let parsed: unknown = text;
-    if (/json/.test(response.headers.get('content-type') ?? '') && text.length > 0) {
+    // JSON and problem+json are parsed; NDJSON (the audit export) stays text, one document a line.
+    const type = response.headers.get('content-type') ?? '';
+    if (/^application\/([\w.-]+\+)?json\b/.test(type) && text.length > 0) {
       parsed = JSON.parse(text);
     }
     return { status: response.status, headers: response.headers, body: parsed as T, text };
