@@ -7,18 +7,13 @@ import { notificationsDecider } from '../notifications/notifications.decider';
 import { ID_PATTERN } from '../shared/ids';
 import { subscriptionDecider } from '../subscription/subscription.decider';
 import { verificationDecider } from '../verification/verification.decider';
+import { STREAM_HEADS_ANCHORED } from './anchor.decider';
 
 /*
  * What an auditor may ask of the audit endpoints and the CLI, checked in one
  * place so both refuse the same input with the same words: moments in time,
  * event types, a user id.
  */
-
-/**
- * The chain's anchors (ADR 0017): the heads of a firm's streams, appended to
- * its `audit-{firmId}` stream. Named here so an export can be filtered on it.
- */
-export const STREAM_HEADS_ANCHORED = 'StreamHeadsAnchored';
 
 /** Every event type the service writes: the deciders' own lists, and the anchors. */
 export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set([
@@ -29,6 +24,7 @@ export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set([
   ...securityKeyClaimDecider.eventTypes,
   ...verificationDecider.eventTypes,
   ...notificationsDecider.eventTypes,
+  // The chain's anchors (ADR 0017), in each firm's `audit-{firmId}` stream.
   STREAM_HEADS_ANCHORED,
 ]);
 
