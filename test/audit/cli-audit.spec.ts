@@ -154,9 +154,9 @@ describe('npm run audit', () => {
       [['export', '--firm', 'acme', '--as-of', asOf], /export takes no --as-of/],
       [['state', '--firm', 'acme'], /state needs --as-of/],
       [['state', '--firm', 'acme', '--as-of', '2999-01-01T00:00:00Z'], /must not be in the future/],
-      [['verify'], /verify needs --file/],
+      [['verify'], /verify needs --firm or --file/],
       [['verify', '--file', join(work, 'missing.ndjson')], /cannot read .*missing\.ndjson/],
-      [['verify', '--firm', 'acme'], /verify --firm is not available/],
+      [['verify', '--firm', 'acme', '--file', 'x.ndjson'], /not both/],
       [['verify', '--file', 'x', '--bogus'], /Unknown option '--bogus'/],
     ];
     for (const [args, message] of mistakes) {
