@@ -126,9 +126,17 @@ export class ProjectionEngine implements OnApplicationBootstrap, OnModuleDestroy
       const schema = schemaOf(projection);
       let generation = active.get(projection.name);
       if (generation === undefined) {
-        generation = await this.store.createGeneration(projection.name, projection.version);
-        await this.store.prepare(schema, generation);
-        await this.store.activate({ projection: projection.name, generation });
+        const created = await this.store.createGeneration(projection.name, projection.version);
+        await this.store.prepare(schema, created);
+        // Another instance starting on the same empty store may have activated its own first.
+        generation = await this.store.activateFirst({
+          projection: projection.name,
+          generation: created,
+        });
+        if (generation !== created) {
+          await this.store.dropGeneration(schema, created);
+          await this.store.prepare(schema, generation);
+        }
       } else {
         await this.store.prepare(schema, generation);
       }

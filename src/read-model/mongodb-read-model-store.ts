@@ -215,6 +215,22 @@ export class MongoReadModelStore implements ReadModelStore {
     );
   }
 
+  async activateFirst(target: ReadModelTarget): Promise<number> {
+    try {
+      await this.active.updateOne(
+        { _id: target.projection },
+        { $setOnInsert: { generation: target.generation } },
+        { upsert: true },
+      );
+    } catch (error) {
+      // Two upserts of the same _id at once: the other one inserted it.
+      if ((error as { code?: number }).code !== 11000) throw error;
+    }
+    const active = await this.active.findOne({ _id: target.projection });
+    if (!active) throw new Error(`No active generation of ${target.projection} after activating`);
+    return active.generation;
+  }
+
   async commit(
     target: ReadModelTarget,
     commit: ProjectionCommit,

@@ -173,6 +173,13 @@ export interface ReadModelStore {
   listCheckpoints(): Promise<ProjectionCheckpoint[]>;
   /** The generation readers use, per projection. */
   activeGenerations(): Promise<Map<string, number>>;
+  /**
+   * Makes `target` the projection's active generation only if it has none
+   * yet, atomically, and answers the generation that is active now: `target`'s,
+   * or the one another process activated first. Two instances starting on an
+   * empty store then serve one generation, and neither drops the other's.
+   */
+  activateFirst(target: ReadModelTarget): Promise<number>;
   activate(target: ReadModelTarget): Promise<void>;
   /**
    * Writes the changes and the quarantined events and moves the checkpoint,

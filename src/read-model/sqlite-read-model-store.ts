@@ -284,6 +284,20 @@ export class SqliteReadModelStore implements ReadModelStore {
     return Promise.resolve();
   }
 
+  activateFirst(target: ReadModelTarget): Promise<number> {
+    const activate = this.db.transaction(() => {
+      this.statement(
+        `INSERT INTO projection_active (projection, generation) VALUES (?, ?)
+         ON CONFLICT (projection) DO NOTHING`,
+      ).run(target.projection, target.generation);
+      const row = this.statement(
+        'SELECT generation FROM projection_active WHERE projection = ?',
+      ).get(target.projection) as { generation: number };
+      return row.generation;
+    });
+    return Promise.resolve(activate.immediate());
+  }
+
   commit(target: ReadModelTarget, commit: ProjectionCommit): Promise<'committed' | 'conflict'> {
     if (this.closed) return Promise.reject(new Error('Read-model store is closed'));
     if (this.options.writerThread) return this.commitOnThread(target, commit);

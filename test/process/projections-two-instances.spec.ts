@@ -95,11 +95,12 @@ describe('two service instances on one data folder', () => {
       );
       const health = await Promise.all(apis.map((api) => api.get('/health')));
       // Each process manager runs on one instance at a time; the other stands by.
-      const managers = health
-        .flatMap((h) => h.body.processManagers as Array<{ status: string; position: string }>)
-        .filter((m) => m.status !== 'standby');
+      const all = health.flatMap(
+        (h) => h.body.processManagers as Array<{ name: string; status: string; position: string }>,
+      );
+      const managers = all.filter((m) => m.status !== 'standby');
       if (
-        managers.length === 3 &&
+        managers.length === new Set(all.map((m) => m.name)).size &&
         managers.every((m) => BigInt(m.position) >= head) &&
         (await log.headPosition()) === head
       ) {
