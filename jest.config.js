@@ -4,7 +4,7 @@
  * CommonJS by ts-jest.
  * @type {import('jest').Config}
  */
-const esmOnly = ['@noble', '@scure', 'canonicalize'];
+const esmOnly = ['@noble', '@scure'];
 
 module.exports = {
   testEnvironment: 'node',

@@ -16,12 +16,31 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
 /**
  * RFC 8785 (JSON Canonicalization Scheme): keys sorted by UTF-16 code units,
  * no whitespace, numbers in their ECMAScript shortest form. Same value, same
- * bytes, on every machine. Throws on values JSON cannot hold.
+ * bytes, on every machine. Throws on values JSON cannot hold, and on a string
+ * (or key) holding a lone UTF-16 surrogate, which RFC 8785 (I-JSON) refuses.
+ * canonicalize 2.x: its later majors are ESM only and then need Node 22.
  */
 export function canonicalJson(value: unknown): string {
-  const text = canonicalize(value);
+  assertWellFormed(value);
+  const text = canonicalize(value) as string | undefined;
   if (text === undefined) throw new Error('Not a JSON value');
   return text;
+}
+
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function assertWellFormed(value: unknown): void {
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw new Error('A string holds a lone UTF-16 surrogate');
+  } else if (Array.isArray(value)) {
+    for (const item of value) assertWellFormed(item);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      assertWellFormed(key);
+      assertWellFormed(item);
+    }
+  }
 }
 
 /**
