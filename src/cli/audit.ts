@@ -14,6 +14,7 @@ import type { EventStore } from '../event-store/event-store.port';
 import { SqliteEventStore } from '../event-store/sqlite-event-store';
 import { openReadModelStore } from '../read-model/open-read-model-store';
 import { isValidId } from '../shared/ids';
+import { runCli, UsageError } from './run-cli';
 
 const USAGE = `Auditors' commands (docs/audit.md). export, state and verify --firm read the
 configured stores (DATA_DIR, EVENTSTORE_URL, MONGODB_URL), whether the service runs or
@@ -40,9 +41,6 @@ TIME is ISO 8601 with its offset (2026-01-15T09:30:00Z, 2026-01-15T10:30:00+01:0
 or a date (2026-01-15, midnight UTC). A progress bar goes to stderr when it is a
 terminal. Exit status: 0 done (verify: the history or export verifies), 1 it does not
 verify or the command failed, 2 a command, option or configuration error.`;
-
-/** A mistake in what the auditor typed: one line on stderr, exit 2. */
-class UsageError extends Error {}
 
 const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -261,20 +259,4 @@ function progressBar(unit: 'events' | 'checked' | 'bytes') {
   };
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error);
-    const code =
-      typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : '';
-    const usage =
-      error instanceof UsageError ||
-      (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
-    // stdout closed by its reader (`| head`): nothing more to say.
-    if (code === 'EPIPE') process.exit(1);
-    process.stderr.write(
-      `audit: ${message.split('\n')[0]}${usage ? ' (npm run audit -- --help)' : ''}\n`,
-    );
-    process.exit(usage ? 2 : 1);
-  },
-);
+runCli('audit', main);

@@ -8,6 +8,7 @@ import { SqliteEventStore } from '../event-store/sqlite-event-store';
 import { rebuildProjections, RebuildProgress, RebuildResult } from '../projection-engine/rebuild';
 import { openReadModelStore } from '../read-model/open-read-model-store';
 import type { QuarantinedEvent, ReadModelStore } from '../read-model/read-model-store.port';
+import { runCli, UsageError } from './run-cli';
 
 const USAGE = `Operator commands on the read models and process managers, on the configured
 stores (DATA_DIR, EVENTSTORE_URL, MONGODB_URL), whether the service runs or not.
@@ -27,9 +28,6 @@ usage: npm run projections -- COMMAND [ARGUMENTS]
 A CONSUMER is a projection or a process manager. Exit status: 0 done, 1 the
 command ran but something is still wrong (an event still quarantined, a
 rebuild not activated), 2 a command, argument or configuration error.`;
-
-/** A mistake in what the operator typed: one line on stderr, exit 2. */
-class UsageError extends Error {}
 
 async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -343,19 +341,4 @@ function progressBar() {
   };
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error);
-    const code =
-      typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : '';
-    const usage =
-      error instanceof UsageError ||
-      (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
-    // One line: a bad option or argument, then where to look.
-    process.stderr.write(
-      `projections: ${message.split('\n')[0]}${usage ? ' (npm run projections -- --help)' : ''}\n`,
-    );
-    process.exit(usage ? 2 : 1);
-  },
-);
+runCli('projections', main);

@@ -1,0 +1,29 @@
+/** A mistake in what the operator typed: one line on stderr, exit 2. */
+export class UsageError extends Error {}
+
+/**
+ * Runs a command-line tool's `main` and exits with its status: 0 done, 1 the
+ * command ran but failed (or stdout was closed by its reader), 2 a usage
+ * error (`UsageError`, or one of node:util parseArgs' `ERR_PARSE_ARGS_*`).
+ * A failure is one line on stderr, `name: message`, pointing at `--help` for
+ * a usage error; no stack trace.
+ */
+export function runCli(name: string, main: (argv: readonly string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error);
+      const code =
+        typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : '';
+      const usage =
+        error instanceof UsageError ||
+        (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
+      // stdout closed by its reader (`| head`): nothing more to say.
+      if (code === 'EPIPE') process.exit(1);
+      process.stderr.write(
+        `${name}: ${message.split('\n')[0]}${usage ? ` (npm run ${name} -- --help)` : ''}\n`,
+      );
+      process.exit(usage ? 2 : 1);
+    },
+  );
+}
