@@ -5,8 +5,6 @@ import type {
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import {
@@ -16,7 +14,7 @@ import {
   SecurityKeyTab,
   startPageServer,
 } from '../support/browser';
-import { ApiResponse, RunningService, startService } from '../support/harness';
+import { ApiResponse, forgetStoredAnswers, RunningService, startService } from '../support/harness';
 import {
   activeFirm,
   expectOk,
@@ -517,17 +515,7 @@ describe('Security keys in a real browser', () => {
     const before = await commanded();
     // The stored answer is lost (a crash before it was recorded, or it expired): the
     // command id is still in the log, and the retry answers from there.
-    const db = new Database(join(service.dataDir, 'state.sqlite'));
-    try {
-      const tables = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%idempot%'")
-        .pluck()
-        .all() as string[];
-      expect(tables.length).toBeGreaterThan(0);
-      for (const table of tables) db.prepare(`DELETE FROM "${table}"`).run();
-    } finally {
-      db.close();
-    }
+    forgetStoredAnswers(service.dataDir);
     const retry = await api().post(path, host, response, key);
     expect(retry.status).toBe(200);
     expect(retry.body).toEqual(first.body);

@@ -1,7 +1,12 @@
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import type { RecordedEvent } from '../../src/event-store/event-store.port';
-import { Api, ApiResponse, RunningService, startService, TestClock } from '../support/harness';
+import {
+  Api,
+  ApiResponse,
+  forgetStoredAnswers as forgetAnswers,
+  RunningService,
+  startService,
+  TestClock,
+} from '../support/harness';
 import {
   activeFirm,
   enrollTotp,
@@ -32,20 +37,7 @@ describe('A command applies once, even when its stored answer is lost', () => {
   beforeAll(async () => (service = await startService({ clock })));
   afterAll(() => service.stop());
 
-  /** What a crash between the append and the record leaves: no stored answers at all. */
-  function forgetStoredAnswers(): void {
-    const db = new Database(join(service.dataDir, 'state.sqlite'));
-    try {
-      const tables = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%idempot%'")
-        .pluck()
-        .all() as string[];
-      expect(tables.length).toBeGreaterThan(0);
-      for (const table of tables) db.prepare(`DELETE FROM "${table}"`).run();
-    } finally {
-      db.close();
-    }
-  }
+  const forgetStoredAnswers = () => forgetAnswers(service.dataDir);
 
   const withKey = (key: string) => ({ 'idempotency-key': key });
   const send = (method: string, path: string, token: string, body: unknown, key?: string) =>

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import type { LoggerService } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import jwt from 'jsonwebtoken';
@@ -216,5 +217,24 @@ export class CapturingLogger implements LoggerService {
   }
   fatal(message: unknown, stack?: string, context?: string) {
     this.lines.push({ level: 'fatal', message: String(message), stack, context });
+  }
+}
+
+/**
+ * What a crash between an append and the record of its answer leaves: no
+ * stored Idempotency-Key answers at all, in the data folder's state store.
+ * Throws when the folder has no such table (the test would prove nothing).
+ */
+export function forgetStoredAnswers(dataDir: string): void {
+  const db = new Database(join(dataDir, 'state.sqlite'));
+  try {
+    const tables = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%idempot%'")
+      .pluck()
+      .all() as string[];
+    if (tables.length === 0) throw new Error(`No idempotency table in ${dataDir}/state.sqlite`);
+    for (const table of tables) db.prepare(`DELETE FROM "${table}"`).run();
+  } finally {
+    db.close();
   }
 }
