@@ -36,17 +36,20 @@ describe('MONGODB_URL', () => {
   });
 
   const url = process.env.MONGODB_URL;
-  (url ? it : it.skip)('set: idempotency keys in MongoDB, no state.sqlite', async () => {
-    const dir = tempDir('mfa-mongo-config-');
-    const infrastructure = await openInfrastructure(testConfig(dir, { MONGODB_URL: url! }));
-    try {
-      expect(infrastructure.idempotencyStore).toBeInstanceOf(MongoIdempotencyStore);
-      expect(existsSync(join(dir, 'state.sqlite'))).toBe(false);
-    } finally {
-      await infrastructure.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  (url ? it : it.skip)(
+    `set: idempotency keys in MongoDB, no state.sqlite${url ? '' : ' (skipped: MONGODB_URL is not set)'}`,
+    async () => {
+      const dir = tempDir('mfa-mongo-config-');
+      const infrastructure = await openInfrastructure(testConfig(dir, { MONGODB_URL: url! }));
+      try {
+        expect(infrastructure.idempotencyStore).toBeInstanceOf(MongoIdempotencyStore);
+        expect(existsSync(join(dir, 'state.sqlite'))).toBe(false);
+      } finally {
+        await infrastructure.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
   if (!url) {
     console.warn('MONGODB_URL wiring with a server SKIPPED: MONGODB_URL is not set.');
   }
