@@ -16,6 +16,7 @@ import { EdgeRateLimits, installRateLimitHooks } from './http/rate-limits';
 import { installSecurityHeaders, setRawAnswerHeaders } from './http/security-headers';
 import { createValidationPipe } from './http/validation';
 import { Clock } from './shared/clock';
+import { serveWebPages } from './web/web-pages';
 import { isValidId } from './shared/ids';
 
 export interface CreateAppOptions {
@@ -82,6 +83,8 @@ export async function createApp(
     return payload;
   });
   setUpOpenApi(app);
+  // The firm admin's page and the user's enrollment page (docs/web-pages.md).
+  serveWebPages(fastify);
   await app.init();
   return app;
 }

@@ -1,11 +1,10 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { FastifyInstance } from 'fastify';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ID_PATTERN } from '../shared/ids';
 import { PROBLEM_CONTENT_TYPE } from './problem';
-import { PAGE_HELMET } from './security-headers';
+import { CSS, fileOnDisk, HTML, JAVASCRIPT, servePageFiles } from './page-files';
 
 type Operation = {
   description?: string;
@@ -99,35 +98,20 @@ const docsJs = `(function () {
 `;
 
 /**
- * /docs: the page, its stylesheets and its scripts, each a fixed route. Files
- * are read once, on first request. Every answer gets the page CSP.
+ * /docs: the page, its stylesheets and its scripts, each a fixed route with
+ * the page policy (servePageFiles).
  */
 function serveDocsPage(fastify: FastifyInstance): void {
-  const files = new Map<string, { type: string; body: () => string | Buffer }>([
-    ['swagger-ui.css', { type: 'text/css; charset=utf-8', body: fromDist('swagger-ui.css') }],
-    [
-      'swagger-ui-bundle.js',
-      { type: 'text/javascript; charset=utf-8', body: fromDist('swagger-ui-bundle.js') },
-    ],
-    ['docs.css', { type: 'text/css; charset=utf-8', body: () => docsCss }],
-    ['docs.js', { type: 'text/javascript; charset=utf-8', body: () => docsJs }],
+  const fromDist = (name: string, type: string) =>
+    fileOnDisk(`/docs/${name}`, type, join(swaggerUiDir, name));
+  servePageFiles(fastify, [
+    { path: '/docs', type: HTML, read: () => docsPage('docs/') },
+    { path: '/docs/', type: HTML, read: () => docsPage('') },
+    fromDist('swagger-ui.css', CSS),
+    fromDist('swagger-ui-bundle.js', JAVASCRIPT),
+    { path: '/docs/docs.css', type: CSS, read: () => docsCss },
+    { path: '/docs/docs.js', type: JAVASCRIPT, read: () => docsJs },
   ]);
-  const route = (url: string, type: string, body: () => string | Buffer) =>
-    fastify.route({
-      method: 'GET',
-      url,
-      // @fastify/helmet reads a route's `helmet` option: the page policy instead of the API's.
-      ...({ helmet: PAGE_HELMET } as object),
-      handler: (_request, reply) => reply.type(type).send(body()),
-    });
-  route('/docs', 'text/html; charset=utf-8', () => docsPage('docs/'));
-  route('/docs/', 'text/html; charset=utf-8', () => docsPage(''));
-  for (const [name, file] of files) route(`/docs/${name}`, file.type, file.body);
-}
-
-function fromDist(name: string): () => Buffer {
-  let content: Buffer | undefined;
-  return () => (content ??= readFileSync(join(swaggerUiDir, name)));
 }
 
 function describeConventions(document: OpenAPIObject): void {

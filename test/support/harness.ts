@@ -3,6 +3,7 @@ import type { LoggerService } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import jwt from 'jsonwebtoken';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../src/app';
@@ -139,6 +140,8 @@ export async function startService(
     withoutSecret?: boolean;
     /** Receives every log line, at every level (see CapturingLogger). */
     logger?: LoggerService;
+    /** The port to listen on (127.0.0.1); any free one by default. See freePort. */
+    port?: number;
   } = {},
 ): Promise<RunningService> {
   const ownsDir = options.dataDir === undefined;
@@ -149,7 +152,7 @@ export async function startService(
     logLevels: ['error'],
     logger: options.logger,
   });
-  await app.listen(0, '127.0.0.1');
+  await app.listen(options.port ?? 0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   const api = new Api(`http://127.0.0.1:${address.port}`);
   let stopped = false;
@@ -166,6 +169,21 @@ export async function startService(
     },
     events: () => readLog(dataDir),
   };
+}
+
+/**
+ * A port free on 127.0.0.1 right now: for a service whose configuration must
+ * name its own address before it starts (WEBAUTHN_ORIGIN for pages it serves).
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 export async function readLog(dataDir: string): Promise<RecordedEvent[]> {

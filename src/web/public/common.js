@@ -1,0 +1,261 @@
+// @ts-check
+/*
+ * What both pages share: the sign-in token, calls to the public API, the
+ * answers in words, and small DOM helpers. No framework: the pages are two
+ * forms and a table each (docs/decisions/0018-web-pages-without-a-framework.md).
+ *
+ * Everything the pages show comes from the public API (the same endpoints as
+ * the host application's), with the token of the person signed in.
+ */
+
+/**
+ * @typedef {{ sub: string, role: string, firm?: string, exp?: number }} Claims
+ * @typedef {{ type?: string, title?: string, status?: number, detail?: string,
+ *   errors?: Array<{ field: string, message: string }>, verified?: boolean,
+ *   attemptsLeft?: number }} Problem
+ */
+
+/**
+ * The sign-in token. The host application links to a page with a short-lived
+ * token in the URL fragment (`#token=…`): a browser never sends a fragment to
+ * a server, so it reaches no access log or proxy. The page takes it out of the
+ * address bar at once (so it is neither bookmarked nor kept in the history)
+ * and keeps it in this variable only: closing or reloading the tab signs out.
+ * @type {string | undefined}
+ */
+let token;
+/** @type {Claims | undefined} */
+let claims;
+
+/**
+ * Reads the token from the fragment once, on load.
+ * @returns {Claims | undefined} the token's claims (not verified here: the
+ *   service verifies the token on every call), or undefined when there is none.
+ */
+export function signIn() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const given = fragment.get('token');
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  if (!given) return undefined;
+  const parsed = decodeClaims(given);
+  if (!parsed) return undefined;
+  token = given;
+  claims = parsed;
+  return claims;
+}
+
+/**
+ * @param {string} jwt
+ * @returns {Claims | undefined}
+ */
+function decodeClaims(jwt) {
+  const payload = jwt.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const text = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
+    const bytes = Uint8Array.from(text, (c) => c.charCodeAt(0));
+    const parsed = JSON.parse(new TextDecoder().decode(bytes));
+    if (typeof parsed.sub !== 'string' || typeof parsed.role !== 'string') return undefined;
+    return parsed;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Seconds until the token expires (Infinity without `exp`). */
+export function secondsLeft() {
+  if (!claims?.exp) return Infinity;
+  return claims.exp - Date.now() / 1000;
+}
+
+/** An answer of the API that is not a success, in the API's own words (RFC 9457). */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {Problem} problem
+   */
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `The service answered ${status}.`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+/**
+ * Calls the public API with the signed-in token.
+ * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
+ * @param {string} path e.g. `/v1/firms/acme/mfa/usage`
+ * @param {unknown} [body] sent as JSON (commands)
+ * @returns {Promise<any>} the parsed JSON answer
+ * @throws {ApiError} on any status but 2xx, with the problem the API gave
+ */
+export async function api(method, path, body) {
+  if (!token) throw new ApiError(401, { title: 'Not signed in' });
+  /** @type {Record<string, string>} */
+  const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
+  if (method !== 'GET') {
+    headers['content-type'] = 'application/json';
+    // A command sent twice (a double click, a retried request) applies once.
+    headers['idempotency-key'] = crypto.randomUUID();
+  }
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: method === 'GET' ? undefined : JSON.stringify(body ?? {}),
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError(0, {
+      title: 'The service could not be reached',
+      detail: 'Check your connection and try again.',
+    });
+  }
+  const text = await response.text();
+  /** @type {any} */
+  let parsed = {};
+  try {
+    parsed = text ? JSON.parse(text) : {};
+  } catch {
+    parsed = {};
+  }
+  if (!response.ok) throw new ApiError(response.status, parsed);
+  return parsed;
+}
+
+/**
+ * An API error in words for a person: the problem's detail, or its title, and
+ * the fields a validation refused. Never the raw JSON.
+ * @param {unknown} error
+ */
+export function inWords(error) {
+  if (!(error instanceof ApiError)) return 'Something went wrong. Please try again.';
+  const { problem, status } = error;
+  if (status === 401 && problem.verified === false) {
+    // A refused verification (a wrong code or key), not a refused sign-in.
+    const left = problem.attemptsLeft;
+    const tail = left === undefined || left === 0 ? '' : ` ${left} attempt${left === 1 ? '' : 's'} left.`;
+    return `${problem.detail || 'Not verified.'}${tail}`;
+  }
+  if (status === 401) {
+    return 'Your sign-in has expired or is not valid. Open this page again from the application.';
+  }
+  if (status === 403) return 'You are not allowed to do this.';
+  const fields = (problem.errors ?? []).map((e) => `${e.field}: ${e.message}`).join('; ');
+  const main = problem.detail || problem.title || `The service answered ${status}.`;
+  return fields ? `${main} (${fields})` : main;
+}
+
+/**
+ * Builds an element. Text goes in as text, never as HTML: names and labels
+ * come from tenant data.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, string | boolean | number | undefined>} [attributes]
+ * @param {Array<Node | string | undefined | null | false>} [children]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+export function h(tag, attributes = {}, children = []) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === false) continue;
+    element.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child);
+  }
+  return element;
+}
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function byId(id) {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`#${id} is missing from the page`);
+  return element;
+}
+
+/**
+ * Tells the person what happened, in the page's live region (read out by
+ * screen readers). `error` messages stay until the next message.
+ * @param {string} message
+ * @param {'info' | 'success' | 'error'} [kind]
+ */
+export function announce(message, kind = 'info') {
+  const region = byId('status');
+  region.textContent = message;
+  region.dataset.kind = kind;
+  region.hidden = message === '';
+}
+
+/**
+ * Runs an action from a button or a form: disables the control while it runs,
+ * announces success, and shows an API refusal in words.
+ * @param {HTMLButtonElement | HTMLInputElement | HTMLSelectElement | null} control
+ * @param {() => Promise<string | void>} action returns the success message
+ * @returns {Promise<boolean>} whether the action succeeded
+ */
+export async function perform(control, action) {
+  if (control) control.disabled = true;
+  try {
+    const message = await action();
+    if (message) announce(message, 'success');
+    return true;
+  } catch (error) {
+    announce(inWords(error), 'error');
+    return false;
+  } finally {
+    if (control) control.disabled = false;
+  }
+}
+
+/**
+ * Shows the page's sign-in problem instead of its content.
+ * @param {string} message
+ */
+export function showSignInProblem(message) {
+  byId('signin-problem-text').textContent = message;
+  byId('signin-problem').hidden = false;
+  byId('content').hidden = true;
+}
+
+/**
+ * A date and time in the reader's locale.
+ * @param {string | null | undefined} iso
+ */
+export function when(iso) {
+  if (!iso) return 'never';
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime())
+    ? iso
+    : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/**
+ * Adds `minPosition` to a read, so that it reflects the person's own last
+ * action (the API waits until its read models have processed that position).
+ * @param {string} path
+ * @param {string | undefined} position
+ */
+export function after(path, position) {
+  if (!position) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}minPosition=${encodeURIComponent(position)}`;
+}
+
+/**
+ * The path of a firm's resource, each segment encoded:
+ * `firmPath('acme', 'users', id, 'mfa', 'reset')`.
+ * @param {...string} segments after `/v1/firms/`
+ */
+export function firmPath(...segments) {
+  return ['/v1/firms', ...segments.map(encodeURIComponent)].join('/');
+}
+
+/** Who is signed in, for the page header. */
+export function signedInAs() {
+  return claims ? `${claims.sub}${claims.firm ? ` · firm ${claims.firm}` : ''}` : '';
+}
