@@ -5,6 +5,7 @@ import { securityKeyClaimDecider } from '../enrollment/security-key-claim.decide
 import type { FieldError } from '../http/problem';
 import { notificationsDecider } from '../notifications/notifications.decider';
 import { ID_PATTERN } from '../shared/ids';
+import { INSTANT_MESSAGE, parseInstant } from '../shared/instant';
 import { subscriptionDecider } from '../subscription/subscription.decider';
 import { verificationDecider } from '../verification/verification.decider';
 import { STREAM_HEADS_ANCHORED } from './anchor.decider';
@@ -27,42 +28,6 @@ export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set([
   // The chain's anchors (ADR 0017), in each firm's `audit-{firmId}` stream.
   STREAM_HEADS_ANCHORED,
 ]);
-
-const INSTANT =
-  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2}))?$/;
-
-/**
- * A moment given as ISO 8601 (RFC 3339): a date-time with its offset
- * (`2026-01-15T09:30:00Z`, `2026-01-15T10:30:00.250+01:00`), or a date alone,
- * which is midnight UTC. Milliseconds since the epoch, digits past the
- * millisecond dropped (event times are kept to the millisecond, so an event is
- * at or before `…00.1239` exactly when it is at or before `…00.123`).
- * Undefined for anything else, an impossible date (February 30th) included.
- */
-export function parseInstant(text: string): number | undefined {
-  const match = INSTANT.exec(text);
-  if (!match) return undefined;
-  const [, y, mo, d, h = '00', mi = '00', s = '00', fraction = '', zone = 'Z'] = match;
-  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number);
-  const ms = Number(fraction.padEnd(3, '0').slice(0, 3));
-  const local = Date.UTC(year, month - 1, day, hour, minute, second, ms);
-  const check = new Date(local);
-  if (
-    check.getUTCFullYear() !== year ||
-    check.getUTCMonth() !== month - 1 ||
-    check.getUTCDate() !== day ||
-    hour > 23 ||
-    minute > 59 ||
-    second > 59
-  ) {
-    return undefined;
-  }
-  if (zone === 'Z') return local;
-  const sign = zone.startsWith('-') ? -1 : 1;
-  const [offsetHours, offsetMinutes] = zone.slice(1).split(':').map(Number);
-  if (offsetHours > 23 || offsetMinutes > 59) return undefined;
-  return local - sign * (offsetHours * 60 + offsetMinutes) * 60_000;
-}
 
 /** Milliseconds of an event's `metadata.occurredAt`, undefined when it is not a time. */
 export function occurredAtOf(metadata: unknown): number | undefined {
@@ -97,9 +62,6 @@ export interface RawExportQuery {
   userId?: unknown;
 }
 
-const TIME_MESSAGE =
-  'must be an ISO 8601 date-time with its offset (2026-01-15T09:30:00Z) or a date (2026-01-15)';
-
 /** The filters, or the field errors that refuse them (400 before a byte is exported). */
 export function parseExportFilters(
   raw: RawExportQuery,
@@ -109,7 +71,7 @@ export function parseExportFilters(
     const value = raw[field];
     if (value === undefined) return undefined;
     const ms = typeof value === 'string' ? parseInstant(value) : undefined;
-    if (ms === undefined) errors.push({ field, message: TIME_MESSAGE });
+    if (ms === undefined) errors.push({ field, message: INSTANT_MESSAGE });
     return ms;
   };
   const from = time('from');

@@ -16,7 +16,8 @@ import { validationProblem } from '../http/problem';
 import { IdPipe } from '../http/validation';
 import { READ_MODEL_STORE, ReadModelStore } from '../read-model/read-model-store.port';
 import { CLOCK, Clock } from '../shared/clock';
-import { parseExportFilters, parseInstant } from './audit-query';
+import { parseExportFilters } from './audit-query';
+import { INSTANT_MESSAGE, parseInstant } from '../shared/instant';
 import { ChainVerification, verifyFirmChains } from './chain-verification';
 import { firmEvents } from './firm-events';
 import { exportFirm } from './firm-export';
@@ -167,8 +168,7 @@ export class AuditController {
       throw validationProblem([
         {
           field: 'asOf',
-          message:
-            'must be an ISO 8601 date-time with its offset (2026-01-15T09:30:00Z) or a date (2026-01-15)',
+          message: INSTANT_MESSAGE,
         },
       ]);
     }

@@ -1,6 +1,14 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import {
+  IsIn,
+  IsOptional,
+  IsString,
+  Matches,
+  MaxLength,
+  ValidateBy,
+  ValidationArguments,
+} from 'class-validator';
 import { QueryBus } from '@nestjs/cqrs';
 import { USER_ROLES, UserRole } from '../directory/user.decider';
 import { Roles } from '../http/auth';
@@ -10,10 +18,15 @@ import { ID_MESSAGE, IdPipe, ReadQuery } from '../http/validation';
 import {
   GetLicenseUsage,
   GetRoleCounters,
+  GetUsageHistory,
   ListCorporations,
   ListEnrolledUsers,
 } from './dashboards.queries';
 import { ID_PATTERN } from '../shared/ids';
+import { CLOCK, Clock } from '../shared/clock';
+import { INSTANT_MESSAGE, parseInstant } from '../shared/instant';
+import { validationProblem } from '../http/problem';
+import type { UsageHistory } from '../../projections/usage-history.projection';
 
 const SEARCH = /^[^\p{Cc}\p{Cs}]*$/u;
 
@@ -39,12 +52,66 @@ export class EnrolledUsersQuery extends SearchQuery {
   corporationId?: string;
 }
 
+/** A moment as parseInstant reads it (ISO 8601 with its offset, or a date). */
+const IsInstant = () =>
+  ValidateBy({
+    name: 'isInstant',
+    validator: {
+      validate: (value: unknown) => typeof value === 'string' && parseInstant(value) !== undefined,
+      defaultMessage: () => INSTANT_MESSAGE,
+    },
+  });
+
+/** `to` not before `from` (when both are moments). */
+const NotBeforeFrom = () =>
+  ValidateBy({
+    name: 'notBeforeFrom',
+    validator: {
+      validate: (value: unknown, args?: ValidationArguments) => {
+        const from = (args?.object as { from?: unknown } | undefined)?.from;
+        if (typeof value !== 'string' || typeof from !== 'string') return true;
+        const [start, end] = [parseInstant(from), parseInstant(value)];
+        return start === undefined || end === undefined || start <= end;
+      },
+      defaultMessage: () => 'must not be before from',
+    },
+  });
+
+/** `?from=&to=` of the usage history: both optional, ISO 8601, `from` not after `to`. */
+export class UsageHistoryQuery extends ReadQuery {
+  @ApiPropertyOptional({
+    description:
+      'Start of the window: ISO 8601 with its offset, or a date (midnight UTC). The first point ' +
+      'is the usage as it stood then. Default: the first change.',
+    example: '2026-01-01T00:00:00Z',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  @IsInstant()
+  from?: string;
+
+  @ApiPropertyOptional({
+    description: 'End of the window (inclusive), not before `from`. Default: now, every change.',
+    example: '2026-02-01T00:00:00Z',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  @IsInstant()
+  @NotBeforeFrom()
+  to?: string;
+}
+
 /** Page size from the query; out of range is a 400 like any other bad field. */
 @ApiTags('Dashboards')
 @ApiBearerAuth()
 @Controller('v1/firms/:firmId')
 export class DashboardsController {
-  constructor(private readonly queryBus: QueryBus) {}
+  constructor(
+    private readonly queryBus: QueryBus,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
 
   /** License count, seats in use, unutilized seats and usage percent. */
   @Get('mfa/usage')
@@ -52,6 +119,35 @@ export class DashboardsController {
   @ReadsProjections('license-usage')
   usage(@Param('firmId', IdPipe) firmId: string, @Query() _query: ReadQuery) {
     return this.queryBus.execute(new GetLicenseUsage(firmId));
+  }
+
+  /** Seats in use against the license count over time, for the admin page's chart. */
+  @Get('mfa/usage/history')
+  @Roles('superuser', 'operator')
+  @ReadsProjections('usage-history')
+  @ApiOperation({
+    summary: 'Seats in use and the license count over time',
+    description:
+      '`{ from, to, licenseCount, seatsInUse, points: [{ at, position, seatsInUse, licenseCount, ' +
+      'usagePercent }] }`: one point per change of the license count or of the seats in use, in ' +
+      'log order; `licenseCount` and `seatsInUse` are the figures now (as GET /mfa/usage) and ' +
+      '`usagePercent` is computed as there. With `from`, the first point is the usage as it ' +
+      'stood at `from`, timed `from`. At most 1,000 points: when more changes fall in the ' +
+      'window, it is cut into equal time buckets, each keeping its point of highest ' +
+      'usagePercent (a crossing of 80 % or 100 % always shows), and the last point is kept.',
+  })
+  usageHistory(
+    @Param('firmId', IdPipe) firmId: string,
+    @Query() query: UsageHistoryQuery,
+  ): Promise<UsageHistory> {
+    const now = this.clock.now().getTime();
+    const from = query.from === undefined ? undefined : parseInstant(query.from);
+    const to = query.to === undefined ? undefined : parseInstant(query.to);
+    // Without `to`, the window ends now: a `from` in the future leaves nothing to show.
+    if (from !== undefined && to === undefined && from > now) {
+      throw validationProblem([{ field: 'from', message: 'must not be in the future' }]);
+    }
+    return this.queryBus.execute(new GetUsageHistory(firmId, { from, to, now }));
   }
 
   /** MFA-enabled and enrolled users per role. */

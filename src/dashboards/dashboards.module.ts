@@ -4,6 +4,7 @@ import { DashboardsController } from './dashboards.controller';
 import {
   GetLicenseUsageHandler,
   GetRoleCountersHandler,
+  GetUsageHistoryHandler,
   ListCorporationsHandler,
   ListEnrolledUsersHandler,
 } from './dashboards.queries';
@@ -15,6 +16,7 @@ import {
   providers: [
     GetLicenseUsageHandler,
     GetRoleCountersHandler,
+    GetUsageHistoryHandler,
     ListEnrolledUsersHandler,
     ListCorporationsHandler,
   ],

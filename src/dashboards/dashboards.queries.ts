@@ -3,6 +3,7 @@ import { corporations } from '../../projections/corporations.projection';
 import { enrolledUsers } from '../../projections/enrolled-users.projection';
 import { LicenseUsage, licenseUsage } from '../../projections/license-usage.projection';
 import { RoleCounters, roleCounters } from '../../projections/role-counters.projection';
+import { UsageHistory, usageHistory } from '../../projections/usage-history.projection';
 import { ProjectionEngine } from '../projection-engine/projection-engine';
 
 /*
@@ -19,6 +20,19 @@ type CorporationsPage = Awaited<ReturnType<typeof corporations>>;
 /** License count, seats in use, unutilized seats and usage percent. */
 export class GetLicenseUsage extends Query<LicenseUsage> {
   constructor(readonly firmId: string) {
+    super();
+  }
+}
+
+/**
+ * Seats in use and the license count over a window of time, for the admin's
+ * chart. `window`: milliseconds since the epoch; `now` stands for a missing `to`.
+ */
+export class GetUsageHistory extends Query<UsageHistory> {
+  constructor(
+    readonly firmId: string,
+    readonly window: { from?: number; to?: number; now: number },
+  ) {
     super();
   }
 }
@@ -56,6 +70,15 @@ export class GetLicenseUsageHandler implements IQueryHandler<GetLicenseUsage> {
 
   execute({ firmId }: GetLicenseUsage) {
     return licenseUsage(this.engine.reader('license-usage'), firmId);
+  }
+}
+
+@HandlesQuery(GetUsageHistory)
+export class GetUsageHistoryHandler implements IQueryHandler<GetUsageHistory> {
+  constructor(private readonly engine: ProjectionEngine) {}
+
+  execute({ firmId, window }: GetUsageHistory) {
+    return usageHistory(this.engine.reader('usage-history'), firmId, window);
   }
 }
 
