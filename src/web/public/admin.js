@@ -579,6 +579,10 @@ function wireEnrolledUsers() {
     state.enrolled.page = 0;
     void perform(null, () => loadEnrolled(undefined));
   });
+  // A role chosen applies at once, as a search does on Enter.
+  byId('enrolled-role').addEventListener('change', () =>
+    /** @type {HTMLFormElement} */ (byId('enrolled-filter')).requestSubmit(),
+  );
   byId('enrolled-next').addEventListener('click', () => {
     if (!state.enrolled.nextCursor) return;
     state.enrolled.cursors[state.enrolled.page + 1] = state.enrolled.nextCursor;
