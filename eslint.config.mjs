@@ -1,10 +1,15 @@
 // @ts-check
 import eslint from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'var/', 'coverage/', '**/*.js', '**/*.cjs', '**/*.mjs'] },
+  {
+    ignores: ['dist/', 'node_modules/', 'var/', 'coverage/', '**/*.js', '**/*.cjs', '**/*.mjs'],
+  },
+  // The web pages' scripts are our source too (plain JavaScript for the browser, no build step).
+  { ignores: ['!src/web/public/*.js'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,
@@ -28,6 +33,13 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       'no-console': 'off',
+    },
+  },
+  {
+    files: ['src/web/public/*.js'],
+    languageOptions: {
+      globals: globals.browser,
+      parserOptions: { projectService: false, project: './src/web/public/tsconfig.json' },
     },
   },
 );

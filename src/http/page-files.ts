@@ -14,11 +14,11 @@ export interface PageFile {
 }
 
 /** A page file read from disk on first request. */
-export const fileOnDisk = (
-  path: string,
-  type: string,
-  file: string,
-): PageFile => ({ path, type, read: () => readFileSync(file) });
+export const fileOnDisk = (path: string, type: string, file: string): PageFile => ({
+  path,
+  type,
+  read: () => readFileSync(file),
+});
 
 export const HTML = 'text/html; charset=utf-8';
 export const CSS = 'text/css; charset=utf-8';

@@ -30,7 +30,8 @@ function packageFolder(entry: string, depth: number): string {
 
 /** The pages, their script and style, and the two libraries they load, each at a fixed path. */
 export function webPageFiles(): PageFile[] {
-  const own = (path: string, type: string, file: string) => fileOnDisk(path, type, join(PUBLIC, file));
+  const own = (path: string, type: string, file: string) =>
+    fileOnDisk(path, type, join(PUBLIC, file));
   // chart.js resolves to dist/chart.cjs; @simplewebauthn/browser to script/index.js.
   const chartJs = join(packageFolder('chart.js', 1), 'dist', 'chart.umd.min.js');
   const webAuthn = join(

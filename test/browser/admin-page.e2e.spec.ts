@@ -123,7 +123,9 @@ describe('the firm admin page in a real browser', () => {
     } catch {
       const shown = await page.locator('#enrolled-rows tr').allTextContents();
       const status = await page.locator('#status').textContent();
-      throw new Error(`the list shows ${JSON.stringify(shown)}, not ${count} users; status: ${status}`);
+      throw new Error(
+        `the list shows ${JSON.stringify(shown)}, not ${count} users; status: ${status}`,
+      );
     }
   };
 

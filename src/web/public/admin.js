@@ -131,12 +131,17 @@ function start() {
 async function refresh(position) {
   const content = byId('content');
   content.setAttribute('aria-busy', 'true');
-  const reads = [loadSubscription(), loadUsage(position), loadCounters(position), loadEnrolled(position)];
+  const reads = [
+    loadSubscription(),
+    loadUsage(position),
+    loadCounters(position),
+    loadEnrolled(position),
+  ];
   if (isSuperuser()) reads.push(loadEnablement(), loadCorporationNames(position));
   const results = await Promise.allSettled(reads);
   content.setAttribute('aria-busy', 'false');
   const failed = results.find((result) => result.status === 'rejected');
-  if (failed) throw (/** @type {PromiseRejectedResult} */ (failed).reason);
+  if (failed) throw /** @type {PromiseRejectedResult} */ (failed).reason;
 }
 
 // ---- Subscription ----
@@ -237,7 +242,8 @@ function renderEnablement() {
   switches.caseManagers().checked = enablement.caseManagers;
   switches.vendorCaseManagers().checked = enablement.vendorCaseManagers;
   const { mode, corpUsers, foreignNationals, specific } = enablement.corporations;
-  /** @type {HTMLInputElement} */ (byId(mode === 'all' ? 'mode-all' : 'mode-specific')).checked = true;
+  /** @type {HTMLInputElement} */ (byId(mode === 'all' ? 'mode-all' : 'mode-specific')).checked =
+    true;
   byId('mode-all-panel').hidden = mode !== 'all';
   byId('mode-specific-panel').hidden = mode !== 'specific';
   switches.allCorpUsers().checked = corpUsers;
@@ -272,13 +278,23 @@ function changeEnablement(control, method, path, body, done) {
 function wireConfiguration() {
   switches.caseManagers().addEventListener('change', (event) => {
     const enabled = /** @type {HTMLInputElement} */ (event.target).checked;
-    void changeEnablement(switches.caseManagers(), 'PUT', ['case-managers'], { enabled },
-      `MFA is ${enabled ? 'enabled' : 'disabled'} for all case managers.`);
+    void changeEnablement(
+      switches.caseManagers(),
+      'PUT',
+      ['case-managers'],
+      { enabled },
+      `MFA is ${enabled ? 'enabled' : 'disabled'} for all case managers.`,
+    );
   });
   switches.vendorCaseManagers().addEventListener('change', (event) => {
     const enabled = /** @type {HTMLInputElement} */ (event.target).checked;
-    void changeEnablement(switches.vendorCaseManagers(), 'PUT', ['vendor-case-managers'], { enabled },
-      `MFA is ${enabled ? 'enabled' : 'disabled'} for all vendor case managers.`);
+    void changeEnablement(
+      switches.vendorCaseManagers(),
+      'PUT',
+      ['vendor-case-managers'],
+      { enabled },
+      `MFA is ${enabled ? 'enabled' : 'disabled'} for all vendor case managers.`,
+    );
   });
   for (const id of ['mode-all', 'mode-specific']) {
     byId(id).addEventListener('change', (event) => {
@@ -286,12 +302,21 @@ function wireConfiguration() {
       const mode = input.value;
       const body =
         mode === 'all'
-          ? { mode, corpUsers: switches.allCorpUsers().checked, foreignNationals: switches.allForeignNationals().checked }
+          ? {
+              mode,
+              corpUsers: switches.allCorpUsers().checked,
+              foreignNationals: switches.allForeignNationals().checked,
+            }
           : { mode };
-      void changeEnablement(input, 'PUT', ['corporations'], body,
+      void changeEnablement(
+        input,
+        'PUT',
+        ['corporations'],
+        body,
         mode === 'all'
           ? 'MFA now follows the switches for all corporations and foreign nationals.'
-          : 'MFA now applies to the specific corporations in the list.');
+          : 'MFA now applies to the specific corporations in the list.',
+      );
     });
   }
   const allSwitch = () => ({
@@ -300,12 +325,22 @@ function wireConfiguration() {
     foreignNationals: switches.allForeignNationals().checked,
   });
   switches.allCorpUsers().addEventListener('change', () => {
-    void changeEnablement(switches.allCorpUsers(), 'PUT', ['corporations'], allSwitch(),
-      `MFA is ${switches.allCorpUsers().checked ? 'enabled' : 'disabled'} for the corp users of all corporations.`);
+    void changeEnablement(
+      switches.allCorpUsers(),
+      'PUT',
+      ['corporations'],
+      allSwitch(),
+      `MFA is ${switches.allCorpUsers().checked ? 'enabled' : 'disabled'} for the corp users of all corporations.`,
+    );
   });
   switches.allForeignNationals().addEventListener('change', () => {
-    void changeEnablement(switches.allForeignNationals(), 'PUT', ['corporations'], allSwitch(),
-      `MFA is ${switches.allForeignNationals().checked ? 'enabled' : 'disabled'} for the foreign nationals of all corporations.`);
+    void changeEnablement(
+      switches.allForeignNationals(),
+      'PUT',
+      ['corporations'],
+      allSwitch(),
+      `MFA is ${switches.allForeignNationals().checked ? 'enabled' : 'disabled'} for the foreign nationals of all corporations.`,
+    );
   });
   byId('corporation-search-form').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -315,7 +350,10 @@ function wireConfiguration() {
 
 /** @param {string | undefined} position */
 async function loadCorporationNames(position) {
-  const answer = await api('GET', after(`${firmPath(state.firm, 'corporations')}?limit=100`, position));
+  const answer = await api(
+    'GET',
+    after(`${firmPath(state.firm, 'corporations')}?limit=100`, position),
+  );
   for (const item of answer.items) state.corporationNames.set(item.corporationId, item.name);
   if (state.enablement) renderSpecificCorporations(state.enablement.corporations.specific);
 }
@@ -338,10 +376,16 @@ async function searchCorporations() {
             chosen.has(item.corporationId) ? 'Added' : 'Add',
           ]);
           add.setAttribute('aria-label', `Add ${item.name}`);
-          add.addEventListener('click', () =>
-            void changeEnablement(add, 'PUT', ['corporations', item.corporationId],
-              { corpUsers: true, foreignNationals: true },
-              `MFA is enabled for the corp users and foreign nationals of ${item.name}.`),
+          add.addEventListener(
+            'click',
+            () =>
+              void changeEnablement(
+                add,
+                'PUT',
+                ['corporations', item.corporationId],
+                { corpUsers: true, foreignNationals: true },
+                `MFA is enabled for the corp users and foreign nationals of ${item.name}.`,
+              ),
           );
           return h('li', {}, [
             h('span', {}, [
@@ -367,18 +411,31 @@ function renderSpecificCorporations(specific) {
     const toggle = (field, label) => {
       const input = h('input', { type: 'checkbox', role: 'switch', checked: corporation[field] });
       input.setAttribute('aria-label', `${label} of ${name}`);
-      input.addEventListener('change', () =>
-        void changeEnablement(input, 'PUT', ['corporations', corporation.corporationId],
-          { ...pick(corporation), [field]: input.checked },
-          `MFA is ${input.checked ? 'enabled' : 'disabled'} for the ${label.toLowerCase()} of ${name}.`),
+      input.addEventListener(
+        'change',
+        () =>
+          void changeEnablement(
+            input,
+            'PUT',
+            ['corporations', corporation.corporationId],
+            { ...pick(corporation), [field]: input.checked },
+            `MFA is ${input.checked ? 'enabled' : 'disabled'} for the ${label.toLowerCase()} of ${name}.`,
+          ),
       );
       return input;
     };
     const remove = h('button', { type: 'button', class: 'secondary' }, ['Remove']);
     remove.setAttribute('aria-label', `Remove ${name}`);
-    remove.addEventListener('click', () =>
-      void changeEnablement(remove, 'DELETE', ['corporations', corporation.corporationId], undefined,
-        `${name} was removed from the list.`),
+    remove.addEventListener(
+      'click',
+      () =>
+        void changeEnablement(
+          remove,
+          'DELETE',
+          ['corporations', corporation.corporationId],
+          undefined,
+          `${name} was removed from the list.`,
+        ),
     );
     return h('tr', {}, [
       h('th', { scope: 'row' }, [name]),
@@ -388,7 +445,9 @@ function renderSpecificCorporations(specific) {
     ]);
   });
   if (rows.length === 0) {
-    rows.push(h('tr', {}, [h('td', { colspan: 4 }, ['No corporation yet: find one above and add it.'])]));
+    rows.push(
+      h('tr', {}, [h('td', { colspan: 4 }, ['No corporation yet: find one above and add it.'])]),
+    );
   }
   byId('specific-rows').replaceChildren(...rows);
 }
@@ -449,17 +508,41 @@ function renderChart(history) {
   // The lines step at each change and run on to the time of the answer.
   const points = [...history.points];
   const last = points[points.length - 1];
-  if (last && Date.parse(history.to) > Date.parse(last.at)) points.push({ ...last, at: history.to });
+  if (last && Date.parse(history.to) > Date.parse(last.at))
+    points.push({ ...last, at: history.to });
   /** @param {(p: UsagePoint) => number} value */
   const series = (value) => points.map((p) => ({ x: Date.parse(p.at), y: value(p) }));
   const data = {
     datasets: [
-      { label: 'Seats in use', data: series((p) => p.seatsInUse), stepped: true,
-        borderColor: '#0b57d0', backgroundColor: 'rgba(11, 87, 208, 0.12)', fill: 'origin', borderWidth: 2, pointRadius: 0 },
-      { label: 'License count (100 %)', data: series((p) => p.licenseCount), stepped: true,
-        borderColor: '#a50e0e', backgroundColor: '#a50e0e', borderWidth: 2, pointRadius: 0 },
-      { label: '80 % of the licenses', data: series((p) => p.licenseCount * 0.8), stepped: true,
-        borderColor: '#8a4b00', backgroundColor: '#8a4b00', borderDash: [6, 4], borderWidth: 2, pointRadius: 0 },
+      {
+        label: 'Seats in use',
+        data: series((p) => p.seatsInUse),
+        stepped: true,
+        borderColor: '#0b57d0',
+        backgroundColor: 'rgba(11, 87, 208, 0.12)',
+        fill: 'origin',
+        borderWidth: 2,
+        pointRadius: 0,
+      },
+      {
+        label: 'License count (100 %)',
+        data: series((p) => p.licenseCount),
+        stepped: true,
+        borderColor: '#a50e0e',
+        backgroundColor: '#a50e0e',
+        borderWidth: 2,
+        pointRadius: 0,
+      },
+      {
+        label: '80 % of the licenses',
+        data: series((p) => p.licenseCount * 0.8),
+        stepped: true,
+        borderColor: '#8a4b00',
+        backgroundColor: '#8a4b00',
+        borderDash: [6, 4],
+        borderWidth: 2,
+        pointRadius: 0,
+      },
     ],
   };
   if (state.chart) {
@@ -483,10 +566,15 @@ function renderChart(history) {
             maxTicksLimit: 6,
             color: '#333',
             /** @param {number} value */
-            callback: (value) => new Date(value).toLocaleDateString(undefined, { month: 'short', day: 'numeric' }),
+            callback: (value) =>
+              new Date(value).toLocaleDateString(undefined, { month: 'short', day: 'numeric' }),
           },
         },
-        y: { beginAtZero: true, ticks: { precision: 0, color: '#333' }, title: { display: true, text: 'Seats', color: '#333' } },
+        y: {
+          beginAtZero: true,
+          ticks: { precision: 0, color: '#333' },
+          title: { display: true, text: 'Seats', color: '#333' },
+        },
       },
       plugins: {
         legend: { position: 'bottom', labels: { color: '#222' } },

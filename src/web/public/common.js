@@ -135,7 +135,8 @@ export function inWords(error) {
   if (status === 401 && problem.verified === false) {
     // A refused verification (a wrong code or key), not a refused sign-in.
     const left = problem.attemptsLeft;
-    const tail = left === undefined || left === 0 ? '' : ` ${left} attempt${left === 1 ? '' : 's'} left.`;
+    const tail =
+      left === undefined || left === 0 ? '' : ` ${left} attempt${left === 1 ? '' : 's'} left.`;
     return `${problem.detail || 'Not verified.'}${tail}`;
   }
   if (status === 401) {

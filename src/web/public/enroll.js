@@ -82,7 +82,7 @@ function start() {
 async function refresh(position) {
   const results = await Promise.allSettled([loadRequirement(position), loadFactors(position)]);
   const failed = results.find((result) => result.status === 'rejected');
-  if (failed) throw (/** @type {PromiseRejectedResult} */ (failed).reason);
+  if (failed) throw /** @type {PromiseRejectedResult} */ (failed).reason;
 }
 
 /** @param {string | undefined} position */
@@ -105,9 +105,9 @@ async function loadRequirement(position) {
   byId('decision').dataset.decision = requirement.decision;
   const detail =
     requirement.decision === 'enroll'
-      ? requirement.instructions ?? ''
+      ? (requirement.instructions ?? '')
       : requirement.decision === 'off'
-        ? requirement.reason ?? ''
+        ? (requirement.reason ?? '')
         : '';
   byId('decision-detail').textContent = detail;
   byId('decision-detail').hidden = detail === '';
@@ -116,7 +116,8 @@ async function loadRequirement(position) {
   byId('totp-section').hidden = !canEnroll;
   byId('webauthn-section').hidden = !canEnroll;
   byId('check-section').hidden = requirement.decision !== 'verify';
-  byId('check-totp-form').hidden = !requirement.methods.includes('totp') || requirement.decision !== 'verify';
+  byId('check-totp-form').hidden =
+    !requirement.methods.includes('totp') || requirement.decision !== 'verify';
   byId('check-webauthn-form').hidden =
     !requirement.methods.includes('webauthn') || requirement.decision !== 'verify';
 }
@@ -125,7 +126,7 @@ async function loadRequirement(position) {
 async function loadFactors(position) {
   const answer = await api('GET', after(userPath('mfa', 'factors'), position));
   /** @type {Factor[]} */
-  const factors = Array.isArray(answer) ? answer : answer.items ?? [];
+  const factors = Array.isArray(answer) ? answer : (answer.items ?? []);
   const rows = factors.map((factor) =>
     h('tr', { 'data-factor-id': factor.factorId }, [
       h('th', { scope: 'row' }, [factor.label || FACTOR_NAMES[factor.type]]),
@@ -160,7 +161,11 @@ function wire() {
     event.preventDefault();
     const label = field('totp-label').value.trim();
     void perform(/** @type {HTMLButtonElement} */ (byId('totp-start')), async () => {
-      const answer = await api('POST', userPath('mfa', 'totp', 'enrollment'), label ? { label } : {});
+      const answer = await api(
+        'POST',
+        userPath('mfa', 'totp', 'enrollment'),
+        label ? { label } : {},
+      );
       state.enrollmentId = answer.enrollmentId;
       const qr = /** @type {HTMLImageElement} */ (byId('totp-qr'));
       // As an image, the SVG can run nothing (and img-src allows data: URLs).
@@ -203,8 +208,14 @@ function wire() {
         userPath('mfa', 'webauthn', 'registration', 'options'),
         label ? { label } : {},
       );
-      const response = await browserCeremony(() => webAuthnBrowser().startRegistration({ optionsJSON }));
-      const answer = await api('POST', userPath('mfa', 'webauthn', 'registration', 'verify'), response);
+      const response = await browserCeremony(() =>
+        webAuthnBrowser().startRegistration({ optionsJSON }),
+      );
+      const answer = await api(
+        'POST',
+        userPath('mfa', 'webauthn', 'registration', 'verify'),
+        response,
+      );
       await refresh(answer.position);
       return 'Your security key is registered. Use it at your next login.';
     });
@@ -224,9 +235,19 @@ function wire() {
   byId('check-webauthn-form').addEventListener('submit', (event) => {
     event.preventDefault();
     void perform(/** @type {HTMLButtonElement} */ (byId('check-webauthn')), async () => {
-      const optionsJSON = await api('POST', userPath('mfa', 'webauthn', 'authentication', 'options'), {});
-      const response = await browserCeremony(() => webAuthnBrowser().startAuthentication({ optionsJSON }));
-      const answer = await api('POST', userPath('mfa', 'webauthn', 'authentication', 'verify'), response);
+      const optionsJSON = await api(
+        'POST',
+        userPath('mfa', 'webauthn', 'authentication', 'options'),
+        {},
+      );
+      const response = await browserCeremony(() =>
+        webAuthnBrowser().startAuthentication({ optionsJSON }),
+      );
+      const answer = await api(
+        'POST',
+        userPath('mfa', 'webauthn', 'authentication', 'verify'),
+        response,
+      );
       await loadFactors(answer.position);
       return 'Verified: your security key works.';
     });
