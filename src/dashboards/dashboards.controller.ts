@@ -1,5 +1,11 @@
 import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiOkResponse,
+  ApiOperation,
+  ApiPropertyOptional,
+  ApiTags,
+} from '@nestjs/swagger';
 import {
   IsIn,
   IsOptional,
@@ -103,6 +109,43 @@ export class UsageHistoryQuery extends ReadQuery {
   to?: string;
 }
 
+const ISO_TIME = { type: 'string', format: 'date-time' } as const;
+const COUNT = { type: 'integer', minimum: 0 } as const;
+
+/** The answer of GET mfa/usage/history (projections/usage-history.projection.ts `UsageHistory`). */
+const USAGE_HISTORY_SCHEMA = {
+  type: 'object',
+  required: ['from', 'to', 'licenseCount', 'seatsInUse', 'points'],
+  properties: {
+    from: ISO_TIME,
+    to: ISO_TIME,
+    licenseCount: { ...COUNT, description: 'Now, as GET /mfa/usage.' },
+    seatsInUse: { ...COUNT, description: 'Now, as GET /mfa/usage.' },
+    points: {
+      type: 'array',
+      maxItems: 1000,
+      items: {
+        type: 'object',
+        required: ['at', 'position', 'seatsInUse', 'licenseCount', 'usagePercent'],
+        properties: {
+          at: ISO_TIME,
+          position: {
+            type: 'string',
+            pattern: '^\\d{1,20}$',
+            description: 'The log position of the change; "0" for a start before any change.',
+          },
+          seatsInUse: COUNT,
+          licenseCount: COUNT,
+          usagePercent: {
+            ...COUNT,
+            description: 'floor(100 * seatsInUse / licenseCount); 0 without licenses.',
+          },
+        },
+      },
+    },
+  },
+};
+
 /** Page size from the query; out of range is a 400 like any other bad field. */
 @ApiTags('Dashboards')
 @ApiBearerAuth()
@@ -136,6 +179,7 @@ export class DashboardsController {
       'window, it is cut into equal time buckets, each keeping its point of highest ' +
       'usagePercent (a crossing of 80 % or 100 % always shows), and the last point is kept.',
   })
+  @ApiOkResponse({ description: 'The usage over the window.', schema: USAGE_HISTORY_SCHEMA })
   usageHistory(
     @Param('firmId', IdPipe) firmId: string,
     @Query() query: UsageHistoryQuery,

@@ -234,6 +234,7 @@ describe('Dashboards', () => {
     await api.get(`/v1/firms/acme/mfa/counters?minPosition=${position}`, operator);
     await api.get(`/v1/firms/acme/mfa/enrolled-users?minPosition=${position}`, operator);
     await api.get(`/v1/firms/acme/corporations?minPosition=${position}`, superuser);
+    await api.get(`/v1/firms/acme/mfa/usage/history?minPosition=${position}`, operator);
     const health = await api.get('/health');
     expect(health.body.status).toBe('ok');
     expect(health.body.projections.map((p: any) => p.name).sort()).toEqual([
@@ -244,6 +245,7 @@ describe('Dashboards', () => {
       'mail-directory',
       'role-counters',
       'seat-repairs',
+      'usage-history',
     ]);
     for (const projection of health.body.projections) {
       expect(projection).toMatchObject({ position, lag: '0', status: 'live' });
