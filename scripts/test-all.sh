@@ -7,6 +7,8 @@ bash scripts/ensure-test-tools.sh
 bash scripts/ensure-deps.sh
 echo "== type check"
 npx tsc --noEmit -p tsconfig.json
+echo "== type check (the web pages' scripts)"
+npx tsc -p src/web/public
 echo "== lint"
 npx eslint . --max-warnings 0
 npm run -s lint:boundaries
