@@ -27,6 +27,10 @@ async function main(): Promise<void> {
   );
   if (config.jwt.algorithm === 'HS256') {
     logger.log('Mint a development token with: npm run token -- --role superuser --firm acme');
+    // The link itself holds a token: printed by the command, never written to this log.
+    logger.log(
+      'Sign in to the firm admin page with the link: npm run -s token -- --role superuser --firm acme --url',
+    );
   }
 }
 
