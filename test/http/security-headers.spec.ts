@@ -28,9 +28,13 @@ function callerFor(roles: string[]): string | undefined {
     : token(role, { sub: 'u1' });
 }
 
-function expectEveryAnswerHeaders(response: ApiResponse): void {
+/**
+ * `cache`: `no-store` for every answer of the API; the pages' static files
+ * say `no-cache` instead (kept, but revalidated by their ETag every time).
+ */
+function expectEveryAnswerHeaders(response: ApiResponse, cache = 'no-store'): void {
   expect(response.headers.get('x-content-type-options')).toBe('nosniff');
-  expect(response.headers.get('cache-control')).toBe('no-store');
+  expect(response.headers.get('cache-control')).toBe(cache);
   expect(response.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
   expect(response.headers.get('x-frame-options')).toBe('DENY');
 }
@@ -98,28 +102,34 @@ describe('security headers', () => {
     }
   });
 
-  it('/docs has a strict Content-Security-Policy: own origin only, nothing inline, no frames', async () => {
-    for (const path of ['/docs', '/docs/']) {
-      const page = await service.api.get(path);
-      expect(page.status).toBe(200);
-      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-      expectEveryAnswerHeaders(page);
-      const csp = page.headers.get('content-security-policy')!;
-      const directives = Object.fromEntries(
-        csp.split(';').map((directive) => {
-          const [name, ...values] = directive.trim().split(/\s+/);
-          return [name, values];
-        }),
-      );
-      expect(directives['default-src']).toEqual(["'none'"]);
-      expect(directives['script-src']).toEqual(["'self'"]);
-      expect(directives['style-src']).toEqual(["'self'"]);
-      expect(directives['frame-ancestors']).toEqual(["'none'"]);
-      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
-      // The page itself holds no inline script or style that the policy would block.
-      expect(page.text).not.toMatch(/<script>|<style|style="/);
-    }
-  });
+  it.each([
+    ['/docs', '/docs/'],
+    ['/admin', '/admin/', '/enroll', '/enroll/'],
+  ])(
+    '%s has a strict Content-Security-Policy: own origin only, nothing inline, no frames',
+    async (...paths) => {
+      for (const path of paths) {
+        const page = await service.api.get(path);
+        expect(page.status).toBe(200);
+        expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+        expectEveryAnswerHeaders(page, 'no-cache');
+        const csp = page.headers.get('content-security-policy')!;
+        const directives = Object.fromEntries(
+          csp.split(';').map((directive) => {
+            const [name, ...values] = directive.trim().split(/\s+/);
+            return [name, values];
+          }),
+        );
+        expect(directives['default-src']).toEqual(["'none'"]);
+        expect(directives['script-src']).toEqual(["'self'"]);
+        expect(directives['style-src']).toEqual(["'self'"]);
+        expect(directives['frame-ancestors']).toEqual(["'none'"]);
+        expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
+        // The page itself holds no inline script or style that the policy would block.
+        expect(page.text).not.toMatch(/<script>|<style|style="/);
+      }
+    },
+  );
 
   it('/docs serves the files its page needs and nothing else of swagger-ui’s folder', async () => {
     for (const file of ['swagger-ui.css', 'swagger-ui-bundle.js', 'docs.css', 'docs.js']) {
@@ -128,7 +138,7 @@ describe('security headers', () => {
       expect(answer.headers.get('content-type')).toMatch(
         file.endsWith('.js') ? /javascript/ : /text\/css/,
       );
-      expectEveryAnswerHeaders(answer);
+      expectEveryAnswerHeaders(answer, 'no-cache');
     }
     for (const file of [
       'package.json',
@@ -144,6 +154,48 @@ describe('security headers', () => {
       '%2e%2e/package.json',
     ]) {
       const answer = await service.api.get(`/docs/${file}`);
+      expect(answer.status).toBe(404);
+      expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    }
+  });
+
+  it('the web pages serve a fixed list of files, each revalidated by its ETag', async () => {
+    const files: Array<[string, RegExp]> = [
+      ['/ui/app.css', /^text\/css/],
+      ['/ui/common.js', /^text\/javascript/],
+      ['/ui/admin.js', /^text\/javascript/],
+      ['/ui/enroll.js', /^text\/javascript/],
+      ['/ui/icon.svg', /^image\/svg\+xml/],
+      ['/ui/vendor/chart.umd.min.js', /^text\/javascript/],
+      ['/ui/vendor/simplewebauthn-browser.js', /^text\/javascript/],
+    ];
+    for (const [path, type] of files) {
+      const answer = await service.api.get(path);
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('content-type')).toMatch(type);
+      expectEveryAnswerHeaders(answer, 'no-cache');
+      const etag = answer.headers.get('etag')!;
+      expect(etag).toMatch(/^"[\w-]{27}"$/);
+      const again = await service.api.request('GET', path, { headers: { 'if-none-match': etag } });
+      expect(again.status).toBe(304);
+      expect(again.text).toBe('');
+      const changed = await service.api.request('GET', path, {
+        headers: { 'if-none-match': '"something-else"' },
+      });
+      expect(changed.status).toBe(200);
+    }
+    for (const path of [
+      '/ui/',
+      '/ui/admin.html',
+      '/ui/tsconfig.json',
+      '/ui/../package.json',
+      '/ui/%2e%2e/package.json',
+      '/ui/vendor/chart.umd.js',
+      '/ui/vendor/',
+      '/admin/admin.js',
+      '/web/public/admin.js',
+    ]) {
+      const answer = await service.api.get(path);
       expect(answer.status).toBe(404);
       expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     }
