@@ -3,17 +3,16 @@ import { SubscriptionStatus, usageFigures } from '../src/subscription/subscripti
 import {
   DocumentChange,
   DocumentSnapshot,
-  key,
   Projection,
   put,
   ReadModelReader,
-  remove,
 } from '../src/projection-engine/projection';
-import { text } from './mfa-scope';
+import { LICENSE_FIGURE_EVENTS, licenseFiguresAfter, NO_LICENSES } from './license-figures';
 
 /*
  * License usage (GET /v1/firms/{firmId}/mfa/usage), from the firm's
- * subscription stream only:
+ * subscription stream only (the rules in license-figures.ts, shared with the
+ * usage history):
  *   status        the subscription's status (none until requested)
  *   licenseCount  the last count activated or changed by an operator
  *                 (kept while cancelled, as the subscription keeps it)
@@ -50,70 +49,16 @@ export const licenseUsageProjection: Projection = {
     { name: 'usage', fields: [], indexes: [] },
     { name: 'seats', fields: [], indexes: [] },
   ],
-  handles: [
-    'SubscriptionRequested',
-    'SubscriptionActivated',
-    'LicenseCountChanged',
-    'SubscriptionCancelled',
-    'SeatAssigned',
-    'SeatReleased',
-  ],
+  handles: LICENSE_FIGURE_EVENTS,
 
   evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
     const firmId = event.metadata.firmId;
-    const usage = (): UsageDoc =>
-      documents.get<UsageDoc>('usage', firmId) ?? {
-        firmId,
-        status: 'none',
-        licenseCount: 0,
-        seatsInUse: 0,
-      };
-    switch (event.type) {
-      case 'SubscriptionRequested':
-        return [put('usage', firmId, { ...usage(), status: 'requested' })];
-      case 'SubscriptionActivated':
-      case 'LicenseCountChanged':
-        return [
-          put('usage', firmId, {
-            ...usage(),
-            status: 'active',
-            licenseCount: count(event, 'licenseCount'),
-          }),
-        ];
-      case 'SubscriptionCancelled':
-        return [put('usage', firmId, { ...usage(), status: 'cancelled' })];
-      case 'SeatAssigned': {
-        const userId = text(event, 'userId');
-        const seat = key(firmId, userId);
-        if (documents.get('seats', seat)) return [];
-        const current = usage();
-        return [
-          put('seats', seat, { firmId, userId }),
-          put('usage', firmId, { ...current, seatsInUse: current.seatsInUse + 1 }),
-        ];
-      }
-      case 'SeatReleased': {
-        const seat = key(firmId, text(event, 'userId'));
-        if (!documents.get('seats', seat)) return [];
-        const current = usage();
-        return [
-          remove('seats', seat),
-          put('usage', firmId, { ...current, seatsInUse: current.seatsInUse - 1 }),
-        ];
-      }
-      default:
-        return [];
-    }
+    const usage = documents.get<UsageDoc>('usage', firmId) ?? { firmId, ...NO_LICENSES };
+    const after = licenseFiguresAfter(event, usage, documents);
+    if (!after) return [];
+    return [...after.changes, put('usage', firmId, { ...usage, ...after.figures })];
   },
 };
-
-function count(event: RecordedEvent, field: string): number {
-  const value = event.data[field];
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new Error(`${event.type}.${field} is not a count`);
-  }
-  return value;
-}
 
 export async function licenseUsage(reader: ReadModelReader, firmId: string): Promise<LicenseUsage> {
   const usage = await reader.get<UsageDoc>('usage', firmId);

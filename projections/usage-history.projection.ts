@@ -7,9 +7,8 @@ import {
   Projection,
   put,
   ReadModelReader,
-  remove,
 } from '../src/projection-engine/projection';
-import { text } from './mfa-scope';
+import { licenseFiguresAfter } from './license-figures';
 
 /*
  * License usage over time (GET /v1/firms/{firmId}/mfa/usage/history), for
@@ -64,6 +63,15 @@ const pointId = (firmId: string, seq: number) => key(firmId, String(seq).padStar
 /** Sorts after every point id of the firm ('~' is above the digits). */
 const afterAllPoints = (firmId: string) => key(firmId, '~');
 
+/** The events that move a figure; a request moves none (status only, no point wanted). */
+const POINT_EVENTS: ReadonlySet<string> = new Set([
+  'SubscriptionActivated',
+  'LicenseCountChanged',
+  'SubscriptionCancelled',
+  'SeatAssigned',
+  'SeatReleased',
+]);
+
 export const usageHistoryProjection: Projection = {
   name: 'usage-history',
   version: 1,
@@ -79,13 +87,7 @@ export const usageHistoryProjection: Projection = {
       ],
     },
   ],
-  handles: [
-    'SubscriptionActivated',
-    'LicenseCountChanged',
-    'SubscriptionCancelled',
-    'SeatAssigned',
-    'SeatReleased',
-  ],
+  handles: [...POINT_EVENTS],
 
   evolve(event: RecordedEvent, documents: DocumentSnapshot): DocumentChange[] {
     const firmId = event.metadata.firmId;
@@ -97,35 +99,10 @@ export const usageHistoryProjection: Projection = {
       points: 0,
       at: null,
     };
-    const changes: DocumentChange[] = [];
-    let next: Pick<UsageHistoryCurrent, 'status' | 'licenseCount' | 'seatsInUse'>;
-    switch (event.type) {
-      case 'SubscriptionActivated':
-      case 'LicenseCountChanged':
-        next = { ...current, status: 'active', licenseCount: count(event, 'licenseCount') };
-        break;
-      case 'SubscriptionCancelled':
-        next = { ...current, status: 'cancelled' };
-        break;
-      case 'SeatAssigned': {
-        const userId = text(event, 'userId');
-        const seat = key(firmId, userId);
-        // A seat moved to a newer enrollment generation: the count does not change.
-        if (documents.get('seats', seat)) return [];
-        changes.push(put('seats', seat, { firmId, userId }));
-        next = { ...current, seatsInUse: current.seatsInUse + 1 };
-        break;
-      }
-      case 'SeatReleased': {
-        const seat = key(firmId, text(event, 'userId'));
-        if (!documents.get('seats', seat)) return [];
-        changes.push(remove('seats', seat));
-        next = { ...current, seatsInUse: current.seatsInUse - 1 };
-        break;
-      }
-      default:
-        return [];
-    }
+    if (!POINT_EVENTS.has(event.type)) return [];
+    const moved = licenseFiguresAfter(event, current, documents);
+    if (!moved) return [];
+    const { figures: next, changes } = moved;
     const at = pointTime(event, current.at);
     const point: UsagePointDoc = {
       firmId,
@@ -151,14 +128,6 @@ export const usageHistoryProjection: Projection = {
     ];
   },
 };
-
-function count(event: RecordedEvent, field: string): number {
-  const value = event.data[field];
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new Error(`${event.type}.${field} is not a count`);
-  }
-  return value;
-}
 
 /**
  * The event's time as `toISOString()` text, never before `previous`. A time

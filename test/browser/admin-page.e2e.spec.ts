@@ -9,6 +9,7 @@ import {
   saveScreenshot,
   seriousAccessibilityViolations,
   signInLink,
+  expectText,
   WatchedPage,
 } from '../support/pages';
 
@@ -100,17 +101,6 @@ describe('the firm admin page in a real browser', () => {
 
   const counter = (page: Page, role: string, column: 'enabled' | 'enrolled') =>
     page.locator(`#counter-rows tr[data-role="${role}"] td`).nth(column === 'enabled' ? 0 : 1);
-
-  /** Waits for `selector` to show `text`; on time-out, says what it showed and what the page said. */
-  const expectText = async (page: Page, selector: string, text: string | RegExp) => {
-    try {
-      await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout: 10_000 });
-    } catch {
-      const shown = await page.locator(selector).allTextContents();
-      const status = await page.locator('#status').textContent();
-      throw new Error(`${selector} shows ${JSON.stringify(shown)}, not ${text}; status: ${status}`);
-    }
-  };
 
   /** Waits until the enrolled list shows `count` users. */
   const rows = async (page: Page, count: number) => {

@@ -1,4 +1,4 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { launchChromium, SECURITY_KEY } from '../support/browser';
 import { freePort, RunningService, startService, TestClock, token } from '../support/harness';
 import { activeFirm, enrollTotp, host, mfaPath, oathtool, registerUser } from '../support/mfa';
@@ -9,6 +9,7 @@ import {
   saveScreenshot,
   seriousAccessibilityViolations,
   signInLink,
+  expectText,
   WatchedPage,
 } from '../support/pages';
 
@@ -55,17 +56,6 @@ describe('the enrollment page in a real browser', () => {
     await opened.page.locator('#decision').filter({ hasText: /\S/ }).waitFor();
     return opened;
   }
-
-  /** Waits for `selector` to show `text`; on time-out, says what it showed and what the page said. */
-  const expectText = async (page: Page, selector: string, text: string | RegExp) => {
-    try {
-      await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout: 10_000 });
-    } catch {
-      const shown = await page.locator(selector).allTextContents();
-      const status = await page.locator('#status').textContent();
-      throw new Error(`${selector} shows ${JSON.stringify(shown)}, not ${text}; status: ${status}`);
-    }
-  };
 
   const decision = async (userId: string) =>
     (await service.api.get(`${mfaPath(FIRM, userId)}/login-requirement`, host)).body.decision;

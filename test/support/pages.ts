@@ -103,3 +103,17 @@ export async function saveScreenshot(page: Page, name: string): Promise<string> 
 export function signInLink(origin: string, page: '/admin' | '/enroll', jwt: string): string {
   return `${origin}${page}#token=${encodeURIComponent(jwt)}`;
 }
+
+/**
+ * Waits (10 s at most) for `selector` to show `text`; on time-out, fails
+ * saying what it showed and what the page's status line said.
+ */
+export async function expectText(page: Page, selector: string, text: string | RegExp) {
+  try {
+    await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout: 10_000 });
+  } catch {
+    const shown = await page.locator(selector).allTextContents();
+    const status = await page.locator('#status').textContent();
+    throw new Error(`${selector} shows ${JSON.stringify(shown)}, not ${text}; status: ${status}`);
+  }
+}
