@@ -57,6 +57,17 @@ const quarantineParams = (q: QuarantinedEvent) => [
 
 class Conflict extends Error {}
 
+/**
+ * Up to this many documents holding a searched text (in the whole collection),
+ * a search reads them by the substring index and sorts them. Beyond, it walks
+ * the order index testing each row, as it does for short texts: with one
+ * document in 100 or more holding the text, a page of 50 comes within a few
+ * thousand rows, sooner than the index would list every match. (A text common
+ * in other firms and rare in this one walks this firm's rows: the index
+ * cannot tell firms apart.)
+ */
+const FEW_HITS = 1000;
+
 interface TableWriter {
   remove: Database.Statement;
   upsert(id: string, doc: ReadModelDocument): void;
@@ -702,6 +713,8 @@ export class SqliteReadModelStore implements ReadModelStore {
       }
     }
     const table = physicalName(target, collection);
+    let from = `"${table}"`;
+    const fromParams: IndexValue[] = [];
     if (query.contains && query.contains.text !== '') {
       const { fields, text } = query.contains;
       const columns = fields.map((field) => {
@@ -712,10 +725,28 @@ export class SqliteReadModelStore implements ReadModelStore {
       });
       // Trigrams serve a text of three characters or more; a shorter one walks the
       // compound index (it matches many documents, so a page fills early).
+      let scan = false;
       if ([...text].length >= 3 && this.searchIndexOf(table)) {
-        where.push(`seq IN (SELECT rowid FROM "${table}_fts" WHERE "${table}_fts" MATCH ?)`);
-        params.push(`{${columns.join(' ')}} : "${text.replace(/"/g, '""')}"`);
+        const match = `{${columns.join(' ')}} : "${text.replace(/"/g, '""')}"`;
+        const hits = this.statement(
+          `SELECT rowid FROM "${table}_fts" WHERE "${table}_fts" MATCH ? LIMIT ${FEW_HITS + 1}`,
+        )
+          .pluck()
+          .all(match) as number[];
+        if (hits.length <= FEW_HITS) {
+          // Few documents hold the text (none, often): read those rows and sort them. The
+          // planner would rather walk the order index and test each row against the list,
+          // which for a text nobody has walks all of the firm's rows.
+          from = `(SELECT value AS hit FROM json_each(?)) AS hits CROSS JOIN "${table}" ON seq = hit`;
+          fromParams.push(JSON.stringify(hits));
+        } else {
+          // Many do: walking the order index, testing each row, meets a page of them soon.
+          scan = true;
+        }
       } else {
+        scan = true;
+      }
+      if (scan) {
         where.push(`(${columns.map((c) => `instr(${c}, ?) > 0`).join(' OR ')})`);
         for (let i = 0; i < columns.length; i++) params.push(text);
       }
@@ -727,11 +758,11 @@ export class SqliteReadModelStore implements ReadModelStore {
     }
     // Ids first, on the index alone; then the documents of the page only.
     const ids = this.statement(
-      `SELECT id FROM "${table}" ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT id FROM ${from} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY ${order.join(', ')} LIMIT ?`,
     )
       .pluck()
-      .all(...params, query.limit) as string[];
+      .all(...fromParams, ...params, query.limit) as string[];
     const byId = this.statement(`SELECT doc FROM "${table}" WHERE id = ?`).pluck();
     return Promise.resolve(
       ids.map((id) => JSON.parse(byId.get(id) as string) as ReadModelDocument),
