@@ -1,10 +1,11 @@
 /**
- * Some dependencies ship ESM only (otplib's @noble and @scure). Node 20.19+
+ * Some dependencies ship ESM only (otplib's @noble and @scure, the case-folding
+ * table of src/shared/search-folding.ts). Node 20.19+
  * requires them natively, Jest does not: those few are transformed to
  * CommonJS by ts-jest.
  * @type {import('jest').Config}
  */
-const esmOnly = ['@noble', '@scure'];
+const esmOnly = ['@noble', '@scure', 'unicode-case-folding'];
 
 module.exports = {
   testEnvironment: 'node',

@@ -9,6 +9,7 @@ import {
   ReadModelReader,
 } from '../src/projection-engine/projection';
 import { isRole, text } from './mfa-scope';
+import { searchFold } from '../src/shared/search-folding';
 
 /*
  * The corporation picker (GET /v1/firms/{firmId}/corporations?search=).
@@ -18,15 +19,18 @@ import { isRole, text } from './mfa-scope';
  * is null and it shows, and sorts, by its id). `corpUsers` and
  * `foreignNationals` count the corporation's *active* users of each role; a
  * user moving to another corporation or role, deactivated or reactivated,
- * moves its count. Searched case-insensitively anywhere in the shown name,
- * sorted by shown name, then id.
+ * moves its count. Searched anywhere in the shown name, through its folded
+ * copy (searchFold: case, accents and Unicode forms ignored), sorted by the
+ * shown name in lower case, then id.
  */
 
 interface CorporationDoc {
   firmId: string;
   corporationId: string;
   name: string | null;
+  /** The order and the cursor: the shown name in lower case. */
   nameKey: string;
+  nameFold: string;
   corpUsers: number;
   foreignNationals: number;
 }
@@ -48,12 +52,14 @@ export interface CorporationItem {
 
 export const corporationsProjection: Projection = {
   name: 'corporations',
-  version: 1,
+  // 2: a folded copy of the shown name for the search (nameFold).
+  version: 2,
   collections: [
     {
       name: 'corporations',
-      fields: ['firmId', 'nameKey'],
-      indexes: [['firmId', 'nameKey', 'id']],
+      fields: ['firmId', 'nameKey', 'nameFold'],
+      indexes: [['firmId', 'nameKey', 'id', 'nameFold']],
+      search: ['nameFold'],
     },
     { name: 'members', fields: [], indexes: [] },
   ],
@@ -79,6 +85,7 @@ export const corporationsProjection: Projection = {
             ...current,
             name,
             nameKey: name.toLowerCase(),
+            nameFold: searchFold(name),
           }),
         ];
       }
@@ -146,6 +153,7 @@ function corporation(
       corporationId,
       name: null,
       nameKey: corporationId.toLowerCase(),
+      nameFold: searchFold(corporationId),
       corpUsers: 0,
       foreignNationals: 0,
     }
@@ -166,10 +174,10 @@ export async function corporations(
   firmId: string,
   query: { search?: string; limit: number; after?: [string, string] },
 ): Promise<{ items: CorporationItem[]; next: [string, string] | null }> {
-  const search = query.search?.trim().toLowerCase();
+  const search = searchFold(query.search ?? '').trim();
   const found = await reader.find<CorporationDoc>('corporations', {
     equals: { firmId },
-    ...(search ? { contains: { fields: ['nameKey'], text: search } } : {}),
+    ...(search ? { contains: { fields: ['nameFold'], text: search } } : {}),
     orderBy: ['nameKey', 'id'],
     ...(query.after ? { after: [query.after[0], key(firmId, query.after[1])] } : {}),
     limit: query.limit + 1,

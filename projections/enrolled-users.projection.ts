@@ -23,6 +23,7 @@ import {
   USER_EVENTS,
   UserFacts,
 } from './mfa-scope';
+import { searchFold } from '../src/shared/search-folding';
 
 /*
  * The "Enrolled Users" list (GET /v1/firms/{firmId}/mfa/enrolled-users).
@@ -41,9 +42,11 @@ import {
  *               switches, so a switch change never rewrites the list.
  *
  * Every registered user has a profile document (so a later enrollment knows
- * its name); the list itself holds only enrolled users, with lower-case copies
- * of name and organization for the case-insensitive search and the order
- * (name, then user id).
+ * its name); the list itself holds only enrolled users, with a lower-case copy
+ * of the name for the order (name, then user id) and the cursor, and folded
+ * copies of name and organization for the search (searchFold: case, accents
+ * and Unicode forms ignored). The copies never leave this file: an answer is
+ * built field by field.
  */
 
 interface ProfileDoc extends UserFacts {
@@ -63,8 +66,10 @@ interface EntryDoc {
   active: boolean;
   factors: Array<'totp' | 'webauthn'>;
   enrolledAt: string;
+  /** The order and the cursor: the name in lower case (as before search folding, so pages keep their order). */
   nameKey: string;
-  orgKey: string;
+  nameFold: string;
+  orgFold: string;
 }
 
 export interface EnrolledUser {
@@ -81,20 +86,22 @@ export interface EnrolledUser {
 
 export const enrolledUsersProjection: Projection = {
   name: 'enrolled-users',
-  version: 1,
+  // 2: folded copies for the search (nameFold, orgFold) in place of the lower-case orgKey.
+  version: 2,
   collections: [
     { name: 'scopes', fields: [], indexes: [] },
     { name: 'profiles', fields: [], indexes: [] },
     {
       name: 'entries',
-      fields: ['firmId', 'nameKey', 'orgKey', 'role', 'corporationId'],
+      fields: ['firmId', 'nameKey', 'nameFold', 'orgFold', 'role', 'corporationId'],
       // Each index serves one filter and the order, and carries the searched fields,
       // so a search walks the index alone and reads only the documents of its page.
       indexes: [
-        ['firmId', 'nameKey', 'id', 'orgKey', 'role', 'corporationId'],
-        ['firmId', 'role', 'nameKey', 'id', 'orgKey', 'corporationId'],
-        ['firmId', 'corporationId', 'nameKey', 'id', 'orgKey', 'role'],
+        ['firmId', 'nameKey', 'id', 'nameFold', 'orgFold', 'role', 'corporationId'],
+        ['firmId', 'role', 'nameKey', 'id', 'nameFold', 'orgFold', 'corporationId'],
+        ['firmId', 'corporationId', 'nameKey', 'id', 'nameFold', 'orgFold', 'role'],
       ],
+      search: ['nameFold', 'orgFold'],
     },
   ],
   handles: [...SCOPE_EVENTS, ...USER_EVENTS],
@@ -142,7 +149,8 @@ function entryOf(profile: ProfileDoc): EntryDoc | undefined {
     // Factors are kept in confirmation order: the first is the enrollment.
     enrolledAt: profile.factors[0].confirmedAt,
     nameKey: profile.name.toLowerCase(),
-    orgKey: (profile.organization ?? '').toLowerCase(),
+    nameFold: searchFold(profile.name),
+    orgFold: searchFold(profile.organization ?? ''),
   };
 }
 
@@ -163,11 +171,12 @@ export async function enrolledUsers(
   const equals: Record<string, string> = { firmId };
   if (query.role) equals.role = query.role;
   if (query.corporationId) equals.corporationId = query.corporationId;
-  const search = query.search?.trim().toLowerCase();
+  // A search that folds to nothing (blanks, accents alone) filters nothing, as an empty one.
+  const search = searchFold(query.search ?? '').trim();
   // One more than a page tells whether another page exists.
   const found = await reader.find<EntryDoc>('entries', {
     equals,
-    ...(search ? { contains: { fields: ['nameKey', 'orgKey'], text: search } } : {}),
+    ...(search ? { contains: { fields: ['nameFold', 'orgFold'], text: search } } : {}),
     orderBy: ['nameKey', 'id'],
     ...(query.after ? { after: [query.after[0], key(firmId, query.after[1])] } : {}),
     limit: query.limit + 1,

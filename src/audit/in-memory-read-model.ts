@@ -181,7 +181,12 @@ export class InMemoryReadModel implements ReadModelReader {
       ([name, value]) => [known(name), value] as const,
     );
     const contains = query.contains && query.contains.text !== '' ? query.contains : undefined;
-    contains?.fields.forEach(known);
+    contains?.fields.forEach((name) => {
+      if (!spec.search?.includes(name)) {
+        throw new Error(`${collection}.${name} is not a searchable field`);
+      }
+      known(name);
+    });
     const order = query.orderBy.map(known);
     const rows: Array<{ id: string; doc: ReadModelDocument; key: IndexValue[] }> = [];
     for (const [id, doc] of this.documents.entries(collection)) {

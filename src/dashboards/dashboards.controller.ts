@@ -38,7 +38,10 @@ const SEARCH = /^[^\p{Cc}\p{Cs}]*$/u;
 
 /** A paged list with `?search=`. */
 export class SearchQuery extends PageQuery {
-  @ApiPropertyOptional({ description: 'Case-insensitive, anywhere in the text.', maxLength: 200 })
+  @ApiPropertyOptional({
+    description: 'Anywhere in the text, ignoring case, accents and Unicode forms (ß = ss, ı = i).',
+    maxLength: 200,
+  })
   @IsOptional()
   @IsString()
   @MaxLength(200)

@@ -1,6 +1,5 @@
 import { Inject } from '@nestjs/common';
 import { Command, CommandHandler as HandlesCommand, ICommandHandler } from '@nestjs/cqrs';
-import { generateURI } from 'otplib';
 import QRCode from 'qrcode';
 import { CommandEnvelope, CommandHandler } from '../command-handling/command-handler';
 import { AppConfig, APP_CONFIG } from '../config/config';
@@ -16,6 +15,7 @@ import { FactorConfirmation } from './factor-confirmation';
 import { enrollmentNotFound, factorIdOf, requireNotExpired } from './mfa.decider';
 import { enrollmentLimits, ENROLLMENT_TTL_MS, stillPending } from './enrollment-rules';
 import { eligibilityOf } from './eligibility.decision';
+import { totpKeyUri } from './totp-key-uri';
 import { UserFacts } from './user-facts';
 
 export interface TotpEnrollmentAnswer {
@@ -90,9 +90,9 @@ export class StartTotpEnrollmentHandler implements ICommandHandler<StartTotpEnro
       this.clock.now().toISOString(),
     );
     if (!pending.secret) throw enrollmentNotFound(enrollmentId);
-    const otpauthUri = generateURI({
+    const otpauthUri = totpKeyUri({
       issuer: this.config.webauthn.rpName,
-      label: user.profile.email,
+      account: user.profile.email,
       secret: await this.secrets.open(firmId, userId, enrollmentId, pending.secret),
     });
     return {

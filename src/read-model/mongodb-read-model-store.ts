@@ -434,6 +434,14 @@ export class MongoReadModelStore implements ReadModelStore {
       and.push({ [name(field)]: value });
     }
     if (query.contains && query.contains.text !== '') {
+      // An unanchored regex of the literal (folded) text, case-sensitive: the text and the
+      // fields are folded already. No index bounds serve it: the plan walks the firm's
+      // range of a compound index in sort order and stops when the page is full, testing
+      // the regex on the index keys where the planner can (the `search` fields are in the
+      // indexes for that), else on each document. So a search that matches nobody costs
+      // one walk of the firm's entries, O(documents of the firm), as SQLite's fallback for
+      // short texts does. The n-gram index SQLite has (FTS5 trigram) exists in MongoDB only
+      // as Atlas Search, which a self-hosted server does not have.
       const pattern = escapeRegex(query.contains.text);
       and.push({ $or: query.contains.fields.map((f) => ({ [name(f)]: { $regex: pattern } })) });
     }
@@ -596,8 +604,9 @@ function withoutId(doc: Document): ReadModelDocument {
   return rest as ReadModelDocument;
 }
 
+/** The text as a PCRE pattern matching it literally (a NUL, which a pattern cannot hold, as \\x00). */
 function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\0/g, '\\x00');
 }
 
 /** (a, b, c) > (x, y, z) as a filter MongoDB can run on the sort index. */

@@ -24,6 +24,15 @@ export interface CollectionSpec {
   fields: readonly string[];
   /** Compound indexes, each the fields a query filters on by equality, then the fields it sorts by. */
   indexes: ReadonlyArray<readonly string[]>;
+  /**
+   * Text fields, each also in `fields`, that `contains` may search: kept in
+   * an index that serves substring search. SQLite: an FTS5 table with the
+   * trigram tokenizer beside the collection, written by triggers in the
+   * commit's own transaction (a query of fewer than three characters, which
+   * trigrams cannot serve, walks the compound index instead). MongoDB: an
+   * unanchored regex over the compound index's keys (see its adapter).
+   */
+  search?: readonly string[];
 }
 
 export interface ReadModelSchema {
@@ -47,7 +56,12 @@ export interface DocumentChange {
 export interface FindQuery {
   /** Equality on indexed fields (`null` matches a missing or null value). */
   equals?: Readonly<Record<string, IndexValue>>;
-  /** Keeps documents where any of the fields contains `text` (compared as is: store and pass lower case). */
+  /**
+   * Keeps documents where any of the fields (declared in the collection's
+   * `search`) holds `text` as a substring, character for character: the
+   * stores add no case or accent rule of their own. Store and pass folded
+   * text (src/shared/search-folding.ts). An empty `text` keeps every document.
+   */
   contains?: { fields: readonly string[]; text: string };
   /** Ascending; the last field must make the order total (usually `id`). */
   orderBy: readonly string[];

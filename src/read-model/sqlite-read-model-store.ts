@@ -57,6 +57,17 @@ const quarantineParams = (q: QuarantinedEvent) => [
 
 class Conflict extends Error {}
 
+/**
+ * Up to this many documents holding a searched text (in the whole collection),
+ * a search reads them by the substring index and sorts them. Beyond, it walks
+ * the order index testing each row, as it does for short texts: with one
+ * document in 100 or more holding the text, a page of 50 comes within a few
+ * thousand rows, sooner than the index would list every match. (A text common
+ * in other firms and rare in this one walks this firm's rows: the index
+ * cannot tell firms apart.)
+ */
+const FEW_HITS = 1000;
+
 interface TableWriter {
   remove: Database.Statement;
   upsert(id: string, doc: ReadModelDocument): void;
@@ -84,12 +95,21 @@ export interface SqliteReadModelStoreOptions {
  *
  * `synchronous=NORMAL`: a power cut may lose the last commits, never half of
  * one; the lost events are simply applied again from the older checkpoint.
+ *
+ * A collection with `search` fields has a substring index beside it: an FTS5
+ * table `<table>_fts` (external content, trigram tokenizer) over those
+ * columns, kept by triggers, so its rows change in the very transaction that
+ * changes the documents and moves the checkpoint (on the writer thread too).
+ * Such a table has an explicit rowid alias, `seq INTEGER PRIMARY KEY`, which
+ * VACUUM keeps, so the index's rowids go on naming the same rows.
  */
 export class SqliteReadModelStore implements ReadModelStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly schemas = new Map<string, ReadModelSchema>();
   private readonly statements = new Map<string, Database.Statement>();
+  /** Per collection table: whether it has its substring index (found once, see `searchIndexOf`). */
+  private readonly searchIndexes = new Map<string, boolean>();
   private closed = false;
   private writer:
     | {
@@ -201,25 +221,85 @@ export class SqliteReadModelStore implements ReadModelStore {
       for (const spec of schema.collections) {
         const table = physicalName(target, spec.name);
         const columns = spec.fields.map((field) => `, ${column(field)}`).join('');
+        const seq = spec.search?.length ? 'seq INTEGER PRIMARY KEY, ' : '';
         this.db.exec(
-          `CREATE TABLE IF NOT EXISTS "${table}" (id TEXT NOT NULL PRIMARY KEY, doc TEXT NOT NULL${columns})`,
+          `CREATE TABLE IF NOT EXISTS "${table}" (${seq}id TEXT NOT NULL ${seq ? 'UNIQUE' : 'PRIMARY KEY'}, doc TEXT NOT NULL${columns})`,
         );
+        // A generation made by an older version of the projection, still served while the
+        // new version's generation is built, is written by the new code: give it the new fields.
+        const existing = new Set(
+          (this.db.pragma(`table_info("${table}")`) as Array<{ name: string }>).map((c) => c.name),
+        );
+        for (const field of spec.fields) {
+          if (!existing.has(column(field))) {
+            this.db.exec(`ALTER TABLE "${table}" ADD COLUMN ${column(field)}`);
+          }
+        }
         if (options.indexes === false) continue;
         spec.indexes.forEach((fields, index) => {
           this.db.exec(
             `CREATE INDEX IF NOT EXISTS "${table}_i${index}" ON "${table}" (${fields.map(column).join(', ')})`,
           );
         });
+        if (spec.search?.length && existing.has('seq')) this.createSearchIndex(table, spec.search);
       }
     })();
+    for (const spec of schema.collections)
+      this.searchIndexes.delete(physicalName(target, spec.name));
     return Promise.resolve();
+  }
+
+  /**
+   * The substring index of a collection (see the class comment), filled from
+   * the documents already written when it is new: a rebuild loads its
+   * documents first and indexes them once, at the end. Tables of generations
+   * made before `seq` existed get none: their searches walk the compound index.
+   */
+  private createSearchIndex(table: string, fields: readonly string[]): void {
+    const fts = `${table}_fts`;
+    const known = this.db
+      .prepare('SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?')
+      .get('table', fts);
+    if (known) return;
+    const columns = fields.map(column);
+    const values = (row: 'new' | 'old') => columns.map((c) => `${row}.${c}`).join(', ');
+    const remove = `INSERT INTO "${fts}" ("${fts}", rowid, ${columns.join(', ')}) VALUES ('delete', old.seq, ${values('old')});`;
+    const add = `INSERT INTO "${fts}" (rowid, ${columns.join(', ')}) VALUES (new.seq, ${values('new')});`;
+    // case_sensitive 1: the text is folded already, and the tokenizer's own folding
+    // (ASCII and a few scripts only) would make the index answer other than a plain scan.
+    this.db.exec(`
+      CREATE VIRTUAL TABLE "${fts}" USING fts5(${columns.join(', ')},
+        content = '${table}', content_rowid = 'seq', tokenize = 'trigram case_sensitive 1');
+      CREATE TRIGGER "${fts}_insert" AFTER INSERT ON "${table}" BEGIN ${add} END;
+      CREATE TRIGGER "${fts}_delete" AFTER DELETE ON "${table}" BEGIN ${remove} END;
+      CREATE TRIGGER "${fts}_update" AFTER UPDATE OF ${columns.join(', ')} ON "${table}"
+        WHEN ${columns.map((c) => `old.${c} IS NOT new.${c}`).join(' OR ')}
+        BEGIN ${remove} ${add} END;
+      INSERT INTO "${fts}" ("${fts}") VALUES ('rebuild');
+    `);
+  }
+
+  /** Whether a collection table has its substring index; asked of SQLite once per table. */
+  private searchIndexOf(table: string): boolean {
+    let indexed = this.searchIndexes.get(table);
+    if (indexed === undefined) {
+      indexed =
+        this.statement('SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?').get(
+          'table',
+          `${table}_fts`,
+        ) !== undefined;
+      this.searchIndexes.set(table, indexed);
+    }
+    return indexed;
   }
 
   dropGeneration(schema: ReadModelSchema, generation: number): Promise<void> {
     const target = { projection: schema.projection, generation };
     this.db.transaction(() => {
       for (const spec of schema.collections) {
-        this.db.exec(`DROP TABLE IF EXISTS "${physicalName(target, spec.name)}"`);
+        const table = physicalName(target, spec.name);
+        this.db.exec(`DROP TABLE IF EXISTS "${table}_fts"; DROP TABLE IF EXISTS "${table}"`);
+        this.searchIndexes.delete(table);
       }
       this.statement(
         'DELETE FROM projection_checkpoints WHERE projection = ? AND generation = ?',
@@ -632,23 +712,57 @@ export class SqliteReadModelStore implements ReadModelStore {
         params.push(value);
       }
     }
+    const table = physicalName(target, collection);
+    let from = `"${table}"`;
+    const fromParams: IndexValue[] = [];
     if (query.contains && query.contains.text !== '') {
-      where.push(`(${query.contains.fields.map((f) => `instr(${known(f)}, ?) > 0`).join(' OR ')})`);
-      for (let i = 0; i < query.contains.fields.length; i++) params.push(query.contains.text);
+      const { fields, text } = query.contains;
+      const columns = fields.map((field) => {
+        if (!spec.search?.includes(field)) {
+          throw new Error(`${collection}.${field} is not a searchable field`);
+        }
+        return known(field);
+      });
+      // Trigrams serve a text of three characters or more; a shorter one walks the
+      // compound index (it matches many documents, so a page fills early).
+      let scan = false;
+      if ([...text].length >= 3 && this.searchIndexOf(table)) {
+        const match = `{${columns.join(' ')}} : "${text.replace(/"/g, '""')}"`;
+        const hits = this.statement(
+          `SELECT rowid FROM "${table}_fts" WHERE "${table}_fts" MATCH ? LIMIT ${FEW_HITS + 1}`,
+        )
+          .pluck()
+          .all(match) as number[];
+        if (hits.length <= FEW_HITS) {
+          // Few documents hold the text (none, often): read those rows and sort them. The
+          // planner would rather walk the order index and test each row against the list,
+          // which for a text nobody has walks all of the firm's rows.
+          from = `(SELECT value AS hit FROM json_each(?)) AS hits CROSS JOIN "${table}" ON seq = hit`;
+          fromParams.push(JSON.stringify(hits));
+        } else {
+          // Many do: walking the order index, testing each row, meets a page of them soon.
+          scan = true;
+        }
+      } else {
+        scan = true;
+      }
+      if (scan) {
+        where.push(`(${columns.map((c) => `instr(${c}, ?) > 0`).join(' OR ')})`);
+        for (let i = 0; i < columns.length; i++) params.push(text);
+      }
     }
     const order = query.orderBy.map(known);
     if (query.after) {
       where.push(`(${order.join(', ')}) > (${order.map(() => '?').join(', ')})`);
       params.push(...query.after);
     }
-    const table = physicalName(target, collection);
     // Ids first, on the index alone; then the documents of the page only.
     const ids = this.statement(
-      `SELECT id FROM "${table}" ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT id FROM ${from} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY ${order.join(', ')} LIMIT ?`,
     )
       .pluck()
-      .all(...params, query.limit) as string[];
+      .all(...fromParams, ...params, query.limit) as string[];
     const byId = this.statement(`SELECT doc FROM "${table}" WHERE id = ?`).pluck();
     return Promise.resolve(
       ids.map((id) => JSON.parse(byId.get(id) as string) as ReadModelDocument),

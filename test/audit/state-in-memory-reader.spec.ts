@@ -31,6 +31,7 @@ const schema: ReadModelSchema = {
         ['a', 'b', 'id'],
         ['s', 'id'],
       ],
+      search: ['s'],
     },
     { name: 'plain', fields: [], indexes: [] },
   ],

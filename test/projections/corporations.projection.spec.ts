@@ -28,6 +28,7 @@ const corporation = (corporationId: string, changes: object = {}) => ({
     corporationId,
     name: null as string | null,
     nameKey: corporationId,
+    nameFold: corporationId,
     corpUsers: 0,
     foreignNationals: 0,
     ...changes,
@@ -42,11 +43,23 @@ describe('Corporations projection', () => {
     spec
       .given([])
       .when(corporationRegistered('c-1', 'Globex Corp'))
-      .then({ corporations: corporation('c-1', { name: 'Globex Corp', nameKey: 'globex corp' }) });
+      .then({
+        corporations: corporation('c-1', {
+          name: 'Globex Corp',
+          nameKey: 'globex corp',
+          nameFold: 'globex corp',
+        }),
+      });
     spec
       .given([corporationRegistered('c-1', 'Globex Corp')])
       .when(corporationRenamed('c-1', 'Initech', 'Globex Corp'))
-      .then({ corporations: corporation('c-1', { name: 'Initech', nameKey: 'initech' }) });
+      .then({
+        corporations: corporation('c-1', {
+          name: 'Initech',
+          nameKey: 'initech',
+          nameFold: 'initech',
+        }),
+      });
   });
 
   it('counts the active corp users and foreign nationals of a corporation, listed even before it is registered', () => {
@@ -67,6 +80,7 @@ describe('Corporations projection', () => {
         corporations: corporation('c-1', {
           name: 'Globex Corp',
           nameKey: 'globex corp',
+          nameFold: 'globex corp',
           corpUsers: 1,
         }),
       });

@@ -48,7 +48,8 @@ const entry = (changes: object = {}) => ({
     factors: ['totp'],
     enrolledAt: T,
     nameKey: 'ann smith',
-    orgKey: 'acme law',
+    nameFold: 'ann smith',
+    orgFold: 'acme law',
     ...changes,
   },
 });
@@ -92,7 +93,30 @@ describe('Enrolled users projection', () => {
       .when(profileUpdated('u-1', { ...caseManager, name: 'Ann Jones', organization: null }))
       .then({
         profiles: profile({ name: 'Ann Jones', organization: null, factors: [totp] }),
-        entries: entry({ name: 'Ann Jones', organization: null, nameKey: 'ann jones', orgKey: '' }),
+        entries: entry({
+          name: 'Ann Jones',
+          organization: null,
+          nameKey: 'ann jones',
+          nameFold: 'ann jones',
+          orgFold: '',
+        }),
+      });
+  });
+
+  it('keeps the name in lower case for the order, and folded copies for the search', () => {
+    const name = 'JOSÉ Strauß';
+    spec
+      .given([registered('u-1'), factorConfirmed('u-1', 'f-1')])
+      .when(profileUpdated('u-1', { ...caseManager, name, organization: 'Müller & Söhne' }))
+      .then({
+        profiles: profile({ name, organization: 'Müller & Söhne', factors: [totp] }),
+        entries: entry({
+          name,
+          organization: 'Müller & Söhne',
+          nameKey: 'josé strauß',
+          nameFold: 'jose strauss',
+          orgFold: 'muller & sohne',
+        }),
       });
   });
 

@@ -21,6 +21,7 @@ const schema: ReadModelSchema = {
       name: 'people',
       fields: ['firmId', 'nameKey', 'orgKey', 'role'],
       indexes: [['firmId', 'nameKey', 'id', 'orgKey', 'role']],
+      search: ['nameKey', 'orgKey'],
     },
     { name: 'totals', fields: [], indexes: [] },
   ],
