@@ -2,7 +2,7 @@
 /*
  * What both pages share: the sign-in token, calls to the public API, the
  * answers in words, and small DOM helpers. No framework: the pages are two
- * forms and a table each (docs/decisions/0018-web-pages-without-a-framework.md).
+ * forms and a table each (docs/decisions/0019-web-pages-without-a-framework.md).
  *
  * Everything the pages show comes from the public API (the same endpoints as
  * the host application's), with the token of the person signed in.
