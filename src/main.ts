@@ -29,7 +29,8 @@ async function main(): Promise<void> {
     logger.log('Mint a development token with: npm run token -- --role superuser --firm acme');
     // The link itself holds a token: printed by the command, never written to this log.
     logger.log(
-      'Sign in to the firm admin page with the link: npm run -s token -- --role superuser --firm acme --url',
+      'Sign in to the firm admin page (open it on localhost) with the link that ' +
+        'npm run -s token -- --role superuser --firm acme --url prints (same DATA_DIR and PORT as this process)',
     );
   }
 }

@@ -69,6 +69,10 @@ async function main(argv: readonly string[]): Promise<number> {
     if (role === 'user' && values.sub === undefined) {
       throw new UsageError('a user sign-in link needs --sub, the user id');
     }
+    // The pages serve one firm: an operator's link without one opens a page that refuses it.
+    if (values.firm === undefined) {
+      throw new UsageError(`a sign-in link needs --firm, the firm whose page to open`);
+    }
   }
   const sub = values.sub ?? `dev-${role}`;
   if (!isValidId(sub)) throw new UsageError('--sub is not a valid id');

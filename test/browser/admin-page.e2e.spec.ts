@@ -102,6 +102,18 @@ describe('the firm admin page in a real browser', () => {
   const counter = (page: Page, role: string, column: 'enabled' | 'enrolled') =>
     page.locator(`#counter-rows tr[data-role="${role}"] td`).nth(column === 'enabled' ? 0 : 1);
 
+  /**
+   * What sticks out to the right of a phone's screen (tables scroll inside
+   * their own region and do not count), and the page's own width if wider.
+   */
+  const overflowing = async (page: Page) => {
+    const wide = (await page.evaluate(`[...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > ${PHONE.width} + 0.5 && !e.closest('.table-wrap table'))
+      .map((e) => e.tagName + (e.id ? '#' + e.id : ''))`)) as string[];
+    const width = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+    return width > PHONE.width ? [...wide, `page ${width}px`] : wide;
+  };
+
   /** Waits until the enrolled list shows `count` users. */
   const rows = async (page: Page, count: number) => {
     try {
@@ -141,11 +153,23 @@ describe('the firm admin page in a real browser', () => {
     await page.getByLabel('Find a corporation').press('Enter');
     await page.getByRole('button', { name: 'Add Globex Corporation' }).click();
     await expectText(page, '#specific-rows th', 'Globex Corporation');
+    // The search result follows the list: it cannot be added twice (nor undo a switch).
+    expect(await page.getByRole('button', { name: 'Added Globex Corporation' }).isDisabled()).toBe(
+      true,
+    );
     expect(await counter(page, 'corpUsers', 'enabled').textContent()).toBe('1');
     expect(await counter(page, 'foreignNationals', 'enabled').textContent()).toBe('1');
-    // Foreign nationals of Globex off again: the switch of that row.
-    await page.getByRole('switch', { name: 'Foreign nationals of Globex Corporation' }).uncheck();
+    // Foreign nationals of Globex off again, from the keyboard: the row is drawn anew,
+    // and focus stays on its switch.
+    await page.getByRole('switch', { name: 'Foreign nationals of Globex Corporation' }).focus();
+    await page.keyboard.press('Space');
     await expectText(page, '#status', 'disabled for the foreign nationals of Globex Corporation');
+    expect(await page.evaluate('document.activeElement.id')).toBe('corp-globex-foreignNationals');
+    expect(
+      await page
+        .getByRole('switch', { name: 'Foreign nationals of Globex Corporation' })
+        .isChecked(),
+    ).toBe(false);
     expect(await counter(page, 'foreignNationals', 'enabled').textContent()).toBe('0');
     const enablement = await service.api.get(`/v1/firms/${FIRM}/mfa/enablement`, superuserOf(FIRM));
     expect(enablement.body).toMatchObject({
@@ -155,6 +179,25 @@ describe('the firm admin page in a real browser', () => {
         specific: [{ corporationId: 'globex', corpUsers: true, foreignNationals: false }],
       },
     });
+
+    // A switch worked from the keyboard keeps the focus (disabled while its command runs).
+    const vendors = page.getByRole('switch', { name: 'Enable for all vendor case managers' });
+    await vendors.focus();
+    await page.keyboard.press('Space');
+    await expectText(page, '#status', 'MFA is enabled for all vendor case managers.');
+    expect(await page.evaluate('document.activeElement.id')).toBe('enable-vendor-case-managers');
+    await page.keyboard.press('Space');
+    await expectText(page, '#status', 'MFA is disabled for all vendor case managers.');
+    expect(await vendors.isChecked()).toBe(false);
+
+    // The same page at a phone's width: the corporations table scrolls in its own region.
+    const phone = await adminPage(PHONE);
+    await expectText(phone.page, '#specific-rows th', 'Globex Corporation');
+    expect(await overflowing(phone.page)).toEqual([]);
+    expect(await seriousAccessibilityViolations(phone.page)).toEqual([]);
+    await saveScreenshot(phone.page, 'admin-phone');
+    expect(phone.complaints).toEqual([]);
+    expect(phone.failures).toEqual([]);
 
     // Users enroll over the following days (the host application, on their behalf).
     const crossing = Math.ceil(0.8 * LICENSES);
@@ -275,16 +318,9 @@ describe('the firm admin page in a real browser', () => {
     expect(await page.locator('#configuration').isVisible()).toBe(false);
     expect(await page.getByRole('button', { name: /^Reset MFA enrollment/ }).count()).toBe(0);
 
-    // Nothing wider than the phone (tables scroll inside their own region).
-    const overflowing = await page.evaluate(`[...document.querySelectorAll('body *')]
-      .filter((e) => e.getBoundingClientRect().right > ${PHONE.width} + 0.5 && !e.closest('.table-wrap table'))
-      .map((e) => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className)`);
-    expect(overflowing).toEqual([]);
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(
-      PHONE.width,
-    );
+    expect(await overflowing(page)).toEqual([]);
     expect(await seriousAccessibilityViolations(page)).toEqual([]);
-    await saveScreenshot(page, 'admin-phone');
+    await saveScreenshot(page, 'admin-phone-operator');
     // The one refusal the test provoked (Chromium notes it on the console), and nothing else.
     expect(admin.complaints).toEqual([
       'Failed to load resource: the server responded with a status of 409 (Conflict)',
@@ -330,6 +366,26 @@ describe('the firm admin page in a real browser', () => {
     );
     watched.push(user);
     await expectText(user.page, '#signin-problem-text', "for your firm's administrators");
+    // A token the service refuses (here: its signature altered) replaces the page with words.
+    const jwt = superuserOf(FIRM);
+    const altered = `${jwt.slice(0, -3)}${jwt.endsWith('AAA') ? 'BBB' : 'AAA'}`;
+    const refused = await openPage(browser, signInLink(origin, '/admin', altered));
+    watched.push(refused);
+    await expectText(
+      refused.page,
+      '#signin-problem-text',
+      'Your sign-in has expired or is not valid',
+    );
+    expect(await refused.page.locator('#content').isVisible()).toBe(false);
+    expect(refused.failures.length).toBeGreaterThan(0);
+    expect(refused.failures.every((line) => line.startsWith('401 '))).toBe(true);
+
+    // Sign out forgets the token: the page asks for a link again.
+    const signedIn = await adminPage();
+    await signedIn.page.getByRole('button', { name: 'Sign out' }).click();
+    await expectText(signedIn.page, '#signin-problem-text', 'You signed out.');
+    expect(await signedIn.page.locator('#content').isVisible()).toBe(false);
+
     for (const w of [bare, user]) {
       expect(w.complaints).toEqual([]);
       expect(w.failures).toEqual([]);

@@ -57,7 +57,7 @@ describe('npm run token', () => {
   });
 
   it('prints an /admin link for an operator and an /enroll link for a user', async () => {
-    const operator = await token(['--role', 'operator', '--url']);
+    const operator = await token(['--role', 'operator', '--firm', 'acme', '--url']);
     expect(operator.code).toBe(0);
     const admin = linkOf(operator.stdout);
     expect(admin.pathname).toBe('/admin');
@@ -73,7 +73,7 @@ describe('npm run token', () => {
   });
 
   it('takes --ttl, the configured address, and WEBAUTHN_ORIGIN when set', async () => {
-    const long = await token(['--role', 'operator', '--url', '--ttl', '60'], {
+    const long = await token(['--role', 'operator', '--firm', 'acme', '--url', '--ttl', '60'], {
       HOST: '0.0.0.0',
       PORT: '8080',
     });
@@ -82,10 +82,10 @@ describe('npm run token', () => {
     const claims = verified(link.hash.slice(7));
     expect(claims.exp! - claims.iat!).toBe(60);
 
-    const named = await token(['--role', 'operator', '--url'], { HOST: 'mfa.internal' });
+    const named = await token(['--role', 'operator', '--firm', 'acme', '--url'], { HOST: 'mfa.internal' });
     expect(linkOf(named.stdout).origin).toBe('http://mfa.internal:3000');
 
-    const behindProxy = await token(['--role', 'operator', '--url'], {
+    const behindProxy = await token(['--role', 'operator', '--firm', 'acme', '--url'], {
       WEBAUTHN_ORIGIN: 'https://mfa.example/',
       PORT: '8080',
     });
@@ -115,7 +115,8 @@ describe('npm run token', () => {
       [['--role', 'user', '--firm', 'acme', '--url'], /needs --sub/],
       [['--role', 'user', '--sub', 'ann', '--url'], /needs --firm/],
       [['--role', 'superuser', '--url'], /needs --firm/],
-      [['--role', 'operator', '--url', '--ttl', '15m'], /--ttl/],
+      [['--role', 'operator', '--url'], /needs --firm/],
+      [['--role', 'operator', '--firm', 'acme', '--url', '--ttl', '15m'], /--ttl/],
       [['--role', 'operator', '--bogus'], /bogus/],
       [['--role', 'operator', 'extra'], /extra/],
       [['--role'], /--role/],
@@ -130,7 +131,7 @@ describe('npm run token', () => {
       expect(lines[0]).toMatch(message);
       expect(lines[0]).not.toMatch(/\bat .+:\d+/);
     }
-    const badConfig = await token(['--role', 'operator', '--url'], { PORT: 'eighty' });
+    const badConfig = await token(['--role', 'operator', '--firm', 'acme', '--url'], { PORT: 'eighty' });
     expect(badConfig.code).toBe(2);
     expect(badConfig.stderr.trimEnd().split('\n')).toHaveLength(1);
   });

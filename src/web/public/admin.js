@@ -8,17 +8,17 @@
  */
 import {
   after,
-  announce,
   api,
   ApiError,
   byId,
   firmPath,
   h,
-  inWords,
   perform,
   secondsLeft,
   showSignInProblem,
-  signedInAs,
+  showSignedIn,
+  plural,
+  reportFailure,
   signIn,
   when,
 } from './common.js';
@@ -87,6 +87,8 @@ const state = {
   },
   /** @type {any} */
   chart: undefined,
+  /** How much time the chart spans (ms): its ticks show hours within two days. */
+  chartSpanMs: 0,
 };
 
 const isSuperuser = () => state.role === 'superuser';
@@ -95,13 +97,19 @@ function start() {
   const claims = signIn();
   if (!claims) {
     showSignInProblem(
-      'Open this page from the application: it signs you in with a link of its own. ' +
-        'A link works once, in the tab it opened.',
+      'Open this page from the application: it signs you in with a link of its own, ' +
+        'for this tab only.',
+    );
+    return;
+  }
+  if (claims.role === 'user') {
+    showSignInProblem(
+      "This page is for your firm's administrators. Your own devices and security keys are on the enrollment page: open it from the application.",
     );
     return;
   }
   if (!['superuser', 'operator'].includes(claims.role) || !claims.firm) {
-    showSignInProblem("This page is for your firm's administrators.");
+    showSignInProblem("This page is for your firm's administrators, with a link for one firm.");
     return;
   }
   if (secondsLeft() <= 0) {
@@ -110,7 +118,7 @@ function start() {
   }
   state.firm = claims.firm;
   state.role = claims.role;
-  byId('who').textContent = `Signed in as ${signedInAs()}`;
+  showSignedIn();
   byId('content').hidden = false;
   wireSubscription();
   wireConfiguration();
@@ -121,7 +129,8 @@ function start() {
       return 'Up to date.';
     });
   });
-  refresh(undefined).catch((error) => announce(inWords(error), 'error'));
+  renderConfigurationAvailability();
+  refresh(undefined).catch(reportFailure);
 }
 
 /**
@@ -250,6 +259,7 @@ function renderEnablement() {
   switches.allCorpUsers().checked = corpUsers;
   switches.allForeignNationals().checked = foreignNationals;
   renderSpecificCorporations(specific);
+  renderFoundCorporations();
 }
 
 /**
@@ -359,49 +369,59 @@ async function loadCorporationNames(position) {
   if (state.enablement) renderSpecificCorporations(state.enablement.corporations.specific);
 }
 
+/**
+ * @typedef {{ corporationId: string, name: string, corpUsers: number, foreignNationals: number }} FoundCorporation
+ */
+/** The last search's results, drawn again whenever the list of specific corporations changes. @type {FoundCorporation[]} */
+let foundCorporations = [];
+
 async function searchCorporations() {
   const text = /** @type {HTMLInputElement} */ (byId('corporation-search')).value.trim();
-  const list = byId('corporation-results');
   await perform(null, async () => {
     const answer = await api(
       'GET',
       `${firmPath(state.firm, 'corporations')}?limit=20&search=${encodeURIComponent(text)}`,
     );
-    const chosen = new Set(state.enablement?.corporations.specific.map((c) => c.corporationId));
-    list.replaceChildren(
-      ...answer.items.map(
-        /** @param {{ corporationId: string, name: string, corpUsers: number, foreignNationals: number }} item */
-        (item) => {
-          state.corporationNames.set(item.corporationId, item.name);
-          const add = h('button', { type: 'button', disabled: chosen.has(item.corporationId) }, [
-            chosen.has(item.corporationId) ? 'Added' : 'Add',
-          ]);
-          add.setAttribute('aria-label', `Add ${item.name}`);
-          add.addEventListener(
-            'click',
-            () =>
-              void changeEnablement(
-                add,
-                'PUT',
-                ['corporations', item.corporationId],
-                { corpUsers: true, foreignNationals: true },
-                `MFA is enabled for the corp users and foreign nationals of ${item.name}.`,
-              ),
-          );
-          return h('li', {}, [
-            h('span', {}, [
-              h('strong', {}, [item.name]),
-              ` · ${item.corpUsers} corp users, ${item.foreignNationals} foreign nationals`,
-            ]),
-            add,
-          ]);
-        },
-      ),
-    );
+    foundCorporations = answer.items;
+    renderFoundCorporations();
     return answer.items.length === 0
       ? `No registered corporation matches "${text}".`
-      : `${answer.items.length} corporation${answer.items.length === 1 ? '' : 's'} found.`;
+      : `${plural(answer.items.length, 'corporation')} found.`;
   });
+}
+
+function renderFoundCorporations() {
+  const chosen = new Set(state.enablement?.corporations.specific.map((c) => c.corporationId));
+  byId('corporation-results').replaceChildren(
+    ...foundCorporations.map((item) => {
+      state.corporationNames.set(item.corporationId, item.name);
+      const added = chosen.has(item.corporationId);
+      const add = h(
+        'button',
+        { type: 'button', id: `add-${item.corporationId}`, disabled: added },
+        [added ? 'Added' : 'Add'],
+      );
+      add.setAttribute('aria-label', `${added ? 'Added' : 'Add'} ${item.name}`);
+      add.addEventListener(
+        'click',
+        () =>
+          void changeEnablement(
+            add,
+            'PUT',
+            ['corporations', item.corporationId],
+            { corpUsers: true, foreignNationals: true },
+            `MFA is enabled for the corp users and foreign nationals of ${item.name}.`,
+          ),
+      );
+      return h('li', {}, [
+        h('span', {}, [
+          h('strong', {}, [item.name]),
+          ` · ${plural(item.corpUsers, 'corp user')}, ${plural(item.foreignNationals, 'foreign national')}`,
+        ]),
+        add,
+      ]);
+    }),
+  );
 }
 
 /** @param {SpecificCorporation[]} specific */
@@ -410,7 +430,12 @@ function renderSpecificCorporations(specific) {
     const name = state.corporationNames.get(corporation.corporationId) ?? corporation.corporationId;
     /** @param {'corpUsers' | 'foreignNationals'} field @param {string} label */
     const toggle = (field, label) => {
-      const input = h('input', { type: 'checkbox', role: 'switch', checked: corporation[field] });
+      const input = h('input', {
+        type: 'checkbox',
+        role: 'switch',
+        id: `corp-${corporation.corporationId}-${field}`,
+        checked: corporation[field],
+      });
       input.setAttribute('aria-label', `${label} of ${name}`);
       input.addEventListener(
         'change',
@@ -425,7 +450,11 @@ function renderSpecificCorporations(specific) {
       );
       return input;
     };
-    const remove = h('button', { type: 'button', class: 'secondary' }, ['Remove']);
+    const remove = h(
+      'button',
+      { type: 'button', class: 'secondary', id: `remove-${corporation.corporationId}` },
+      ['Remove'],
+    );
     remove.setAttribute('aria-label', `Remove ${name}`);
     remove.addEventListener(
       'click',
@@ -495,7 +524,7 @@ async function loadUsage(position) {
   warning.hidden = usage.usagePercent < 80;
   warning.textContent =
     usage.usagePercent >= 100
-      ? 'All MFA licenses are in use. Users who are MFA-enabled but not enrolled cannot enroll, and may log in with a single factor until you increase your license count.'
+      ? 'All MFA licenses are in use. Users who are MFA-enabled but not enrolled cannot enroll, and may log in with a single factor until the license count is increased (ask your account team).'
       : `${usage.usagePercent} % of your MFA licenses are in use.`;
   renderCrossings(history.points);
   await renderChart(history);
@@ -531,6 +560,7 @@ async function renderChart(history) {
   const last = points[points.length - 1];
   if (last && Date.parse(history.to) > Date.parse(last.at))
     points.push({ ...last, at: history.to });
+  state.chartSpanMs = points.length ? Date.parse(history.to) - Date.parse(points[0].at) : 0;
   /** @param {(p: UsagePoint) => number} value */
   const series = (value) => points.map((p) => ({ x: Date.parse(p.at), y: value(p) }));
   const data = {
@@ -587,8 +617,7 @@ async function renderChart(history) {
             maxTicksLimit: 6,
             color: '#333',
             /** @param {number} value */
-            callback: (value) =>
-              new Date(value).toLocaleDateString(undefined, { month: 'short', day: 'numeric' }),
+            callback: (value) => tickLabel(value, state.chartSpanMs),
           },
         },
         y: {
@@ -608,6 +637,23 @@ async function renderChart(history) {
       },
     },
   });
+}
+
+/**
+ * A time axis label: the day, with the hour when the chart spans two days or less.
+ * @param {number} ms epoch milliseconds
+ * @param {number} spanMs what the chart spans
+ */
+function tickLabel(ms, spanMs) {
+  const date = new Date(ms);
+  return spanMs <= 2 * 24 * 3600 * 1000
+    ? date.toLocaleString(undefined, {
+        month: 'short',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: '2-digit',
+      })
+    : date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
 }
 
 /**
@@ -655,7 +701,9 @@ async function loadEnrolled(position) {
     /** @type {HTMLButtonElement | undefined} */
     let reset;
     if (isSuperuser()) {
-      reset = h('button', { type: 'button', class: 'danger' }, ['Reset MFA enrollment']);
+      reset = h('button', { type: 'button', class: 'danger', id: `reset-${user.userId}` }, [
+        'Reset MFA enrollment',
+      ]);
       reset.setAttribute('aria-label', `Reset MFA enrollment of ${user.name}`);
       const button = reset;
       reset.addEventListener('click', () => confirmReset(user, button));

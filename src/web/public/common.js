@@ -19,8 +19,10 @@
  * The sign-in token. The host application links to a page with a short-lived
  * token in the URL fragment (`#token=…`): a browser never sends a fragment to
  * a server, so it reaches no access log or proxy. The page takes it out of the
- * address bar at once (so it is neither bookmarked nor kept in the history)
- * and keeps it in this variable only: closing or reloading the tab signs out.
+ * address bar at once (so it is not bookmarked or shared from there) and keeps
+ * it in this variable only: closing or reloading the tab, or Sign out, forgets
+ * it. The browser's history still recorded the link as it was opened, so the
+ * link itself must be short-lived (docs/web-pages.md, "Signing in").
  * @type {string | undefined}
  */
 let token;
@@ -62,6 +64,13 @@ function decodeClaims(jwt) {
   }
 }
 
+/** Forgets the token: the page shows the sign-in problem (the token itself stays valid until it expires). */
+export function signOut() {
+  token = undefined;
+  claims = undefined;
+  showSignInProblem('You signed out. Open the page again from the application to sign in.');
+}
+
 /** Seconds until the token expires (Infinity without `exp`). */
 export function secondsLeft() {
   if (!claims?.exp) return Infinity;
@@ -95,7 +104,9 @@ export async function api(method, path, body) {
   const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
   if (method !== 'GET') {
     headers['content-type'] = 'application/json';
-    // A command sent twice (a double click, a retried request) applies once.
+    // One key per action: should the request be retried on the way (a proxy, a
+    // dropped connection), the service applies it once. Double clicks are
+    // prevented by disabling the control while the action runs (perform).
     headers['idempotency-key'] = crypto.randomUUID();
   }
   let response;
@@ -143,9 +154,13 @@ export function inWords(error) {
     return 'Your sign-in has expired or is not valid. Open this page again from the application.';
   }
   if (status === 403) return 'You are not allowed to do this.';
-  const fields = (problem.errors ?? []).map((e) => `${e.field}: ${e.message}`).join('; ');
-  const main = problem.detail || problem.title || `The service answered ${status}.`;
-  return fields ? `${main} (${fields})` : main;
+  const fields = (problem.errors ?? []).map((e) => `${e.field} ${e.message}`).join('; ');
+  let main = problem.detail || problem.title || `The service answered ${status}.`;
+  // Times in the reader's own zone and words (a lockout's end, say).
+  main = main.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g, (iso) => when(iso));
+  // A validation refusal says what to fix; a rule's refusal says it in its detail already.
+  if (fields && /see errors/i.test(main)) return `Check what you entered: ${fields}.`;
+  return main;
 }
 
 /**
@@ -195,23 +210,64 @@ export function announce(message, kind = 'info') {
 
 /**
  * Runs an action from a button or a form: disables the control while it runs,
- * announces success, and shows an API refusal in words.
+ * announces success, and shows an API refusal in words. A refused sign-in
+ * (401 other than a failed verification) replaces the page with the sign-in
+ * problem. Keyboard focus stays where the person was: disabling the focused
+ * control, or re-rendering its row, would otherwise drop it to the page's
+ * body. Controls that are re-rendered carry a stable `id` for this.
  * @param {HTMLButtonElement | HTMLInputElement | HTMLSelectElement | null} control
  * @param {() => Promise<string | void>} action returns the success message
  * @returns {Promise<boolean>} whether the action succeeded
  */
 export async function perform(control, action) {
+  const focusedId = control && document.activeElement === control ? control.id : '';
   if (control) control.disabled = true;
+  announce('');
   try {
     const message = await action();
     if (message) announce(message, 'success');
     return true;
   } catch (error) {
-    announce(inWords(error), 'error');
+    if (signInRefused(error)) signInExpired();
+    else announce(inWords(error), 'error');
     return false;
   } finally {
     if (control) control.disabled = false;
+    const lost = document.activeElement === null || document.activeElement === document.body;
+    const target = control?.isConnected
+      ? control
+      : focusedId
+        ? document.getElementById(focusedId)
+        : null;
+    if (lost && (focusedId || control === document.activeElement) && target) target.focus();
   }
+}
+
+/**
+ * Whether the API refused the token itself (expired, altered, or signed by
+ * another key), as opposed to a refused verification code.
+ * @param {unknown} error
+ */
+export function signInRefused(error) {
+  return error instanceof ApiError && error.status === 401 && error.problem.verified !== false;
+}
+
+/** Replaces the page with the sign-in problem of a refused or expired token. */
+export function signInExpired() {
+  token = undefined;
+  showSignInProblem(
+    'Your sign-in has expired or is not valid. Open this page again from the application.',
+  );
+}
+
+/**
+ * Reports a failed read of the page: a refused token replaces the page, any
+ * other refusal is announced.
+ * @param {unknown} error
+ */
+export function reportFailure(error) {
+  if (signInRefused(error)) signInExpired();
+  else announce(inWords(error), 'error');
 }
 
 /**
@@ -219,6 +275,8 @@ export async function perform(control, action) {
  * @param {string} message
  */
 export function showSignInProblem(message) {
+  announce('');
+  byId('sign-out').hidden = true;
   byId('signin-problem-text').textContent = message;
   byId('signin-problem').hidden = false;
   byId('content').hidden = true;
@@ -256,7 +314,21 @@ export function firmPath(...segments) {
   return ['/v1/firms', ...segments.map(encodeURIComponent)].join('/');
 }
 
-/** Who is signed in, for the page header. */
-export function signedInAs() {
-  return claims ? `${claims.sub}${claims.firm ? ` · firm ${claims.firm}` : ''}` : '';
+/**
+ * `count` and a noun, singular or plural: `plural(1, 'corp user')`.
+ * @param {number} count
+ * @param {string} noun
+ */
+export function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/** Shows who is signed in in the page header, with the Sign out button. */
+export function showSignedIn() {
+  if (!claims) return;
+  byId('who').textContent =
+    `Signed in as ${claims.sub}${claims.firm ? ` · firm ${claims.firm}` : ''}`;
+  const button = byId('sign-out');
+  button.hidden = false;
+  button.addEventListener('click', signOut);
 }

@@ -8,17 +8,16 @@
  */
 import {
   after,
-  announce,
   api,
   ApiError,
   byId,
   firmPath,
   h,
-  inWords,
   perform,
   secondsLeft,
   showSignInProblem,
-  signedInAs,
+  showSignedIn,
+  reportFailure,
   signIn,
   when,
 } from './common.js';
@@ -57,13 +56,17 @@ function start() {
   const claims = signIn();
   if (!claims) {
     showSignInProblem(
-      'Open this page from the application: it signs you in with a link of its own. ' +
-        'A link works once, in the tab it opened.',
+      'Open this page from the application: it signs you in with a link of its own, ' +
+        'for this tab only.',
     );
     return;
   }
   if (claims.role !== 'user' || !claims.firm) {
-    showSignInProblem('This page is for enrolling your own devices and security keys.');
+    showSignInProblem(
+      claims.role === 'superuser' || claims.role === 'operator'
+        ? "This page is for users enrolling their own devices and security keys. Your firm's MFA is managed on the administration page: open it from the application."
+        : 'This page is for enrolling your own devices and security keys.',
+    );
     return;
   }
   if (secondsLeft() <= 0) {
@@ -72,10 +75,10 @@ function start() {
   }
   state.firm = claims.firm;
   state.user = claims.sub;
-  byId('who').textContent = `Signed in as ${signedInAs()}`;
+  showSignedIn();
   byId('content').hidden = false;
   wire();
-  refresh(undefined).catch((error) => announce(inWords(error), 'error'));
+  refresh(undefined).catch(reportFailure);
 }
 
 /** @param {string | undefined} position the user's last action */
@@ -141,6 +144,27 @@ async function loadFactors(position) {
   byId('factor-rows').replaceChildren(...rows);
 }
 
+/**
+ * An enrollment step. A rule refusing it (409: no license left, MFA no longer
+ * enabled) means the decision changed: read it again, so that the page stops
+ * offering what it cannot do, and show the refusal.
+ * @param {HTMLButtonElement} control
+ * @param {() => Promise<string>} action
+ */
+function enrollmentStep(control, action) {
+  return perform(control, async () => {
+    try {
+      return await action();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 409) {
+        await refresh(undefined).catch(() => undefined);
+        if (byId('totp-section').hidden) byId('totp-enrollment').hidden = true;
+      }
+      throw error;
+    }
+  });
+}
+
 /** The `secret` parameter of an otpauth URI (Key URI format), for manual entry. */
 function secretOf(/** @type {string} */ otpauthUri) {
   try {
@@ -160,7 +184,7 @@ function wire() {
   byId('totp-start-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const label = field('totp-label').value.trim();
-    void perform(/** @type {HTMLButtonElement} */ (byId('totp-start')), async () => {
+    void enrollmentStep(/** @type {HTMLButtonElement} */ (byId('totp-start')), async () => {
       const answer = await api(
         'POST',
         userPath('mfa', 'totp', 'enrollment'),
@@ -184,7 +208,7 @@ function wire() {
     const code = field('totp-code').value.replace(/\s+/g, '');
     const enrollmentId = state.enrollmentId;
     if (!enrollmentId) return;
-    void perform(/** @type {HTMLButtonElement} */ (byId('totp-confirm')), async () => {
+    void enrollmentStep(/** @type {HTMLButtonElement} */ (byId('totp-confirm')), async () => {
       const answer = await api(
         'POST',
         userPath('mfa', 'totp', 'enrollment', enrollmentId, 'confirm'),
@@ -202,7 +226,7 @@ function wire() {
   byId('webauthn-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const label = field('webauthn-label').value.trim();
-    void perform(/** @type {HTMLButtonElement} */ (byId('webauthn-register')), async () => {
+    void enrollmentStep(/** @type {HTMLButtonElement} */ (byId('webauthn-register')), async () => {
       const optionsJSON = await api(
         'POST',
         userPath('mfa', 'webauthn', 'registration', 'options'),
