@@ -333,6 +333,9 @@ describe('the firm admin page in a real browser', () => {
     const admin = await adminPage(DESKTOP, superuserOf(firm));
     const { page } = admin;
     expect(await page.locator('#subscription-status').textContent()).toBe('Not subscribed');
+    // No change yet: no chart, and words instead.
+    expect(await page.locator('#usage-chart-figure').isVisible()).toBe(false);
+    await expectText(page, '#usage-crossings li', 'No license usage yet.');
     const caseManagers = page.getByRole('switch', { name: 'Enable for all case managers' });
     expect(await caseManagers.isDisabled()).toBe(true);
     await page.getByRole('button', { name: 'Subscribe' }).click();
@@ -348,6 +351,13 @@ describe('the firm admin page in a real browser', () => {
     await expectText(page, '#subscription-status', 'Active');
     expect(await caseManagers.isDisabled()).toBe(false);
     expect(await page.locator('#usage-licenses').textContent()).toBe('10');
+    // One change (the activation): a chart with the license line over at least an hour.
+    expect(await page.locator('#usage-chart-figure').isVisible()).toBe(true);
+    const axis = (await page.evaluate(`(() => {
+      const x = Chart.getChart(document.getElementById('usage-chart')).scales.x;
+      return { min: x.min, max: x.max };
+    })()`)) as { min: number; max: number };
+    expect(axis.max - axis.min).toBeGreaterThanOrEqual(3600 * 1000);
     for (const w of [admin, ops]) {
       expect(w.complaints).toEqual([]);
       expect(w.failures).toEqual([]);

@@ -556,11 +556,16 @@ async function renderChart(history) {
   const Chart = await loadChartLibrary();
   const canvas = /** @type {HTMLCanvasElement} */ (byId('usage-chart'));
   // The lines step at each change and run on to the time of the answer.
+  // Nothing to draw before the first change (a firm that never subscribed).
+  byId('usage-chart-figure').hidden = history.points.length === 0;
+  if (history.points.length === 0) return;
   const points = [...history.points];
   const last = points[points.length - 1];
-  if (last && Date.parse(history.to) > Date.parse(last.at))
-    points.push({ ...last, at: history.to });
-  state.chartSpanMs = points.length ? Date.parse(history.to) - Date.parse(points[0].at) : 0;
+  // The axis spans at least an hour, so that a single change still draws as a line.
+  const start = Date.parse(points[0].at);
+  const end = Math.max(Date.parse(history.to), start + 3600 * 1000);
+  if (end > Date.parse(last.at)) points.push({ ...last, at: new Date(end).toISOString() });
+  state.chartSpanMs = end - start;
   /** @param {(p: UsagePoint) => number} value */
   const series = (value) => points.map((p) => ({ x: Date.parse(p.at), y: value(p) }));
   const data = {
@@ -598,6 +603,7 @@ async function renderChart(history) {
   };
   if (state.chart) {
     state.chart.data = data;
+    Object.assign(state.chart.options.scales.x, { min: start, max: end });
     state.chart.update();
     return;
   }
@@ -613,6 +619,8 @@ async function renderChart(history) {
       scales: {
         x: {
           type: 'linear',
+          min: start,
+          max: end,
           ticks: {
             maxTicksLimit: 6,
             color: '#333',
@@ -676,7 +684,11 @@ function renderCrossings(points) {
     }
     previous = point.usagePercent;
   }
-  if (lines.length === 0) lines.push('Usage has not reached 80 % of the licenses.');
+  if (lines.length === 0) {
+    lines.push(
+      points.length === 0 ? 'No license usage yet.' : 'Usage has not reached 80 % of the licenses.',
+    );
+  }
   byId('usage-crossings').replaceChildren(...lines.map((line) => h('li', {}, [line])));
 }
 
