@@ -82,7 +82,9 @@ describe('npm run token', () => {
     const claims = verified(link.hash.slice(7));
     expect(claims.exp! - claims.iat!).toBe(60);
 
-    const named = await token(['--role', 'operator', '--firm', 'acme', '--url'], { HOST: 'mfa.internal' });
+    const named = await token(['--role', 'operator', '--firm', 'acme', '--url'], {
+      HOST: 'mfa.internal',
+    });
     expect(linkOf(named.stdout).origin).toBe('http://mfa.internal:3000');
 
     const behindProxy = await token(['--role', 'operator', '--firm', 'acme', '--url'], {
@@ -131,7 +133,9 @@ describe('npm run token', () => {
       expect(lines[0]).toMatch(message);
       expect(lines[0]).not.toMatch(/\bat .+:\d+/);
     }
-    const badConfig = await token(['--role', 'operator', '--firm', 'acme', '--url'], { PORT: 'eighty' });
+    const badConfig = await token(['--role', 'operator', '--firm', 'acme', '--url'], {
+      PORT: 'eighty',
+    });
     expect(badConfig.code).toBe(2);
     expect(badConfig.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
