@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ChainingEventStore } from '../src/event-store/chaining-event-store';
 import { EventStore, NewEvent } from '../src/event-store/event-store.port';
 import { SqliteEventStore } from '../src/event-store/sqlite-event-store';
+import { BenchOptions, figures, Section } from './report';
 
 /**
  * Durable single-event appends on the embedded store, beside the ceiling the
@@ -14,10 +15,11 @@ import { SqliteEventStore } from '../src/event-store/sqlite-event-store';
  * Each append is measured without hash chains, with them as the service
  * makes them (linked in the write transaction, ADR 0017), and behind the
  * decorator KurrentDB uses (one read of the predecessor before the append),
- * alternately in the same run.
- *   npm run bench            (BENCH_N=3000 to change the count)
+ * alternately in the same run. Beside them, the peer: the same
+ * append-then-read workload on Emmett's SQLite event store and on ours.
+ *   npm run bench -- --only event-store   (BENCH_N=3000 to change the count)
  */
-const N = Number(process.env.BENCH_N ?? 2000);
+let N = Number(process.env.BENCH_N ?? 2000);
 const CONCURRENCY = 50;
 
 function event(i: number): NewEvent {
@@ -42,16 +44,20 @@ function rate(count: number, startedAt: bigint): number {
   return Math.round(count / (Number(process.hrtime.bigint() - startedAt) / 1e9));
 }
 
-function rawTransactions(dir: string): number {
-  const db = new Database(join(dir, 'raw.sqlite'));
+/**
+ * The one-fsync ceiling: raw better-sqlite3 single-row transactions, WAL +
+ * synchronous=FULL, one after another, in `dir`; answers transactions per second.
+ */
+export function rawTransactions(dir: string, n = N): number {
+  const db = new Database(join(dir, `raw-${randomUUID()}.sqlite`));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, data TEXT)');
   const insert = db.prepare('INSERT INTO t (event_id, data) VALUES (?, ?)');
   const oneRow = db.transaction((i: number) => insert.run(randomUUID(), JSON.stringify(event(i))));
   const started = process.hrtime.bigint();
-  for (let i = 0; i < N; i++) oneRow.immediate(i);
-  const result = rate(N, started);
+  for (let i = 0; i < n; i++) oneRow.immediate(i);
+  const result = rate(n, started);
   db.close();
   return result;
 }
@@ -119,11 +125,110 @@ async function existingStreamAppends(dir: string, open: Open, name: string): Pro
   return result;
 }
 
-async function main(): Promise<void> {
+/**
+ * The peer, side by side: one event appended to a new stream (expected: no
+ * stream), then that stream read back, one after the other, on Emmett's SQLite
+ * event store (@event-driven-io/emmett-sqlite on sqlite3: WAL and SQLite's
+ * default synchronous=FULL, read back from its own connection below) and on
+ * ours (WAL, synchronous=FULL, chained as the service runs it).
+ *
+ * Emmett is measured through its own appendToStream and readStream on one
+ * open connection (its sqliteConnection). Its getSQLiteEventStore opens and
+ * closes a connection at every call, without waiting for the close nor for
+ * its `PRAGMA journal_mode = WAL`; here, under load, that failed within a
+ * thousand appends with SQLITE_BUSY "cannot commit transaction - SQL
+ * statements in progress". It is tried too, and its rate or failure is given
+ * in the figure's note.
+ */
+async function appendThenRead(dir: string, count: number) {
+  const emmett = await import('@event-driven-io/emmett-sqlite');
+  const emmettFile = (round: number) => join(dir, `emmett-${round}.sqlite`);
+  const emmettOneConnection = async (round: number) => {
+    const connection = emmett.sqliteConnection({ fileName: emmettFile(round) });
+    try {
+      await emmett.createEventStoreSchema(connection);
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < count; i++) {
+        const { data } = event(i);
+        const appended = await emmett.appendToStream(
+          connection,
+          `bench-${i}`,
+          'bench',
+          [{ type: 'BenchmarkEvent', data }],
+          { expectedStreamVersion: 0n },
+        );
+        if (!appended.success) throw new Error('Emmett: the append was refused');
+        const read = await emmett.readStream(connection, `bench-${i}`);
+        if (read.events.length !== 1) throw new Error('Emmett: the append is not read back');
+      }
+      return rate(count, started);
+    } finally {
+      connection.close();
+    }
+  };
+  const emmettStore = async () => {
+    const store = emmett.getSQLiteEventStore({ fileName: join(dir, 'emmett-store.sqlite') });
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      const { data } = event(i);
+      await store.appendToStream(`bench-${i}`, [{ type: 'BenchmarkEvent', data }], {
+        expectedStreamVersion: 0n,
+      });
+      const read = await store.readStream(`bench-${i}`);
+      if (read.events.length !== 1) throw new Error('Emmett: the append is not read back');
+    }
+    return rate(count, started);
+  };
+  const ours = async (round: number) => {
+    const store = new SqliteEventStore(join(dir, `ours-${round}.sqlite`));
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      await store.appendToStream(`bench-${i}`, [event(i)], 'no_stream');
+      const read = await store.readStream(`bench-${i}`);
+      if (read.length !== 1) throw new Error('ours: the append is not read back');
+    }
+    const result = rate(count, started);
+    await store.close();
+    return result;
+  };
+  let bestEmmett = 0;
+  let bestOurs = 0;
+  for (const round of [1, 2]) {
+    if (round === 1) {
+      bestEmmett = Math.max(bestEmmett, await emmettOneConnection(round));
+      bestOurs = Math.max(bestOurs, await ours(round));
+    } else {
+      bestOurs = Math.max(bestOurs, await ours(round));
+      bestEmmett = Math.max(bestEmmett, await emmettOneConnection(round));
+    }
+  }
+  let storeOutcome: string;
+  try {
+    storeOutcome = `${await emmettStore()}/s`;
+  } catch (error) {
+    storeOutcome = `failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  // Same durability: what Emmett's connection runs with (it sets WAL only).
+  const connection = emmett.sqliteConnection({ fileName: emmettFile(1) });
+  const mode = await connection.querySingle<{ journal_mode: string }>('PRAGMA journal_mode');
+  const sync = await connection.querySingle<{ synchronous: number }>('PRAGMA synchronous');
+  connection.close();
+  return {
+    emmett: bestEmmett,
+    ours: bestOurs,
+    durability: `journal_mode=${mode?.journal_mode}, synchronous=${sync?.synchronous === 2 ? 'FULL' : sync?.synchronous}`,
+    storeOutcome,
+  };
+}
+
+async function run({ quick, log }: BenchOptions) {
+  if (quick) N = 300;
+  const figure = figures('event-store');
   const dir = mkdtempSync(join(tmpdir(), 'mfa-bench-'));
   try {
-    console.log(`Embedded event store, ${N} single-event appends each, WAL + synchronous=FULL`);
-    const raw = rawTransactions(dir);
+    log(`Embedded event store, ${N} single-event appends each, WAL + synchronous=FULL`);
+    // The ceiling before and after the appends, best kept, as the appends are.
+    let raw = rawTransactions(dir);
     const rows: Array<[string, number]> = [];
     const pair = async (
       label: string,
@@ -147,17 +252,32 @@ async function main(): Promise<void> {
     await pair('one append at a time, new streams', sequentialAppends);
     await pair(`${CONCURRENCY} concurrent appenders, new streams`, concurrentAppends);
     await pair(`${CONCURRENCY} concurrent appenders, existing streams`, existingStreamAppends);
-    console.log(
-      `  ${'raw better-sqlite3 single-row transactions (ceiling)'.padEnd(76)} ${String(raw).padStart(7)} /s  1.00x`,
-    );
-    for (const [name, perSecond] of rows) {
-      console.log(
-        `  ${name.padEnd(76)} ${String(perSecond).padStart(7)} /s  ${(perSecond / raw).toFixed(2)}x`,
-      );
-    }
+    raw = Math.max(raw, rawTransactions(dir));
+    const peer = await appendThenRead(dir, quick ? 100 : Math.min(N, 1000));
+    const result = [
+      figure("raw SQLite single-row fsync'd transactions (one-fsync ceiling)", raw, '/s'),
+      ...rows.map(([name, perSecond]) =>
+        figure(`appends: ${name}`, perSecond, '/s', { ceiling: raw }),
+      ),
+      figure('peer: Emmett SQLite, append then read, one at a time', peer.emmett, '/s', {
+        ceiling: raw,
+        note: `${peer.durability}; its appendToStream and readStream on one connection; getSQLiteEventStore (a connection per call): ${peer.storeOutcome}`,
+      }),
+      figure('peer: ours, append then read, one at a time', peer.ours, '/s', { ceiling: raw }),
+      figure('peer: ours / Emmett, same workload and durability', peer.ours / peer.emmett, 'x', {
+        ratio: null,
+        note: `Emmett ${peer.durability}; ours WAL, synchronous=FULL`,
+      }),
+    ];
+    return result;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-void main();
+export const eventStoreSection: Section = {
+  name: 'event-store',
+  description:
+    "durable appends on the embedded store beside raw fsync'd transactions; the Emmett peer",
+  run,
+};

@@ -93,6 +93,8 @@ interface CachedState {
   state: unknown;
   revision: bigint;
   position: bigint;
+  /** The log position through which the state is known current (-1n: read before use). */
+  checkedThrough: bigint;
 }
 
 interface Loaded<State> {
@@ -220,11 +222,14 @@ export class CommandHandler {
             const { decider, streamId } = participants[key];
             const state = evolveAll(decider, loaded[index].state, events[key]);
             if (events[key].length > 0) {
+              // The append's own position: the store's expected-revision check proved that
+              // nothing else was in the stream then; anything later shows in its log.
               this.remember(
                 streamId,
                 decider,
                 state,
                 results[index].nextExpectedRevision,
+                results[index].position,
                 results[index].position,
               );
             }
@@ -339,6 +344,17 @@ export class CommandHandler {
     if (decider.stateIsInLastEvent) return this.loadLastState(streamId, decider);
     const cached = this.folded.get(streamId);
     const from = cached?.decider === decider ? cached : undefined;
+    // Nothing appended to the stream since the cached state was last known current (by any
+    // process, as the store's log says): no read. Otherwise read after the cached revision.
+    if (from && this.store.streamChangedSince?.(streamId, from.checkedThrough) === false) {
+      return {
+        state: from.state as State,
+        expectedRevision: from.revision,
+        lastPosition: from.position,
+      };
+    }
+    // Taken before the read: the read holds every event of the stream up to it.
+    const checkedThrough = this.store.checkedHead?.() ?? -1n;
     const recorded = await this.store.readStream(
       streamId,
       from ? { fromRevision: from.revision + 1n } : {},
@@ -351,7 +367,9 @@ export class CommandHandler {
     const last = recorded[recorded.length - 1];
     const revision = last ? last.revision : from?.revision;
     const position = last ? last.position : (from?.position ?? 0n);
-    if (revision !== undefined) this.remember(streamId, decider, state, revision, position);
+    if (revision !== undefined) {
+      this.remember(streamId, decider, state, revision, position, checkedThrough);
+    }
     return {
       state,
       expectedRevision: revision ?? 'no_stream',
@@ -439,10 +457,11 @@ export class CommandHandler {
     state: unknown,
     revision: bigint,
     position: bigint,
+    checkedThrough: bigint,
   ): void {
     if ((decider as Folding<DomainEvent, unknown>).stateIsInLastEvent) return;
     this.folded.delete(streamId);
-    this.folded.set(streamId, { decider, state, revision, position });
+    this.folded.set(streamId, { decider, state, revision, position, checkedThrough });
     if (this.folded.size > MAX_CACHED_STREAMS) {
       this.folded.delete(this.folded.keys().next().value as string);
     }

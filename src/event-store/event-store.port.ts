@@ -213,6 +213,23 @@ export interface EventStore {
   readCommand(streamId: string, commandId: string): Promise<RecordedEvent[]>;
   /** A stream that does not exist reads as empty. */
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
+  /**
+   * Optional, for stores that can tell cheaply (SQLite): whether `streamId`
+   * may hold an event at a global position after `position`, appends of
+   * every writer counted, this process's and other processes' alike, as of
+   * this call. `false` only when the store knows that nothing was appended to
+   * the stream after `position`; `true` when something was; `undefined` when
+   * it cannot tell (a position older than what it tracks): read the stream.
+   * With it the command handler answers from its folded state without
+   * reading the stream (docs/architecture.md, "Reads on the hot path").
+   */
+  streamChangedSince?(streamId: string, position: bigint): boolean | undefined;
+  /**
+   * With `streamChangedSince`: the position through which the store has
+   * checked the log for appends, as of this call. A stream read after this
+   * call holds at least every event of that stream up to that position.
+   */
+  checkedHead?(): bigint;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Reads the global log in large pages, keeping only some event types (for rebuilds). */
   readPage(options: ReadPageOptions): Promise<LogPage>;

@@ -83,6 +83,9 @@ interface StreamHead {
 
 const HASH = /^[0-9a-f]{64}$/;
 
+/** How many changed streams the tail check remembers before it starts over (streamChangedSince). */
+const MAX_TRACKED_STREAMS = 100_000;
+
 /**
  * The embedded event log: one SQLite file in WAL mode.
  *
@@ -110,6 +113,18 @@ export class SqliteEventStore implements EventStore {
   private walWatcher: FSWatcher | undefined;
   private lastDataVersion = 0;
   private closed = false;
+  /**
+   * The streams appended to since `from` (a log position), each with the
+   * position of its last event: read from the log's tail, at most once per
+   * turn of the event loop, so that a reader learns with one statement which
+   * of its cached streams changed (streamChangedSince).
+   */
+  private readonly tail = {
+    from: 0n,
+    head: 0n,
+    lastChange: new Map<string, bigint>(),
+    checkedThisTurn: false,
+  };
 
   constructor(
     private readonly file: string,
@@ -174,6 +189,10 @@ export class SqliteEventStore implements EventStore {
       ),
       readAll: this.db.prepare(`SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?`),
       head: this.db.prepare('SELECT coalesce(max(position), 0) FROM events').pluck(),
+      // The appends after a position: a rowid range, usually empty or a few rows.
+      tail: this.db
+        .prepare('SELECT position, stream_id FROM events WHERE position > ? ORDER BY position')
+        .raw(),
       // Pages for rebuilds: a range of positions (a rowid range scan), rows as arrays,
       // and only the wanted types are handed to JavaScript and parsed.
       page: this.db
@@ -218,6 +237,41 @@ export class SqliteEventStore implements EventStore {
       this.appendInTransaction(request.appends),
     );
     this.lastDataVersion = Number(this.db.pragma('data_version', { simple: true }));
+    this.tail.from = this.tail.head = this.statements.head.get() as bigint;
+  }
+
+  streamChangedSince(streamId: string, position: bigint): boolean | undefined {
+    this.checkTail();
+    if (position < this.tail.from) return undefined;
+    return (this.tail.lastChange.get(streamId) ?? 0n) > position;
+  }
+
+  checkedHead(): bigint {
+    this.checkTail();
+    return this.tail.head;
+  }
+
+  /**
+   * Reads the appends committed since the last check, by any connection. Once
+   * per turn: every request answered in this turn arrived before the check
+   * (its bytes were read in this turn or an earlier one), so it sees every
+   * append committed before it was sent. The turn ends at the next tick; this
+   * connection's own commits end it at once (flush).
+   */
+  private checkTail(): void {
+    if (this.tail.checkedThisTurn || this.closed) return;
+    const rows = this.statements.tail.all(this.tail.head) as Array<[bigint, string]>;
+    for (const [position, streamId] of rows) this.tail.lastChange.set(streamId, position);
+    if (rows.length > 0) this.tail.head = rows[rows.length - 1][0];
+    // Bounded: past this many streams, forget them all; states checked before are read again.
+    if (this.tail.lastChange.size > MAX_TRACKED_STREAMS) {
+      this.tail.lastChange.clear();
+      this.tail.from = this.tail.head;
+    }
+    this.tail.checkedThisTurn = true;
+    process.nextTick(() => {
+      this.tail.checkedThisTurn = false;
+    });
   }
 
   async appendToStream(
@@ -289,6 +343,7 @@ export class SqliteEventStore implements EventStore {
       return;
     }
     // Only now is the group durable: answer the callers, then wake the subscribers.
+    this.tail.checkedThisTurn = false;
     batch.forEach((request, index) => {
       const outcome = outcomes[index];
       if (outcome.result) request.resolve(outcome.result);

@@ -52,6 +52,16 @@ export type Authentication = { principal: Principal } | { refusal: ProblemExcept
 /** Seconds of clock skew allowed between the token's issuer and this service (exp, nbf, iat). */
 export const CLOCK_TOLERANCE_SECONDS = 5;
 
+/** How many verified tokens TokenVerifier keeps (the oldest out first). */
+const MAX_VERIFIED_TOKENS = 10_000;
+
+interface VerifiedToken {
+  principal: Principal;
+  /** Unix seconds: accepted again while validFrom <= now < validUntil. */
+  validFrom: number;
+  validUntil: number;
+}
+
 /**
  * Verifies bearer tokens (API.md "Auth"): HS256 with the secret or RS256 with
  * the public key, `exp` required, `nbf` and `iat` numbers when present, `iat`
@@ -63,6 +73,12 @@ export class TokenVerifier {
   private readonly verifyKey: jwt.Secret;
   private readonly algorithms: jwt.Algorithm[];
   private readonly maxAgeSeconds: number | null;
+  /**
+   * Tokens verified before, by their exact text: the principal, and the
+   * seconds within which every time check passes again. The same bearer comes
+   * back at each request of a session; its signature is checked once.
+   */
+  private readonly verified = new Map<string, VerifiedToken>();
 
   constructor(config: AppConfig) {
     // Key objects built once: given a string, jsonwebtoken tries to parse it as a PEM key on
@@ -88,9 +104,45 @@ export class TokenVerifier {
   private principalOf(header: string | undefined): Principal {
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header ?? '');
     if (!match) throw unauthorized('A bearer token is required.');
+    const token = match[1];
+    // jsonwebtoken's clock: whole seconds. Outside the window, the full check below answers.
+    const clock = Math.floor(Date.now() / 1000);
+    const known = this.verified.get(token);
+    if (known && clock >= known.validFrom && clock < known.validUntil) return known.principal;
+    const principal = this.verify(token);
+    this.remember(token, principal, clock);
+    return principal;
+  }
+
+  /**
+   * The seconds in which jsonwebtoken and the checks below accept this token
+   * again: from nbf (less the skew), until exp and, with a maximum age, until
+   * iat + that age (plus the skew, exclusive). An iat accepted once stays
+   * accepted as time goes on. Read from the verified payload itself.
+   */
+  private remember(token: string, principal: Principal, clock: number): void {
+    const claims = jwt.decode(token, { json: true });
+    if (!claims || typeof claims.exp !== 'number') return;
+    let validUntil = claims.exp + CLOCK_TOLERANCE_SECONDS;
+    if (this.maxAgeSeconds !== null) {
+      if (typeof claims.iat !== 'number') return;
+      validUntil = Math.min(validUntil, claims.iat + this.maxAgeSeconds + CLOCK_TOLERANCE_SECONDS);
+    }
+    const validFrom =
+      typeof claims.nbf === 'number' ? claims.nbf - CLOCK_TOLERANCE_SECONDS : -Infinity;
+    if (!(clock >= validFrom && clock < validUntil)) return;
+    this.verified.delete(token);
+    // Shared by every request carrying this token: frozen.
+    this.verified.set(token, { principal: Object.freeze(principal), validFrom, validUntil });
+    if (this.verified.size > MAX_VERIFIED_TOKENS) {
+      this.verified.delete(this.verified.keys().next().value as string);
+    }
+  }
+
+  private verify(token: string): Principal {
     let claims: jwt.JwtPayload;
     try {
-      const decoded = jwt.verify(match[1], this.verifyKey, {
+      const decoded = jwt.verify(token, this.verifyKey, {
         algorithms: this.algorithms,
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
         // jsonwebtoken measures the age from iat (and requires it) when maxAge is set.

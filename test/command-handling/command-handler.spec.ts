@@ -199,6 +199,38 @@ describe('CommandHandler', () => {
     expect((await store.readStream('shared')).map((e) => e.data.total)).toEqual([1, 11, 111, 1111]);
   });
 
+  it('another process appending on the same file is seen by a cached state, and an untouched one is not read', async () => {
+    const mine = new CommandHandler(store, clock);
+    const otherProcess = new SqliteEventStore(join(dir, 'events.sqlite'));
+    try {
+      const theirs = new CommandHandler(otherProcess, clock);
+      await mine.handle('foreign', counter, { amount: 1 }, envelope('f-1'));
+      await mine.handle('untouched', counter, { amount: 5 }, envelope('f-2'));
+      await new Promise((resolve) => setImmediate(resolve));
+      const reads = jest.spyOn(store, 'readStream');
+      expect((await mine.load('untouched', counter)).state).toBe(5);
+      expect(reads).not.toHaveBeenCalled();
+      await theirs.handle('foreign', counter, { amount: 10 }, envelope('f-3'));
+      await new Promise((resolve) => setImmediate(resolve));
+      const loaded = await mine.load('foreign', counter);
+      expect(loaded.state).toBe(11);
+      expect(loaded.expectedRevision).toBe(1n);
+      expect(reads).toHaveBeenCalledTimes(1);
+      reads.mockRestore();
+      // Its next command is decided on that state, and the other's next on its own.
+      await mine.handle('foreign', counter, { amount: 100 }, envelope('f-4'));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(
+        (await theirs.handle('foreign', counter, { amount: 1000 }, envelope('f-5'))).state,
+      ).toBe(1111);
+      expect((await store.readStream('foreign')).map((e) => e.data.total)).toEqual([
+        1, 11, 111, 1111,
+      ]);
+    } finally {
+      await otherProcess.close();
+    }
+  });
+
   it('a stream whose events carry the state is decided on its last event alone', async () => {
     const handler = new CommandHandler(store, clock);
     for (let i = 0; i < 5; i++) {

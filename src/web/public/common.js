@@ -332,3 +332,31 @@ export function showSignedIn() {
   button.hidden = false;
   button.addEventListener('click', signOut);
 }
+
+/** @type {Map<string, Promise<any>>} */
+const scripts = new Map();
+
+/**
+ * Loads a library's script (from this origin, so the page policy allows it)
+ * when a page first needs it rather than with the page, and answers the
+ * global it defines. A failed load can be tried again.
+ * @param {string} src e.g. `/ui/vendor/chart.umd.min.js`
+ * @param {string} global the name the script defines on `window`
+ * @returns {Promise<any>}
+ */
+export function loadScript(src, global) {
+  let loading = scripts.get(src);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      const script = h('script', { src });
+      script.addEventListener('load', () => resolve(/** @type {any} */ (window)[global]));
+      script.addEventListener('error', () => {
+        scripts.delete(src);
+        reject(new ApiError(0, { title: 'A part of the page could not be loaded. Try again.' }));
+      });
+      document.head.append(script);
+    });
+    scripts.set(src, loading);
+  }
+  return loading;
+}
