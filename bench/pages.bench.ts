@@ -83,7 +83,8 @@ async function navigate(
   try {
     const page = await context.newPage();
     const response = await page.goto(url);
-    if (!response?.ok()) throw new Error(`${url} answered ${response?.status()}`);
+    // The path only: the fragment holds a token.
+    if (!response?.ok()) throw new Error(`${new URL(url).pathname} answered ${response?.status()}`);
     // The page marks when it first shows its data (performance.mark('mfa:ready')).
     if (pageReady) {
       await page.waitForFunction(

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { ADDRESS_LIMIT_EXEMPT } from './rate-limits';
 import { PAGE_HELMET } from './security-headers';
 
 /** One file a page loads: its URL path, its media type and where its bytes come from. */
@@ -35,8 +36,16 @@ export const SVG = 'image/svg+xml';
  * while they are unchanged, so a new release is never hidden behind a stale
  * copy. Pages hold no data (they read it from the API with the user's token),
  * so caching them reveals nothing.
+ *
+ * `addressLimitExempt`: the files do not count against the limit on requests
+ * without a token per client address (they carry none, are fixed bytes kept
+ * in memory, and a whole office may load them from one address at once).
  */
-export function servePageFiles(fastify: FastifyInstance, files: readonly PageFile[]): void {
+export function servePageFiles(
+  fastify: FastifyInstance,
+  files: readonly PageFile[],
+  options: { addressLimitExempt?: boolean } = {},
+): void {
   for (const file of files) {
     let cached: { body: Buffer | string; etag: string } | undefined;
     const load = () => {
@@ -52,6 +61,7 @@ export function servePageFiles(fastify: FastifyInstance, files: readonly PageFil
       url: file.path,
       // @fastify/helmet reads a route's `helmet` option: the page policy instead of the API's.
       ...({ helmet: PAGE_HELMET } as object),
+      config: { [ADDRESS_LIMIT_EXEMPT]: options.addressLimitExempt === true },
       handler: (request, reply) => {
         const { body, etag } = load();
         reply.header('cache-control', 'no-cache').header('etag', etag);

@@ -190,7 +190,13 @@ export class RateLimitGuard implements CanActivate {
 }
 
 /** Routes every caller may reach however many anonymous requests its address sent. */
-const ADDRESS_LIMIT_EXEMPT = new Set(['/health']);
+const ADDRESS_LIMIT_EXEMPT_URLS = new Set(['/health']);
+
+/**
+ * A route's `config` flag with the same effect, for routes registered
+ * elsewhere (the web pages' fixed files: servePageFiles).
+ */
+export const ADDRESS_LIMIT_EXEMPT = 'addressLimitExempt';
 
 /**
  * The Fastify side of authentication and limits, registered before any route:
@@ -200,7 +206,9 @@ const ADDRESS_LIMIT_EXEMPT = new Set(['/health']);
  *   valid token against its address; over the limit it is answered 429 at
  *   once, its body unread (and then the connection closed). `/health` is exempt: a
  *   load balancer's probe must not be refused because of a flood from its
- *   address (it has no token, and it is cheap).
+ *   address (it has no token, and it is cheap). So are the web pages' fixed
+ *   files (route config ADDRESS_LIMIT_EXEMPT): a whole office opens /enroll
+ *   from one address; their API calls carry tokens and are limited as usual.
  * - onResponse: settle a verification's reserved failures with the status
  *   that was sent (401 is a failed verification). A request whose client went
  *   away before an answer keeps its reservation: counted as a failure.
@@ -216,7 +224,9 @@ export function installRateLimitHooks(
     const authenticated = request as LimitedRequest;
     authenticated.authentication = verifier.authenticate(request.headers.authorization);
     if ('principal' in authenticated.authentication) return;
-    if (ADDRESS_LIMIT_EXEMPT.has(request.routeOptions.url ?? '')) return;
+    if (ADDRESS_LIMIT_EXEMPT_URLS.has(request.routeOptions.url ?? '')) return;
+    const config = request.routeOptions.config as unknown as Record<string, unknown> | undefined;
+    if (config?.[ADDRESS_LIMIT_EXEMPT] === true) return;
     try {
       await limits.countAnonymous(request.ip);
     } catch (error) {

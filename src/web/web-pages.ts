@@ -56,7 +56,10 @@ export function webPageFiles(): PageFile[] {
   ];
 }
 
-/** Routes for the pages (GET and HEAD), under the pages' Content-Security-Policy. */
+/**
+ * Routes for the pages (GET and HEAD), under the pages' Content-Security-Policy,
+ * outside the per-address limit on requests without a token (they carry none).
+ */
 export function serveWebPages(fastify: FastifyInstance): void {
-  servePageFiles(fastify, webPageFiles());
+  servePageFiles(fastify, webPageFiles(), { addressLimitExempt: true });
 }

@@ -301,6 +301,12 @@ describe('requests without a valid token, per address', () => {
 
     expect((await service.api.get('/health')).status).toBe(200);
     expect((await service.api.get('/v1/firms/acme/mfa/subscription', operator)).status).toBe(200);
+    // The web pages' fixed files (no token: the page reads its token from the fragment) go
+    // on too: a firm's whole staff opens /enroll from one office address on the day MFA is
+    // switched on. Their API calls carry the user's token, limited as any other call.
+    for (const path of ['/admin', '/enroll', '/ui/app.css', '/ui/common.js', '/ui/admin.js']) {
+      expect([path, (await service.api.get(path)).status]).toEqual([path, 200]);
+    }
   });
 });
 
