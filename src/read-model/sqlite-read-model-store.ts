@@ -217,33 +217,41 @@ export class SqliteReadModelStore implements ReadModelStore {
   ): Promise<void> {
     this.schemas.set(schema.projection, schema);
     const target = { projection: schema.projection, generation };
-    this.db.transaction(() => {
-      for (const spec of schema.collections) {
-        const table = physicalName(target, spec.name);
-        const columns = spec.fields.map((field) => `, ${column(field)}`).join('');
-        const seq = spec.search?.length ? 'seq INTEGER PRIMARY KEY, ' : '';
-        this.db.exec(
-          `CREATE TABLE IF NOT EXISTS "${table}" (${seq}id TEXT NOT NULL ${seq ? 'UNIQUE' : 'PRIMARY KEY'}, doc TEXT NOT NULL${columns})`,
-        );
-        // A generation made by an older version of the projection, still served while the
-        // new version's generation is built, is written by the new code: give it the new fields.
-        const existing = new Set(
-          (this.db.pragma(`table_info("${table}")`) as Array<{ name: string }>).map((c) => c.name),
-        );
-        for (const field of spec.fields) {
-          if (!existing.has(column(field))) {
-            this.db.exec(`ALTER TABLE "${table}" ADD COLUMN ${column(field)}`);
-          }
-        }
-        if (options.indexes === false) continue;
-        spec.indexes.forEach((fields, index) => {
+    // IMMEDIATE: the write lock first. A deferred transaction reads the schema, then its
+    // first write fails at once with SQLITE_BUSY (busy_timeout does not apply) when another
+    // process committed in between: the running service, while a rebuild prepares beside it.
+    this.db
+      .transaction(() => {
+        for (const spec of schema.collections) {
+          const table = physicalName(target, spec.name);
+          const columns = spec.fields.map((field) => `, ${column(field)}`).join('');
+          const seq = spec.search?.length ? 'seq INTEGER PRIMARY KEY, ' : '';
           this.db.exec(
-            `CREATE INDEX IF NOT EXISTS "${table}_i${index}" ON "${table}" (${fields.map(column).join(', ')})`,
+            `CREATE TABLE IF NOT EXISTS "${table}" (${seq}id TEXT NOT NULL ${seq ? 'UNIQUE' : 'PRIMARY KEY'}, doc TEXT NOT NULL${columns})`,
           );
-        });
-        if (spec.search?.length && existing.has('seq')) this.createSearchIndex(table, spec.search);
-      }
-    })();
+          // A generation made by an older version of the projection, still served while the
+          // new version's generation is built, is written by the new code: give it the new fields.
+          const existing = new Set(
+            (this.db.pragma(`table_info("${table}")`) as Array<{ name: string }>).map(
+              (c) => c.name,
+            ),
+          );
+          for (const field of spec.fields) {
+            if (!existing.has(column(field))) {
+              this.db.exec(`ALTER TABLE "${table}" ADD COLUMN ${column(field)}`);
+            }
+          }
+          if (options.indexes === false) continue;
+          spec.indexes.forEach((fields, index) => {
+            this.db.exec(
+              `CREATE INDEX IF NOT EXISTS "${table}_i${index}" ON "${table}" (${fields.map(column).join(', ')})`,
+            );
+          });
+          if (spec.search?.length && existing.has('seq'))
+            this.createSearchIndex(table, spec.search);
+        }
+      })
+      .immediate();
     for (const spec of schema.collections)
       this.searchIndexes.delete(physicalName(target, spec.name));
     return Promise.resolve();
@@ -295,20 +303,22 @@ export class SqliteReadModelStore implements ReadModelStore {
 
   dropGeneration(schema: ReadModelSchema, generation: number): Promise<void> {
     const target = { projection: schema.projection, generation };
-    this.db.transaction(() => {
-      for (const spec of schema.collections) {
-        const table = physicalName(target, spec.name);
-        this.db.exec(`DROP TABLE IF EXISTS "${table}_fts"; DROP TABLE IF EXISTS "${table}"`);
-        this.searchIndexes.delete(table);
-      }
-      this.statement(
-        'DELETE FROM projection_checkpoints WHERE projection = ? AND generation = ?',
-      ).run(schema.projection, generation);
-      this.statement('DELETE FROM consumer_quarantine WHERE consumer = ? AND generation = ?').run(
-        schema.projection,
-        generation,
-      );
-    })();
+    this.db
+      .transaction(() => {
+        for (const spec of schema.collections) {
+          const table = physicalName(target, spec.name);
+          this.db.exec(`DROP TABLE IF EXISTS "${table}_fts"; DROP TABLE IF EXISTS "${table}"`);
+          this.searchIndexes.delete(table);
+        }
+        this.statement(
+          'DELETE FROM projection_checkpoints WHERE projection = ? AND generation = ?',
+        ).run(schema.projection, generation);
+        this.statement('DELETE FROM consumer_quarantine WHERE consumer = ? AND generation = ?').run(
+          schema.projection,
+          generation,
+        );
+      })
+      .immediate();
     // Statements on dropped tables are invalid now.
     for (const sql of [...this.statements.keys()]) {
       if (sql.includes(`rm_`)) this.statements.delete(sql);
@@ -514,16 +524,18 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   recordSkip(consumer: string, position: bigint, note: string): Promise<void> {
-    this.db.transaction(() => {
-      this.statement(
-        `INSERT INTO projection_skips (projection, position, note, recorded_at) VALUES (?, ?, ?, ?)
+    this.db
+      .transaction(() => {
+        this.statement(
+          `INSERT INTO projection_skips (projection, position, note, recorded_at) VALUES (?, ?, ?, ?)
          ON CONFLICT DO NOTHING`,
-      ).run(consumer, String(position), note, new Date().toISOString());
-      this.statement('DELETE FROM consumer_quarantine WHERE consumer = ? AND position = ?').run(
-        consumer,
-        String(position),
-      );
-    })();
+        ).run(consumer, String(position), note, new Date().toISOString());
+        this.statement('DELETE FROM consumer_quarantine WHERE consumer = ? AND position = ?').run(
+          consumer,
+          String(position),
+        );
+      })
+      .immediate();
     return Promise.resolve();
   }
 
