@@ -14,12 +14,9 @@ import {
   loadScript,
   h,
   perform,
-  secondsLeft,
-  showSignInProblem,
-  showSignedIn,
   plural,
   reportFailure,
-  signIn,
+  startSignedIn,
   when,
 } from './common.js';
 
@@ -94,32 +91,18 @@ const state = {
 const isSuperuser = () => state.role === 'superuser';
 
 function start() {
-  const claims = signIn();
-  if (!claims) {
-    showSignInProblem(
-      'Open this page from the application: it signs you in with a link of its own, ' +
-        'for this tab only.',
-    );
-    return;
-  }
-  if (claims.role === 'user') {
-    showSignInProblem(
-      "This page is for your firm's administrators. Your own devices and security keys are on the enrollment page: open it from the application.",
-    );
-    return;
-  }
-  if (!['superuser', 'operator'].includes(claims.role) || !claims.firm) {
-    showSignInProblem("This page is for your firm's administrators, with a link for one firm.");
-    return;
-  }
-  if (secondsLeft() <= 0) {
-    showSignInProblem('Your sign-in link has expired. Open this page again from the application.');
-    return;
-  }
+  const claims = startSignedIn((signedIn) => {
+    if (signedIn.role === 'user') {
+      return "This page is for your firm's administrators. Your own devices and security keys are on the enrollment page: open it from the application.";
+    }
+    if (!['superuser', 'operator'].includes(signedIn.role) || !signedIn.firm) {
+      return "This page is for your firm's administrators, with a link for one firm.";
+    }
+    return undefined;
+  });
+  if (!claims) return;
   state.firm = claims.firm;
   state.role = claims.role;
-  showSignedIn();
-  byId('content').hidden = false;
   wireSubscription();
   wireConfiguration();
   wireEnrolledUsers();

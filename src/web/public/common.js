@@ -34,7 +34,7 @@ let claims;
  * @returns {Claims | undefined} the token's claims (not verified here: the
  *   service verifies the token on every call), or undefined when there is none.
  */
-export function signIn() {
+function signIn() {
   const fragment = new URLSearchParams(location.hash.slice(1));
   const given = fragment.get('token');
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
@@ -64,6 +64,39 @@ function decodeClaims(jwt) {
   }
 }
 
+/**
+ * Signs the page in from its link and shows its content, or shows in words
+ * why it cannot: no link, a link the page does not serve (its role or firm),
+ * or an expired one. Both pages start here.
+ * @param {(claims: Claims) => string | undefined} refusal the page's own
+ *   words when the link's role or firm does not fit it, undefined when it does
+ * @returns {(Claims & { firm: string }) | undefined} the claims of a link
+ *   for one firm, or undefined when the page shows a sign-in problem instead
+ */
+export function startSignedIn(refusal) {
+  const signedIn = signIn();
+  if (!signedIn) {
+    showSignInProblem(
+      'Open this page from the application: it signs you in with a link of its own, ' +
+        'for this tab only.',
+    );
+    return undefined;
+  }
+  const refused = refusal(signedIn);
+  const firm = signedIn.firm;
+  if (refused || !firm) {
+    showSignInProblem(refused ?? 'Open this page from the application, with a link for one firm.');
+    return undefined;
+  }
+  if (secondsLeft() <= 0) {
+    showSignInProblem('Your sign-in link has expired. Open this page again from the application.');
+    return undefined;
+  }
+  showSignedIn();
+  byId('content').hidden = false;
+  return { ...signedIn, firm };
+}
+
 /** Forgets the token: the page shows the sign-in problem (the token itself stays valid until it expires). */
 export function signOut() {
   token = undefined;
@@ -72,7 +105,7 @@ export function signOut() {
 }
 
 /** Seconds until the token expires (Infinity without `exp`). */
-export function secondsLeft() {
+function secondsLeft() {
   if (!claims?.exp) return Infinity;
   return claims.exp - Date.now() / 1000;
 }
@@ -274,7 +307,7 @@ export function reportFailure(error) {
  * Shows the page's sign-in problem instead of its content.
  * @param {string} message
  */
-export function showSignInProblem(message) {
+function showSignInProblem(message) {
   announce('');
   byId('sign-out').hidden = true;
   byId('signin-problem-text').textContent = message;
@@ -324,7 +357,7 @@ export function plural(count, noun) {
 }
 
 /** Shows who is signed in in the page header, with the Sign out button. */
-export function showSignedIn() {
+function showSignedIn() {
   if (!claims) return;
   byId('who').textContent =
     `Signed in as ${claims.sub}${claims.firm ? ` · firm ${claims.firm}` : ''}`;

@@ -15,11 +15,8 @@ import {
   loadScript,
   h,
   perform,
-  secondsLeft,
-  showSignInProblem,
-  showSignedIn,
   reportFailure,
-  signIn,
+  startSignedIn,
   when,
 } from './common.js';
 
@@ -54,30 +51,15 @@ function webAuthnBrowser() {
 }
 
 function start() {
-  const claims = signIn();
-  if (!claims) {
-    showSignInProblem(
-      'Open this page from the application: it signs you in with a link of its own, ' +
-        'for this tab only.',
-    );
-    return;
-  }
-  if (claims.role !== 'user' || !claims.firm) {
-    showSignInProblem(
-      claims.role === 'superuser' || claims.role === 'operator'
-        ? "This page is for users enrolling their own devices and security keys. Your firm's MFA is managed on the administration page: open it from the application."
-        : 'This page is for enrolling your own devices and security keys.',
-    );
-    return;
-  }
-  if (secondsLeft() <= 0) {
-    showSignInProblem('Your sign-in link has expired. Open this page again from the application.');
-    return;
-  }
+  const claims = startSignedIn((signedIn) => {
+    if (signedIn.role === 'user' && signedIn.firm) return undefined;
+    return signedIn.role === 'superuser' || signedIn.role === 'operator'
+      ? "This page is for users enrolling their own devices and security keys. Your firm's MFA is managed on the administration page: open it from the application."
+      : 'This page is for enrolling your own devices and security keys.';
+  });
+  if (!claims) return;
   state.firm = claims.firm;
   state.user = claims.sub;
-  showSignedIn();
-  byId('content').hidden = false;
   wire();
   refresh(undefined)
     // When the page first shows its data: what `npm run bench` (section pages) measures.
