@@ -23,12 +23,20 @@ import { BenchOptions, Figure, figures, Section } from './report';
  *   - projection lag p99 between a command's answer and its effect, at
  *     1,000 commands per second over HTTP.
  *   BENCH_EVENTS=1000000 (default) BENCH_LAG_SECONDS=5 npm run bench -- --only read-models
+ *   BENCH_READ_MODELS=rebuild,search,lag (default: all three) runs only the parts named;
+ *   BENCH_CPU_PROF=dir writes a .cpuprofile of the rebuilding process and of the
+ *   service under the lag load into dir (node --cpu-prof; slower while profiling).
  */
 let EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 let BIG_FIRM_USERS = Math.min(100_000, Math.floor(EVENTS / 10));
 let LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 5);
 /** How long the closed-loop command ceiling of the lag bench runs. */
 let CAPACITY_MS = 3000;
+const PARTS = new Set((process.env.BENCH_READ_MODELS ?? 'rebuild,search,lag').split(','));
+/** node flags of the processes measured here: a CPU profile when BENCH_CPU_PROF names a folder. */
+const PROFILE_ARGS = process.env.BENCH_CPU_PROF
+  ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
+  : [];
 /** The log of this bench: `EVENTS` events, `BIG_FIRM_USERS` enrolled users in firm "big". */
 const seed = (file: string) => seedLog(file, { events: EVENTS, bigFirmUsers: BIG_FIRM_USERS });
 const figure = figures('read-models');
@@ -105,9 +113,13 @@ async function rebuildBench(dir: string, say: (line: string) => void): Promise<F
   }, events);
   await log.close();
 
-  const child = await runProcess(process.execPath, [__filename, '--rebuild-child', dir], {
-    ...process.env,
-  });
+  const child = await runProcess(
+    process.execPath,
+    [...PROFILE_ARGS, __filename, '--rebuild-child', dir],
+    {
+      ...process.env,
+    },
+  );
   if (child.code !== 0) throw new Error(`rebuild child failed:\n${child.stderr}`);
   const result = JSON.parse(child.stdout.trim().split('\n').pop()!) as {
     events: number;
@@ -276,17 +288,21 @@ const LAG_SECRET = 'bench-secret-bench-secret-bench-secret-0123';
 
 /** The built service in its own process, so that the load below never shares its event loop. */
 async function startService(dataDir: string) {
-  const child = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js')], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      DATA_DIR: dataDir,
-      PORT: '0',
-      MFA_JWT_SECRET: LAG_SECRET,
-      MFA_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
-      NO_COLOR: '1',
+  const child = spawn(
+    process.execPath,
+    [...PROFILE_ARGS, join(__dirname, '..', 'src', 'main.js')],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATA_DIR: dataDir,
+        PORT: '0',
+        MFA_JWT_SECRET: LAG_SECRET,
+        MFA_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
+        NO_COLOR: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -479,9 +495,9 @@ async function run({ quick, log }: BenchOptions): Promise<Figure[]> {
   const dir = mkdtempSync(join(tmpdir(), 'mfa-bench-rm-'));
   try {
     return [
-      ...(await rebuildBench(dir, log)),
-      ...(await searchBench(dir, quick ? 5_000 : 100_000)),
-      ...(await lagBench(dir)),
+      ...(PARTS.has('rebuild') ? await rebuildBench(dir, log) : []),
+      ...(PARTS.has('search') ? await searchBench(dir, quick ? 5_000 : 100_000) : []),
+      ...(PARTS.has('lag') ? await lagBench(dir) : []),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

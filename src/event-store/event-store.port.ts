@@ -147,7 +147,12 @@ export interface FirmPage {
 export interface SubscribeOptions {
   /** Exclusive start: the last position the subscriber has already processed. */
   after: bigint;
-  /** Called with events in log order; the next batch waits until the promise settles. */
+  /**
+   * Called with events in log order; the next batch waits until the promise
+   * settles. The events may be the very objects handed to the store's other
+   * subscriptions (SQLite shares a read among them, ADR 0022): read them, never
+   * change them. The array is the subscriber's own.
+   */
   onEvents: (events: RecordedEvent[]) => Promise<void>;
   /** Called once when the subscription stops on an error (the handler threw, or the store failed). */
   onError?: (error: unknown) => void;

@@ -21,7 +21,7 @@ import {
 } from './event-store.port';
 import { linkEvents, UnhashableEventError } from './chaining-event-store';
 import { fromJsonText, ofFirm } from './stored-event';
-import { SubscriptionLoop } from './subscription-loop';
+import { SharedReads, SubscriptionLoop } from './subscription-loop';
 
 interface EventRow {
   position: number | bigint;
@@ -109,6 +109,8 @@ export class SqliteEventStore implements EventStore {
   private flushScheduled = false;
   private readonly waiters = new Set<() => void>();
   private readonly loops = new Set<SubscriptionLoop>();
+  /** The subscriptions' reads: one per position and turn for all of them (subscription-loop.ts). */
+  private readonly sharedReads = new SharedReads((after, max) => this.readAllNow(after, max));
   private foreignCheck: NodeJS.Timeout | undefined;
   private walWatcher: FSWatcher | undefined;
   private lastDataVersion = 0;
@@ -546,7 +548,7 @@ export class SqliteEventStore implements EventStore {
 
   subscribeToAll(options: SubscribeOptions): StoreSubscription {
     const loop = new SubscriptionLoop(options, {
-      read: (after, max) => Promise.resolve(this.readAllNow(after, max)),
+      read: (after, max) => Promise.resolve(this.sharedReads.read(after, max)),
       waitForChange: () => this.waitForChange(),
     });
     this.loops.add(loop);

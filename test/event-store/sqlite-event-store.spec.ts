@@ -5,6 +5,7 @@ import {
   DuplicateEventIdError,
   WrongExpectedRevisionError,
 } from '../../src/event-store/event-store.port';
+import type { RecordedEvent } from '../../src/event-store/event-store.port';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
 import { tempDir } from '../support/harness';
 import { event, eventStoreContract } from './event-store.contract';
@@ -83,6 +84,94 @@ describe('SQLite event store specifics', () => {
     const reopened = new SqliteEventStore(file);
     expect(await reopened.readStream('s-queued')).toHaveLength(1);
     await reopened.close();
+  });
+
+  /** Subscriptions from various positions and batch sizes, each recording what it was handed. */
+  function follow(store: SqliteEventStore, starts: Array<[bigint, number]>) {
+    const seen = starts.map(() => [] as bigint[]);
+    const subscriptions = starts.map(([after, batchSize], i) =>
+      store.subscribeToAll({
+        after,
+        batchSize,
+        onEvents: (events) => {
+          seen[i].push(...events.map((e) => e.position));
+          return Promise.resolve();
+        },
+      }),
+    );
+    const reached = async (head: bigint) => {
+      while (seen.some((positions, i) => (positions.at(-1) ?? starts[i][0]) < head)) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    return { seen, reached, stop: () => Promise.all(subscriptions.map((s) => s.stop())) };
+  }
+
+  it('hands every event once and in order to subscriptions following the log together while appends go on', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'), { synchronous: 'NORMAL' });
+    for (let i = 0; i < 40; i++)
+      await store.appendToStream(`s-early-${i}`, [event('A')], 'no_stream');
+    const starts: Array<[bigint, number]> = [
+      [0n, 1000],
+      [0n, 1000],
+      [0n, 200],
+      [0n, 7],
+      [10n, 1000],
+      [10n, 200],
+      [40n, 1000],
+      [40n, 3],
+    ];
+    const { seen, reached, stop } = follow(store, starts);
+    // Appends of one to five events, some concurrent (one group commit), while they follow.
+    for (let round = 0; round < 30; round++) {
+      await Promise.all(
+        Array.from({ length: 1 + (round % 3) }, (_, j) =>
+          store.appendToStream(
+            `s-${round}-${j}`,
+            Array.from({ length: 1 + ((round + j) % 5) }, () => event('B')),
+            'no_stream',
+          ),
+        ),
+      );
+      if (round % 4 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const head = await store.headPosition();
+    await reached(head);
+    await stop();
+    starts.forEach(([after], i) => {
+      const expected = Array.from(
+        { length: Number(head - after) },
+        (_, k) => after + BigInt(k + 1),
+      );
+      expect(seen[i]).toEqual(expected);
+    });
+    await store.close();
+  });
+
+  it('reads the log once for the subscriptions at the same position that a commit wakes', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'), { synchronous: 'NORMAL' });
+    await store.appendToStream('s-first', [event('A')], 'no_stream');
+    const starts = Array.from({ length: 8 }, (): [bigint, number] => [1n, 1000]);
+    const { seen, reached, stop } = follow(store, starts);
+    await reached(1n);
+    // Reads that found events, counted from here on.
+    const found: number[] = [];
+    const internals = store as unknown as {
+      readAllNow(after: bigint, max: number): RecordedEvent[];
+    };
+    const readAllNow = internals.readAllNow.bind(store);
+    const spy = jest.spyOn(internals, 'readAllNow').mockImplementation((after, max) => {
+      const events = readAllNow(after, max);
+      if (events.length > 0) found.push(events.length);
+      return events;
+    });
+    await store.appendToStream('s-second', [event('B'), event('C')], 'no_stream');
+    await reached(3n);
+    spy.mockRestore();
+    await stop();
+    expect(seen).toEqual(starts.map(() => [2n, 3n]));
+    expect(found).toEqual([2]);
+    await store.close();
   });
 
   it('wakes a subscription on a commit made through another connection', async () => {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { searchFold } from '../../src/shared/search-folding';
+import { foldByTheRules, searchFold } from '../../src/shared/search-folding';
 
 /*
  * The folded form names are searched in (src/shared/search-folding.ts): the
@@ -98,6 +98,19 @@ describe('search folding', () => {
       fc.property(anyText, anyText, anyText, (before, middle, after) => {
         // Whole grapheme clusters only: a mark cut from its letter is another text.
         expect(searchFold(before + middle + after)).toContain(searchFold(middle));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('answers by the rules for ASCII text too (its fast path)', () => {
+    const every = Array.from({ length: 128 }, (_, code) => String.fromCharCode(code));
+    for (const char of every) expect(searchFold(char)).toBe(foldByTheRules(char));
+    expect(searchFold(every.join(''))).toBe(foldByTheRules(every.join('')));
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary-ascii', maxLength: 24 }), anyText, (ascii, text) => {
+        expect(searchFold(ascii)).toBe(foldByTheRules(ascii));
+        expect(searchFold(ascii + text)).toBe(foldByTheRules(ascii + text));
       }),
       { numRuns: 2000 },
     );
