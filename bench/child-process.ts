@@ -9,7 +9,9 @@ export interface Child {
 /**
  * Runs `node <args>` with only PATH from this environment, plus `env`. With
  * BENCH_CPU_PROF=<dir> the child writes a V8 CPU profile (.cpuprofile) into
- * that folder when it exits, to see where a measured server spends its time.
+ * that folder when it exits normally (the service does on SIGTERM; a process
+ * killed by a signal it does not handle writes none), to see where a measured
+ * server spends its time.
  */
 export function start(args: string[], env: Record<string, string>): Promise<Child> {
   const profileDir = process.env.BENCH_CPU_PROF;

@@ -44,7 +44,8 @@ import {
  * implementation in this file, checked against oathtool when installed.
  *   npm run bench -- --only login   (BENCH_USERS=100000, BENCH_ENROLLED=20000,
  *     BENCH_SECONDS=10, BENCH_CONNECTIONS=50, BENCH_HISTORY=100000 to change the
- *     sizes; BENCH_RATE_LIMITS=on to keep the rate limits, switched off by default)
+ *     sizes; BENCH_RATE_LIMITS=on to keep the rate limits, switched off by default;
+ *     BENCH_CPU_PROF=<dir> for a .cpuprofile of the service, written when it shuts down)
  */
 
 let USERS = Number(process.env.BENCH_USERS ?? 100_000);
