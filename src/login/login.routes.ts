@@ -132,49 +132,47 @@ export function installLoginRoutes(fastify: FastifyInstance, deps: LoginRouteDep
     return value;
   };
 
-  fastify.route({
-    method: 'GET',
-    url: LOGIN_REQUIREMENT_URL,
-    handler: async (request: FastifyRequest, reply: FastifyReply) => {
-      const login = request as LoginRequest;
+  /** A route's handler: its work's result is the answer, an error leaves as problem+json. */
+  const answering =
+    (work: (request: LoginRequest) => Promise<unknown>) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
       try {
-        const params = await admit(login, null);
-        if (!wellFormedIds(params) || !isWellFormedReadQuery(request.query)) {
-          await runPipes(params, { value: request.query, type: 'query', metatype: ReadQuery });
-        }
-        return await deps.requirement.execute(
-          new GetLoginRequirement(params.firmId, params.userId),
-        );
+        return await work(request as LoginRequest);
       } catch (error) {
         answerError(error, request, reply, logger);
         return reply;
       }
-    },
+    };
+
+  fastify.route({
+    method: 'GET',
+    url: LOGIN_REQUIREMENT_URL,
+    handler: answering(async (request) => {
+      const params = await admit(request, null);
+      if (!wellFormedIds(params) || !isWellFormedReadQuery(request.query)) {
+        await runPipes(params, { value: request.query, type: 'query', metatype: ReadQuery });
+      }
+      return deps.requirement.execute(new GetLoginRequirement(params.firmId, params.userId));
+    }),
   });
 
   fastify.route({
     method: 'POST',
     url: TOTP_VERIFY_URL,
-    handler: async (request: FastifyRequest, reply: FastifyReply) => {
-      const login = request as LoginRequest;
-      try {
-        const params = await admit(login, 'verification');
-        const body =
-          wellFormedIds(params) && isWellFormedCode(request.body)
-            ? request.body
-            : ((await runPipes(params, {
-                value: request.body,
-                type: 'body',
-                metatype: CodeBody,
-              })) as CodeBody);
-        return await deps.verifyTotp.execute(
-          new VerifyTotpCode(params.firmId, params.userId, digitsOf(body.code), envelopeOf(login)),
-        );
-      } catch (error) {
-        answerError(error, request, reply, logger);
-        return reply;
-      }
-    },
+    handler: answering(async (request) => {
+      const params = await admit(request, 'verification');
+      const body =
+        wellFormedIds(params) && isWellFormedCode(request.body)
+          ? request.body
+          : ((await runPipes(params, {
+              value: request.body,
+              type: 'body',
+              metatype: CodeBody,
+            })) as CodeBody);
+      return deps.verifyTotp.execute(
+        new VerifyTotpCode(params.firmId, params.userId, digitsOf(body.code), envelopeOf(request)),
+      );
+    }),
   });
 }
 
