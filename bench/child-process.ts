@@ -6,9 +6,17 @@ export interface Child {
   child: ChildProcess;
 }
 
-/** Runs `node <args>` with only PATH from this environment, plus `env`. */
+/**
+ * Runs `node <args>` with only PATH from this environment, plus `env`. With
+ * BENCH_CPU_PROF=<dir> the child writes a V8 CPU profile (.cpuprofile) into
+ * that folder when it exits normally (the service does on SIGTERM; a process
+ * killed by a signal it does not handle writes none), to see where a measured
+ * server spends its time.
+ */
 export function start(args: string[], env: Record<string, string>): Promise<Child> {
-  const child = spawn(process.execPath, args, {
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const profiling = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const child = spawn(process.execPath, [...profiling, ...args], {
     env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

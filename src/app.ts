@@ -18,6 +18,8 @@ import { createValidationPipe } from './http/validation';
 import { Clock } from './shared/clock';
 import { serveWebPages } from './web/web-pages';
 import { isValidId } from './shared/ids';
+import { GetLoginRequirementHandler, VerifyTotpCodeHandler } from './login/login.commands';
+import { installLoginRoutes, LOGIN_ROUTE_OPERATIONS } from './login/login.routes';
 
 export interface CreateAppOptions {
   clock?: Clock;
@@ -70,19 +72,29 @@ export async function createApp(
     },
   );
   applyConnectionCap(app.getHttpServer(), config.http);
-  app.useGlobalPipes(createValidationPipe(config.maxJsonDepth));
+  const validation = createValidationPipe(config.maxJsonDepth);
+  app.useGlobalPipes(validation);
   const fastify = app.getHttpAdapter().getInstance();
   // Fastify parses text/plain by default; anything but JSON is a 415.
   fastify.removeContentTypeParser('text/plain');
   installJsonBodyParser(fastify, config.maxJsonDepth);
   // Hooks before routes: headers first, so that every answer, a 429 included, carries them.
   await installSecurityHeaders(fastify);
-  installRateLimitHooks(fastify, new TokenVerifier(config), app.get(EdgeRateLimits));
+  const verifier = new TokenVerifier(config);
+  installRateLimitHooks(fastify, verifier, app.get(EdgeRateLimits));
   fastify.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-correlation-id', request.id);
     return payload;
   });
-  setUpOpenApi(app);
+  // The two routes of every login, outside Nest's per-request pipeline (ADR 0020).
+  installLoginRoutes(fastify, {
+    requirement: app.get(GetLoginRequirementHandler),
+    verifyTotp: app.get(VerifyTotpCodeHandler),
+    limits: app.get(EdgeRateLimits),
+    verifier,
+    validation,
+  });
+  setUpOpenApi(app, LOGIN_ROUTE_OPERATIONS);
   // The firm admin's page and the user's enrollment page (docs/web-pages.md).
   serveWebPages(fastify);
   await app.init();

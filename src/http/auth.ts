@@ -221,29 +221,38 @@ export class AuthGuard implements CanActivate {
     // The edge's onRequest hook has already verified the token (for the per-address limit).
     const authentication =
       request.authentication ?? this.verifier.authenticate(request.headers.authorization);
-    if ('refusal' in authentication) throw authentication.refusal;
-    const { principal } = authentication;
-    request.principal = principal;
-
     const roles = this.reflector.getAllAndOverride<TokenRole[] | undefined>(ROLES, targets) ?? [];
-    if (!roles.includes(principal.role)) {
-      throw forbidden(`The role ${principal.role} may not call this endpoint.`);
-    }
-    const params = (request.params ?? {}) as Record<string, string | undefined>;
-    if (
-      params.firmId !== undefined &&
-      principal.firm !== null &&
-      principal.firm !== params.firmId
-    ) {
-      throw forbidden('This token does not reach that firm.');
-    }
-    if (
-      principal.role === 'user' &&
-      params.userId !== undefined &&
-      params.userId !== principal.id
-    ) {
-      throw forbidden('A user may only act on itself.');
-    }
+    authorize(request, authentication, roles);
     return true;
   }
+}
+
+/**
+ * Authorization of a route that is not @Public, the one rule every route
+ * shares (AuthGuard, and the login routes served outside Nest: ADR 0020):
+ * the token must be valid (401 with `WWW-Authenticate`), its role one of
+ * `roles`, a firm-bound token only reaches the path's firm, and a `user` only
+ * acts on itself (403). Sets `request.principal` and returns it; throws the
+ * ProblemException to answer otherwise. Checked before the path's ids are
+ * validated, as Nest runs guards before pipes.
+ */
+export function authorize(
+  request: AuthenticatedRequest,
+  authentication: Authentication,
+  roles: readonly TokenRole[],
+): Principal {
+  if ('refusal' in authentication) throw authentication.refusal;
+  const { principal } = authentication;
+  request.principal = principal;
+  if (!roles.includes(principal.role)) {
+    throw forbidden(`The role ${principal.role} may not call this endpoint.`);
+  }
+  const params = (request.params ?? {}) as Record<string, string | undefined>;
+  if (params.firmId !== undefined && principal.firm !== null && principal.firm !== params.firmId) {
+    throw forbidden('This token does not reach that firm.');
+  }
+  if (principal.role === 'user' && params.userId !== undefined && params.userId !== principal.id) {
+    throw forbidden('A user may only act on itself.');
+  }
+  return principal;
 }

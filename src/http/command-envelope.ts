@@ -13,16 +13,19 @@ export type CommandRequest = FastifyRequest & { principal: Principal; commandId?
  * id (derived from the Idempotency-Key when there is one).
  */
 export const Envelope = createParamDecorator(
-  (_data: unknown, context: ExecutionContext): CommandEnvelope => {
-    const request = context.switchToHttp().getRequest<CommandRequest>();
-    const params = request.params as Record<string, string>;
-    return {
-      commandId: request.commandId ?? randomUUID(),
-      // A random id cannot be in any stream yet: the handler need not look it up.
-      freshCommandId: request.commandId === undefined,
-      firmId: params.firmId,
-      actor: { id: request.principal.id, role: request.principal.role },
-      correlationId: request.id,
-    };
-  },
+  (_data: unknown, context: ExecutionContext): CommandEnvelope =>
+    envelopeOf(context.switchToHttp().getRequest<CommandRequest>()),
 );
+
+/** The envelope of an authenticated request (see Envelope); also for routes outside Nest. */
+export function envelopeOf(request: CommandRequest): CommandEnvelope {
+  const params = request.params as Record<string, string>;
+  return {
+    commandId: request.commandId ?? randomUUID(),
+    // A random id cannot be in any stream yet: the handler need not look it up.
+    freshCommandId: request.commandId === undefined,
+    firmId: params.firmId,
+    actor: { id: request.principal.id, role: request.principal.role },
+    correlationId: request.id,
+  };
+}

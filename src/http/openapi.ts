@@ -27,7 +27,11 @@ const problemResponse = (description: string) => ({
  * problem answers, Idempotency-Key, id formats) are written into each
  * operation here, once, rather than repeated on every route.
  */
-export function setUpOpenApi(app: INestApplication): void {
+export function setUpOpenApi(
+  app: INestApplication,
+  /** Operations of routes served outside Nest's controllers (ADR 0020), by path. */
+  otherPaths: Record<string, Record<string, unknown>> = {},
+): void {
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
@@ -45,6 +49,7 @@ export function setUpOpenApi(app: INestApplication): void {
       .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
       .build(),
   );
+  document.paths = withPathsBeforeTheirTag(document.paths, structuredClone(otherPaths));
   describeConventions(document);
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'openapi.json',
@@ -54,6 +59,28 @@ export function setUpOpenApi(app: INestApplication): void {
     ui: false,
   });
   serveDocsPage(app.getHttpAdapter().getInstance() as FastifyInstance);
+}
+
+/**
+ * `paths` with `extra` inserted before the first path of the same tag (where
+ * Nest would have listed them as the first methods of their controller), or at
+ * the end.
+ */
+function withPathsBeforeTheirTag(
+  paths: OpenAPIObject['paths'],
+  extra: Record<string, Record<string, unknown>>,
+): OpenAPIObject['paths'] {
+  const tagsOf = (item: object) =>
+    Object.values(item).flatMap((operation) => (operation as { tags?: string[] }).tags ?? []);
+  const extraTags = new Set(Object.values(extra).flatMap(tagsOf));
+  const entries = Object.entries(paths);
+  let at = entries.findIndex(([, item]) => tagsOf(item).some((tag) => extraTags.has(tag)));
+  if (at < 0) at = entries.length;
+  return Object.fromEntries([
+    ...entries.slice(0, at),
+    ...(Object.entries(extra) as typeof entries),
+    ...entries.slice(at),
+  ]);
 }
 
 /** Swagger UI's files, from the swagger-ui-dist package. */

@@ -59,7 +59,7 @@ export function servePageFiles(
     fastify.route({
       method: 'GET',
       url: file.path,
-      // @fastify/helmet reads a route's `helmet` option: the page policy instead of the API's.
+      // installSecurityHeaders reads a route's `helmet` option: the page policy instead of the API's.
       ...({ helmet: PAGE_HELMET } as object),
       config: { [ADDRESS_LIMIT_EXEMPT]: options.addressLimitExempt === true },
       handler: (request, reply) => {

@@ -32,28 +32,43 @@ export class ProblemFilter implements ExceptionFilter {
       reply.send(body);
       return;
     }
-    if (clientWentAway(exception, request)) {
-      // Nobody is left to answer (the client hung up, or was cut off for being too slow), and
-      // neither is a fault of the service: one line at debug level, no stack (a crowd of
-      // aborting clients must not flood the log).
-      this.logger.debug(
-        `${request.method} ${request.routeOptions?.url ?? '?'}: the connection closed before the request was read (${describe(exception)})`,
-      );
-      return;
-    }
-    const { body, headers } = toProblem(exception, (error) =>
-      this.logger.error(
-        `${request.method} ${request.routeOptions?.url ?? '?'} failed: ${describe(error)}`,
-        error instanceof Error ? error.stack : undefined,
-      ),
-    );
-    // The right code sent again (a double click, a retry) is refused, but it is not a guess:
-    // the rate limits of failed verifications leave it out, as the TOTP lock does (DESIGN §4).
-    if (body.type === '/problems/code-already-used') {
-      (request as FastifyRequest & { notAGuess?: boolean }).notAGuess = true;
-    }
-    sendProblem(reply, body, headers);
+    answerError(exception, request, reply, this.logger);
   }
+}
+
+/**
+ * Answers an error as problem+json (toProblem), for ProblemFilter and for the
+ * login routes served outside Nest (ADR 0020): nothing when the client is
+ * already gone, the stack of an unexpected error at error level only, and a
+ * replayed code marked as not a guess for the failure limits.
+ */
+export function answerError(
+  exception: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  logger: Pick<Logger, 'debug' | 'error'>,
+): void {
+  if (clientWentAway(exception, request)) {
+    // Nobody is left to answer (the client hung up, or was cut off for being too slow), and
+    // neither is a fault of the service: one line at debug level, no stack (a crowd of
+    // aborting clients must not flood the log).
+    logger.debug(
+      `${request.method} ${request.routeOptions?.url ?? '?'}: the connection closed before the request was read (${describe(exception)})`,
+    );
+    return;
+  }
+  const { body, headers } = toProblem(exception, (error) =>
+    logger.error(
+      `${request.method} ${request.routeOptions?.url ?? '?'} failed: ${describe(error)}`,
+      error instanceof Error ? error.stack : undefined,
+    ),
+  );
+  // The right code sent again (a double click, a retry) is refused, but it is not a guess:
+  // the rate limits of failed verifications leave it out, as the TOTP lock does (DESIGN §4).
+  if (body.type === '/problems/code-already-used') {
+    (request as FastifyRequest & { notAGuess?: boolean }).notAGuess = true;
+  }
+  sendProblem(reply, body, headers);
 }
 
 export function sendProblem(

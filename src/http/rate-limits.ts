@@ -150,7 +150,7 @@ const RATE_LIMITED = 'mfa:rate-limited';
 export const RateLimited = (kind: 'user' | 'verification') =>
   applyDecorators(SetMetadata(RATE_LIMITED, kind), ApiExtension('x-rate-limit', kind));
 
-type LimitedRequest = AuthenticatedRequest & {
+export type LimitedRequest = AuthenticatedRequest & {
   verificationReservation?: VerificationReservation | null;
   /** Set by the problem filter for a replayed code: refused, but not a guess. */
   notAGuess?: boolean;
@@ -174,18 +174,30 @@ export class RateLimitGuard implements CanActivate {
       context.getHandler(),
     );
     if (!kind) return true;
-    const request = context.switchToHttp().getRequest<LimitedRequest>();
-    const { firmId, userId } = (request.params ?? {}) as Record<string, string | undefined>;
-    // Malformed ids get their 400 from IdPipe; they must not become counter keys.
-    if (!request.principal || !isValidId(firmId) || !isValidId(userId)) return true;
-    await this.limits.countForUser(firmId, userId);
-    if (kind === 'verification') {
-      request.verificationReservation = await this.limits.reserveVerification(
-        request.principal,
-        firmId,
-      );
-    }
+    await countRequest(this.limits, kind, context.switchToHttp().getRequest<LimitedRequest>());
     return true;
+  }
+}
+
+/**
+ * Counts an authorized request against the limits of its route's `kind`
+ * (RateLimited): the per-user limit of the path's user and, for a
+ * verification, a reserved failure of the caller and of the firm, settled by
+ * the onResponse hook (installRateLimitHooks). Throws the 429 when a limit is
+ * spent. Used by RateLimitGuard and by the login routes served outside Nest
+ * (ADR 0020), after authorization: nobody can spend another user's budget.
+ */
+export async function countRequest(
+  limits: EdgeRateLimits,
+  kind: 'user' | 'verification',
+  request: LimitedRequest,
+): Promise<void> {
+  const { firmId, userId } = (request.params ?? {}) as Record<string, string | undefined>;
+  // Malformed ids get their 400 from IdPipe; they must not become counter keys.
+  if (!request.principal || !isValidId(firmId) || !isValidId(userId)) return;
+  await limits.countForUser(firmId, userId);
+  if (kind === 'verification') {
+    request.verificationReservation = await limits.reserveVerification(request.principal, firmId);
   }
 }
 
