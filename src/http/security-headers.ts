@@ -36,22 +36,6 @@ export const PAGE_HELMET = {
   contentSecurityPolicy: { useDefaults: false, directives: PAGE_CSP },
 };
 
-const cspText = (directives: Record<string, string[]>) =>
-  Object.entries(directives)
-    .map(([name, values]) => `${name} ${values.join(' ')}`)
-    .join('; ');
-
-/**
- * The headers of answers written straight to the socket, where no hook runs
- * (Node's 400/408/431 answers): the same promises as every other answer.
- */
-export const RAW_ANSWER_HEADERS: Record<string, string> = {
-  'X-Content-Type-Options': 'nosniff',
-  'Cache-Control': 'no-store',
-  'Content-Security-Policy': cspText(API_CSP),
-  'X-Frame-Options': 'DENY',
-};
-
 /** Helmet's options for every answer; a route's `helmet` option replaces some (PAGE_HELMET). */
 const API_HELMET: HelmetOptions = {
   contentSecurityPolicy: { useDefaults: false, directives: API_CSP },
@@ -63,23 +47,54 @@ const API_HELMET: HelmetOptions = {
  * fixed directives (no nonce) they depend on nothing in the request.
  * @fastify/helmet built the middleware again for every request, parsing the
  * policy each time: a tenth of a login decision's CPU (ADR 0020).
+ * @returns [name, value] pairs in helmet's order
+ * @throws Error when a CSP directive is computed per request (a function, as
+ *   for a nonce) or helmet did not finish synchronously: such headers cannot
+ *   be computed once, and silently freezing them would be worse than failing
+ *   at start-up.
  */
-function helmetHeaders(options: HelmetOptions): ReadonlyArray<[string, string]> {
+export function helmetHeaders(options: HelmetOptions): ReadonlyArray<[string, string]> {
+  const policy = options.contentSecurityPolicy;
+  const directives = typeof policy === 'object' && policy ? (policy.directives ?? {}) : {};
+  for (const [name, values] of Object.entries(directives)) {
+    const list: unknown[] = Array.isArray(values) ? values : [values];
+    if (list.some((value) => typeof value === 'function')) {
+      throw new Error(
+        `The CSP directive ${name} is computed per request: security headers are computed once (ADR 0020).`,
+      );
+    }
+  }
   const headers: Array<[string, string]> = [];
   const recorder = {
     setHeader: (name: string, value: string | number) => headers.push([name, String(value)]),
     // X-Powered-By: nothing here sets it, so there is nothing to remove.
     removeHeader: () => undefined,
   };
+  let finished = false;
   helmet(options)(
     {} as IncomingMessage,
     recorder as unknown as ServerResponse,
     (error?: unknown) => {
       if (error) throw error;
+      finished = true;
     },
   );
+  if (!finished) throw new Error('helmet did not set its headers synchronously (ADR 0020).');
   return headers;
 }
+
+/** The headers every answer that is not a page carries (API_HELMET). */
+const EVERY_ANSWER = helmetHeaders(API_HELMET);
+
+/**
+ * The headers of answers written before any hook runs (Node's 400/408/431
+ * answers written to the socket, Fastify's router errors): the same headers
+ * as every other answer, and `Cache-Control: no-store`.
+ */
+export const RAW_ANSWER_HEADERS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(EVERY_ANSWER),
+  'Cache-Control': 'no-store',
+};
 
 /** Where a route keeps the headers computed for its `helmet` option (see installSecurityHeaders). */
 const ROUTE_HEADERS = 'securityHeaders';
@@ -96,7 +111,6 @@ const ROUTE_HEADERS = 'securityHeaders';
  * answers cannot forget a new route. Register before any route.
  */
 export function installSecurityHeaders(fastify: FastifyInstance): Promise<void> {
-  const everyAnswer = helmetHeaders(API_HELMET);
   fastify.addHook('onRoute', (route) => {
     const own = (route as { helmet?: HelmetOptions }).helmet;
     if (own) {
@@ -109,7 +123,7 @@ export function installSecurityHeaders(fastify: FastifyInstance): Promise<void> 
   fastify.addHook('onRequest', (request, reply, done) => {
     const config = request.routeOptions.config as unknown as Record<string, unknown> | undefined;
     const headers =
-      (config?.[ROUTE_HEADERS] as ReadonlyArray<[string, string]> | undefined) ?? everyAnswer;
+      (config?.[ROUTE_HEADERS] as ReadonlyArray<[string, string]> | undefined) ?? EVERY_ANSWER;
     for (const [name, value] of headers) reply.raw.setHeader(name, value);
     done();
   });

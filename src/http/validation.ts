@@ -100,11 +100,14 @@ export class IdPipe implements PipeTransform<string, string> {
   }
 }
 
+/** A log position as a query gives it: 1 to 20 digits (a bigint of the store's log). */
+export const LOG_POSITION_PATTERN = /^\d{1,20}$/;
+
 /** Every GET may name the log position it needs to see (read-your-writes). */
 export class ReadQuery {
   @ApiPropertyOptional({ description: 'Wait until the read model has processed this position.' })
   @IsOptional()
-  @Matches(/^\d{1,20}$/, { message: 'must be a log position (digits)' })
+  @Matches(LOG_POSITION_PATTERN, { message: 'must be a log position (digits)' })
   minPosition?: string;
 }
 

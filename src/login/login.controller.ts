@@ -10,6 +10,7 @@ import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
 import { EmptyBody, IdPipe } from '../http/validation';
 import { IssueSecurityKeyChallenge, VerifySecurityKeyAssertion } from './login.commands';
+import { LOGIN_ROLES } from './login.routes';
 
 /*
  * GET .../login-requirement and POST .../totp/verify, the two routes of every
@@ -17,7 +18,7 @@ import { IssueSecurityKeyChallenge, VerifySecurityKeyAssertion } from './login.c
  */
 @ApiTags('Login')
 @ApiBearerAuth()
-@Roles('host', 'user')
+@Roles(...LOGIN_ROLES)
 @Controller('v1/firms/:firmId/users/:userId/mfa')
 export class LoginController {
   constructor(private readonly commandBus: CommandBus) {}

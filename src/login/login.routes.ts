@@ -4,9 +4,14 @@ import { authorize, AuthenticatedRequest, TokenRole, TokenVerifier } from '../ht
 import { envelopeOf, CommandRequest } from '../http/command-envelope';
 import { answerError } from '../http/problem.filter';
 import { countRequest, EdgeRateLimits, LimitedRequest } from '../http/rate-limits';
-import { IdPipe, ReadQuery } from '../http/validation';
+import { IdPipe, LOG_POSITION_PATTERN, ReadQuery } from '../http/validation';
 import { isValidId } from '../shared/ids';
-import { CodeBody, digitsOf } from '../verification/code.dto';
+import {
+  CodeBody,
+  digitsOf,
+  TOTP_CODE_MAX_LENGTH,
+  TOTP_CODE_PATTERN,
+} from '../verification/code.dto';
 import {
   GetLoginRequirement,
   GetLoginRequirementHandler,
@@ -26,7 +31,8 @@ import {
  * anything but a well-formed input, answerError (ProblemFilter).
  */
 
-const ROLES: readonly TokenRole[] = ['host', 'user'];
+/** Who may call the login routes: the host application, and the user for themself (API.md). */
+export const LOGIN_ROLES: readonly TokenRole[] = ['host', 'user'];
 const BASE = '/v1/firms/:firmId/users/:userId/mfa';
 export const LOGIN_REQUIREMENT_URL = `${BASE}/login-requirement`;
 export const TOTP_VERIFY_URL = `${BASE}/totp/verify`;
@@ -44,9 +50,6 @@ export interface LoginRouteDeps {
 
 type LoginRequest = AuthenticatedRequest & LimitedRequest & CommandRequest;
 
-/** The code as the shared CodeBody DTO accepts it (its @Matches and @MaxLength). */
-const CODE = /^\s*\d{3}\s?\d{3}\s*$/;
-const POSITION = /^\d{1,20}$/;
 
 /**
  * True for the one body shape a verification takes, `{ "code": "<6 digits>" }`,
@@ -62,8 +65,8 @@ function isWellFormedCode(body: unknown): body is CodeBody {
     keys.length === 1 &&
     keys[0] === 'code' &&
     typeof code === 'string' &&
-    code.length <= 20 &&
-    CODE.test(code)
+    code.length <= TOTP_CODE_MAX_LENGTH &&
+    TOTP_CODE_PATTERN.test(code)
   );
 }
 
@@ -80,7 +83,7 @@ function isWellFormedReadQuery(query: unknown): boolean {
     keys.length === 1 &&
     keys[0] === 'minPosition' &&
     typeof position === 'string' &&
-    POSITION.test(position)
+    LOG_POSITION_PATTERN.test(position)
   );
 }
 
@@ -101,7 +104,7 @@ export function installLoginRoutes(fastify: FastifyInstance, deps: LoginRouteDep
   const admit = async (request: LoginRequest, limit: 'verification' | null) => {
     const authentication =
       request.authentication ?? deps.verifier.authenticate(request.headers.authorization);
-    authorize(request, authentication, ROLES);
+    authorize(request, authentication, LOGIN_ROLES);
     if (limit) await countRequest(deps.limits, limit, request);
     return request.params as { firmId: string; userId: string };
   };
@@ -209,7 +212,7 @@ export const LOGIN_ROUTE_OPERATIONS = {
       security: [{ bearer: [] }],
       summary: 'What the user must do at login: verify, enroll, bypass or off',
       tags: ['Login'],
-      'x-roles': [...ROLES],
+      'x-roles': [...LOGIN_ROLES],
     },
   },
   '/v1/firms/{firmId}/users/{userId}/mfa/totp/verify': {
@@ -228,7 +231,7 @@ export const LOGIN_ROUTE_OPERATIONS = {
       tags: ['Login'],
       'x-idempotency-key': 'ignored',
       'x-rate-limit': 'verification',
-      'x-roles': [...ROLES],
+      'x-roles': [...LOGIN_ROLES],
     },
   },
 };

@@ -13,6 +13,7 @@ import type { FastifyRequest } from 'fastify';
 import { Observable } from 'rxjs';
 import { ProjectionEngine } from './projection-engine';
 import { problem, ProblemException, validationProblem } from '../http/problem';
+import { LOG_POSITION_PATTERN } from '../http/validation';
 
 const READ_MODELS = 'mfa:read-models';
 export const MIN_POSITION_TIMEOUT_MS = 5000;
@@ -32,7 +33,7 @@ export const ReadsProjections = (...projections: string[]) =>
       required: false,
       description:
         'A log position a command answered: wait (up to 5 s) until this read model has applied it.',
-      schema: { type: 'string', pattern: '^\\d{1,20}$' },
+      schema: { type: 'string', pattern: LOG_POSITION_PATTERN.source },
     }),
   );
 
@@ -48,7 +49,7 @@ export class MinPositionInterceptor implements NestInterceptor {
     const raw = (request.query as Record<string, unknown> | undefined)?.minPosition;
     if (raw !== undefined) {
       // Interceptors run before pipes: this check cannot wait for the query's validation.
-      if (typeof raw !== 'string' || !/^\d{1,20}$/.test(raw)) {
+      if (typeof raw !== 'string' || !LOG_POSITION_PATTERN.test(raw)) {
         throw validationProblem([
           { field: 'minPosition', message: 'must be a log position (digits)' },
         ]);

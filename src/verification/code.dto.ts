@@ -1,6 +1,15 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsString, Matches, MaxLength } from 'class-validator';
 
+/**
+ * The shape of a typed TOTP code: 6 digits, one optional space after the
+ * third, spaces around. CodeBody's rule, and the login fast path's check of a
+ * well-formed body (src/login/login.routes.ts, ADR 0020).
+ */
+export const TOTP_CODE_PATTERN = /^\s*\d{3}\s?\d{3}\s*$/;
+/** At most this many characters of a typed code (spaces included). */
+export const TOTP_CODE_MAX_LENGTH = 20;
+
 /** A TOTP code, as the user types it: confirming an enrollment, or verifying a login. */
 export class CodeBody {
   @ApiProperty({
@@ -8,8 +17,8 @@ export class CodeBody {
     description: 'The 6-digit code the app shows (spaces allowed).',
   })
   @IsString()
-  @MaxLength(20)
-  @Matches(/^\s*\d{3}\s?\d{3}\s*$/, { message: 'must be the 6-digit code' })
+  @MaxLength(TOTP_CODE_MAX_LENGTH)
+  @Matches(TOTP_CODE_PATTERN, { message: 'must be the 6-digit code' })
   code!: string;
 }
 

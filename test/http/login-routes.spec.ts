@@ -1,3 +1,4 @@
+import { ApplicationConfig, ModulesContainer } from '@nestjs/core';
 import {
   ApiResponse,
   RequestOptions,
@@ -48,6 +49,40 @@ describe('The login routes outside Nest answer bad requests as every other route
     await registerUser(service.api, FIRM, USER);
   });
   afterAll(() => service.stop());
+
+  it("knows every step of Nest's per-request pipeline it stands in for", () => {
+    // A new global guard, interceptor, pipe or filter would not reach the two
+    // routes of login.routes.ts on its own (ADR 0020). This list is what they
+    // do in its place; when it changes, do the same there, then update it.
+    const enhancers: string[] = [];
+    for (const module of service.app.get(ModulesContainer).values()) {
+      for (const [key, wrapper] of module.providers) {
+        const kind =
+          typeof key === 'string' ? /^APP_(GUARD|INTERCEPTOR|PIPE|FILTER)\b/.exec(key) : null;
+        if (kind) enhancers.push(`${kind[0]} ${String(wrapper.metatype?.name)}`);
+      }
+    }
+    const config = service.app.get(ApplicationConfig);
+    enhancers.push(
+      ...config.getGlobalPipes().map((pipe) => `global pipe ${pipe.constructor.name}`),
+      ...config.getGlobalInterceptors().map((one) => `global interceptor ${one.constructor.name}`),
+      ...config.getGlobalFilters().map((filter) => `global filter ${filter.constructor.name}`),
+      ...config.getGlobalGuards().map((guard) => `global guard ${guard.constructor.name}`),
+    );
+    expect(enhancers.sort()).toEqual(
+      [
+        'APP_GUARD AuthGuard', // authorize()
+        'APP_GUARD RateLimitGuard', // countRequest()
+        'APP_INTERCEPTOR IdempotencyInterceptor', // GET, and verify ignores the key
+        'APP_FILTER ProblemFilter', // answerError()
+        'global pipe StrictValidationPipe', // runPipes() for anything not well formed
+        'global guard AuthGuard',
+        'global guard RateLimitGuard',
+        'global interceptor IdempotencyInterceptor',
+        'global filter ProblemFilter',
+      ].sort(),
+    );
+  });
 
   const send = (method: string, path: string, options: RequestOptions) =>
     service.api.request(method, path, options);

@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+import { helmetHeaders } from '../../src/http/security-headers';
 import { ApiResponse, RunningService, startService, token } from '../support/harness';
 
 /*
@@ -102,6 +104,50 @@ describe('security headers', () => {
     }
   });
 
+  it('are the same on answers written before any hook runs: a router error and a raw 400', async () => {
+    const securityHeaders = (headers: Iterable<[string, string]>) =>
+      Object.fromEntries(
+        [...headers]
+          .map(([name, value]) => [name.toLowerCase(), value] as [string, string])
+          .filter(
+            ([name]) =>
+              !/^(date|connection|keep-alive|content-(type|length)|x-correlation-id)$/.test(name),
+          ),
+      );
+    const routed = securityHeaders((await service.api.get('/v1/no/such/route')).headers);
+    expect(routed).toHaveProperty('strict-transport-security');
+    expect(routed).toHaveProperty('referrer-policy');
+    // Fastify's router refuses an id over 512 characters before any hook.
+    const tooLong = await service.api.get(
+      `/v1/firms/acme/users/${'x'.repeat(600)}/mfa/factors`,
+      token('host', { firm: 'acme' }),
+    );
+    expect(tooLong.status).toBe(400);
+    expect(securityHeaders(tooLong.headers)).toEqual(routed);
+    // Node's parser refuses a request that is not HTTP; the answer is written to the socket.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(
+        (service.app.getHttpServer().address() as { port: number }).port,
+        '127.0.0.1',
+        () => socket.write('NOT HTTP\r\n\r\n'),
+      );
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    const rawHeaders = raw
+      .split('\r\n\r\n')[0]
+      .split('\r\n')
+      .slice(1)
+      .map((line) => {
+        const colon = line.indexOf(':');
+        return [line.slice(0, colon), line.slice(colon + 1).trim()] as [string, string];
+      });
+    expect(securityHeaders(rawHeaders)).toEqual(routed);
+  });
+
   it.each([
     ['/docs', '/docs/'],
     ['/admin', '/admin/', '/enroll', '/enroll/'],
@@ -199,5 +245,18 @@ describe('security headers', () => {
       expect(answer.status).toBe(404);
       expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     }
+  });
+});
+
+describe('security headers computed once', () => {
+  it('refuse a policy computed per request (a nonce): it would be frozen at start-up', () => {
+    expect(() =>
+      helmetHeaders({
+        contentSecurityPolicy: {
+          useDefaults: false,
+          directives: { 'default-src': ["'none'"], 'script-src': [() => "'nonce-1'"] },
+        },
+      }),
+    ).toThrow(/computed per request/);
   });
 });
