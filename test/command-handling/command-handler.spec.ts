@@ -166,6 +166,31 @@ describe('CommandHandler', () => {
     });
   });
 
+  it('a run of the same command that stored other events first is answered on the stream as it is now', async () => {
+    // The store refuses ids reused in another batch (DuplicateEventIdError): the other run
+    // decided one event, this one two. Its answer must not be this run's stale state.
+    const batches: typeof counter = {
+      ...counter,
+      decide: (command, total) =>
+        Array.from({ length: command.amount }, (_, index) => ({
+          type: 'Added' as const,
+          data: { amount: 1, total: total + index + 1 },
+        })),
+    };
+    const other = new CommandHandler(store, clock);
+    const handler = new CommandHandler(
+      hooked(async () => {
+        await other.handle('duplicate', batches, { amount: 1 }, envelope('dup-1'));
+      }),
+      clock,
+    );
+    const outcome = await handler.handle('duplicate', batches, { amount: 2 }, envelope('dup-1'));
+    expect(outcome.alreadyApplied).toBe(true);
+    expect(outcome.events).toEqual([{ type: 'Added', data: { amount: 1, total: 1 } }]);
+    expect(outcome.state).toBe(1);
+    expect((await store.readStream('duplicate')).map((e) => e.data.total)).toEqual([1]);
+  });
+
   it('a fresh command id is not looked up: nothing can carry it yet', async () => {
     const handler = new CommandHandler(store, clock);
     const spy = jest.spyOn(store, 'readCommand');
