@@ -7,6 +7,7 @@ import { conflict, DomainError } from '../shared/domain-error';
 import { deterministicId } from '../shared/deterministic-id';
 import {
   ActorRole,
+  AppendResult,
   DuplicateEventIdError,
   EVENT_STORE,
   EventStore,
@@ -217,6 +218,16 @@ export class CommandHandler {
           expectedRevision: loaded[index].expectedRevision,
         }));
         const results = await this.store.appendToStreams(appends);
+        if (await this.storedByAnotherRun(appends, results, envelope)) {
+          // A retried write: the store answered what a run of this command (another
+          // process's, say) stored, whatever revision this run decided on. Its decision
+          // and the state folded from it were never committed: answer the stored run.
+          const stored = await this.storedRun(participants, keys, envelope);
+          if (stored) return stored;
+          throw new Error(
+            `The store answered a retried write of command ${envelope.commandId} it does not hold`,
+          );
+        }
         const next = Object.fromEntries(
           keys.map((key, index) => {
             const { decider, streamId } = participants[key];
@@ -241,10 +252,10 @@ export class CommandHandler {
       } catch (error) {
         if (error instanceof DuplicateEventIdError) {
           // These event ids derive from the command id: a concurrent run of the same command
-          // got there first. The next attempt finds its events; anything else is a misuse.
-          for (const key of keys) this.folded.delete(participants[key].streamId);
-          const reloaded = await this.earlierRun(participants, keys, states, envelope);
-          if (reloaded) return reloaded;
+          // got there first, and answers on the state as it is now (not the state this run
+          // decided on). Found in none of the streams, the ids were reused: a misuse.
+          const stored = await this.storedRun(participants, keys, envelope);
+          if (stored) return stored;
           throw conflict(
             'idempotency-key-in-use',
             'This Idempotency-Key was already used by a command that changed this resource differently.',
@@ -287,6 +298,54 @@ export class CommandHandler {
       .flat()
       .reduce((max, event) => (event.position > max ? event.position : max), 0n);
     return { position, events, states, alreadyApplied: true };
+  }
+
+  /**
+   * Whether the store answered the append with events a run of this command
+   * had already stored (a retried write) rather than writing this run's: the
+   * store's `alreadyStored`. Where it cannot tell (KurrentDB), the command's
+   * events are read back: they are this run's, or the same, when each
+   * written stream holds exactly the events decided, right after the revision
+   * they were decided on. A fresh command id cannot have been stored before.
+   */
+  private async storedByAnotherRun(
+    appends: readonly StreamAppend[],
+    results: readonly AppendResult[],
+    envelope: CommandEnvelope,
+  ): Promise<boolean> {
+    const written = appends
+      .map((part, index) => ({ part, flag: results[index].alreadyStored }))
+      .filter(({ part }) => part.events.length > 0);
+    if (written.some(({ flag }) => flag === true)) return true;
+    if (envelope.freshCommandId) return false;
+    const unknown = written.filter(({ flag }) => flag === undefined).map(({ part }) => part);
+    const found = await Promise.all(
+      unknown.map((part) => this.store.readCommand(part.streamId, envelope.commandId)),
+    );
+    return !unknown.every((part, index) => isStoredAsDecided(part, found[index]));
+  }
+
+  /**
+   * The answer to a command whose events a run of it had already stored:
+   * the cached states of its streams are dropped (this run may have folded
+   * them from a state that never was), the streams are loaded afresh, and the
+   * stored run is answered on them (`alreadyApplied`). Undefined when the
+   * command's events are in none of the streams.
+   */
+  private async storedRun<P extends Participants>(
+    participants: P,
+    keys: Array<keyof P & string>,
+    envelope: CommandEnvelope,
+  ): Promise<MultiStreamOutcome<P> | undefined> {
+    for (const key of keys) this.folded.delete(participants[key].streamId);
+    const loaded = await Promise.all(
+      keys.map((key) => this.load(participants[key].streamId, participants[key].decider)),
+    );
+    const states = Object.fromEntries(
+      keys.map((key, index) => [key, loaded[index].state]),
+    ) as StatesOf<P>;
+    // Looked up even for a "fresh" id: the store says it holds it.
+    return this.earlierRun(participants, keys, states, { ...envelope, freshCommandId: false });
   }
 
   /**
@@ -495,6 +554,25 @@ export class CommandHandler {
       },
     };
   }
+}
+
+/**
+ * Whether `stored` (a command's events in one stream, `readCommand`) are the
+ * events of `part`, at the revisions right after the one it was decided on:
+ * then the state folded from the decision is the stream's.
+ */
+function isStoredAsDecided(part: StreamAppend, stored: readonly RecordedEvent[]): boolean {
+  const base = typeof part.expectedRevision === 'bigint' ? part.expectedRevision : -1n;
+  return (
+    (typeof part.expectedRevision === 'bigint' || part.expectedRevision === 'no_stream') &&
+    stored.length === part.events.length &&
+    stored.every(
+      (event, index) =>
+        event.revision === base + 1n + BigInt(index) &&
+        event.type === part.events[index].type &&
+        JSON.stringify(event.data) === JSON.stringify(part.events[index].data),
+    )
+  );
 }
 
 export function asDomainEvent<Event extends DomainEvent>(recorded: RecordedEvent): Event {

@@ -37,6 +37,8 @@ interface Predecessor {
   hash: string | null;
   /** What the append must be checked against, so that the predecessor is the one hashed. */
   expectedRevision: ExpectedRevision;
+  /** The part's events are already stored from there (a retried batch sent with `any` or `stream_exists`). */
+  retried?: boolean;
 }
 
 /**
@@ -53,13 +55,14 @@ interface Predecessor {
  *   the stream has moved past it the hashes computed here are wrong, but the
  *   adapter either refuses the append or recognises a retried batch (the same
  *   event ids) and answers the first result without writing: they are never
- *   stored.
+ *   stored. The adapter's `alreadyStored` is passed on.
  * - `any` and `stream_exists` become the revision read, and a refusal caused by
  *   a concurrent writer is retried here with a fresh read. A retried batch is
  *   first looked up by its command id (`readCommand`) and, when found, sent
  *   with the revision it was first appended at, so that both adapters' own
  *   retry detection (SQLite's by event ids, KurrentDB's by ids at an exact
- *   revision) answers the first result instead of appending it again.
+ *   revision) answers the first result instead of appending it again, flagged
+ *   `alreadyStored` here whatever the adapter can tell.
  * - Parts without events (multi-stream appends that only check a stream) are
  *   passed on as they are.
  * - Hashes are over the event as a reader will get it back: data that JSON
@@ -80,9 +83,9 @@ export class ChainingEventStore implements EventStore {
     expectedRevision: ExpectedRevision,
   ): Promise<AppendResult> {
     if (events.length === 0) return this.inner.appendToStream(streamId, events, expectedRevision);
-    return this.appendChained([{ streamId, events, expectedRevision }], ([part]) =>
-      this.inner.appendToStream(part.streamId, part.events, part.expectedRevision),
-    );
+    return this.appendChained([{ streamId, events, expectedRevision }], async ([part]) => [
+      await this.inner.appendToStream(part.streamId, part.events, part.expectedRevision),
+    ]).then(([result]) => result);
   }
 
   appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]> {
@@ -90,18 +93,22 @@ export class ChainingEventStore implements EventStore {
     return this.appendChained(appends, (chained) => this.inner.appendToStreams(chained));
   }
 
-  private appendChained<T>(
+  private appendChained(
     appends: readonly StreamAppend[],
-    write: (chained: StreamAppend[]) => Promise<T>,
-  ): Promise<T> {
+    write: (chained: StreamAppend[]) => Promise<AppendResult[]>,
+  ): Promise<AppendResult[]> {
     const relaxed = appends
       .filter((part) => part.events.length > 0 && isRelaxed(part.expectedRevision))
       .map((part) => part.streamId);
-    const attempts = async (): Promise<T> => {
+    const attempts = async (): Promise<AppendResult[]> => {
       for (let attempt = 1; ; attempt++) {
         const chained = await Promise.all(appends.map((part) => this.chained(part)));
         try {
-          return await write(chained);
+          const results = await write(chained.map(({ part }) => part));
+          // A part found already stored was a retried write, whatever the adapter can tell.
+          return results.map((result, index) =>
+            chained[index].retried ? { ...result, alreadyStored: true } : result,
+          );
         } catch (error) {
           if (!(error instanceof WrongExpectedRevisionError)) throw error;
           const asked = appends.find((part) => part.streamId === error.streamId);
@@ -143,14 +150,20 @@ export class ChainingEventStore implements EventStore {
     }
   }
 
-  /** The part with each event's chain link, and the exact revision it must be appended at. */
-  private async chained(part: StreamAppend): Promise<StreamAppend> {
-    if (part.events.length === 0) return part;
+  /**
+   * The part with each event's chain link, and the exact revision it must be
+   * appended at; `retried` when its events were found already stored.
+   */
+  private async chained(part: StreamAppend): Promise<{ part: StreamAppend; retried: boolean }> {
+    if (part.events.length === 0) return { part, retried: false };
     const predecessor = await this.predecessorOf(part);
     return {
-      streamId: part.streamId,
-      events: linkEvents(part.streamId, predecessor, part.events),
-      expectedRevision: predecessor.expectedRevision,
+      part: {
+        streamId: part.streamId,
+        events: linkEvents(part.streamId, predecessor, part.events),
+        expectedRevision: predecessor.expectedRevision,
+      },
+      retried: predecessor.retried === true,
     };
   }
 
@@ -176,6 +189,7 @@ export class ChainingEventStore implements EventStore {
         revision: retried,
         hash: null,
         expectedRevision: retried < 0n ? 'no_stream' : retried,
+        retried: true,
       };
     }
     const [last] = await this.inner.readStream(streamId, { direction: 'backwards', maxCount: 1 });

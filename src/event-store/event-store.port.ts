@@ -66,6 +66,19 @@ export interface AppendResult {
   nextExpectedRevision: bigint;
   /** Global position of the last event of this append (0n for a multi-stream part without events). */
   position: bigint;
+  /**
+   * Whether the append was a retried write: its event ids were already stored
+   * (by an earlier run of the same command, possibly another process's), so
+   * nothing was written now and the result is the first write's. Such an
+   * answer says nothing of the expected revision: the stored events may have
+   * been decided on another state than the caller's, and may differ from the
+   * caller's events (a random secret). `true`: already stored; `false`:
+   * written by this call; `undefined`: the adapter cannot tell (KurrentDB's
+   * own retry detection answers the first result as if written now), so a
+   * caller that relies on the difference reads the command's events back
+   * (`readCommand`).
+   */
+  alreadyStored?: boolean;
 }
 
 export interface ReadStreamOptions {
@@ -188,7 +201,8 @@ export interface EventStore {
   /**
    * Appends atomically, checking the expected revision. Appending event ids that
    * were already appended as the same batch to the same stream is a no-op that
-   * returns the first result (a retried write never duplicates).
+   * returns the first result (a retried write never duplicates), whatever the
+   * expected revision, with `alreadyStored: true` where the adapter can tell.
    */
   appendToStream(
     streamId: string,
@@ -203,8 +217,10 @@ export interface EventStore {
    * whether the store makes it all or nothing; a store that cannot (KurrentDB
    * before 25.1) appends the parts one after another in the order given and
    * stops at the first refusal, so callers put first the part whose loss a
-   * process manager can repair. Errors: WrongExpectedRevisionError (nothing of
-   * an atomic append was written), DuplicateEventIdError.
+   * process manager can repair. A retried write answers as `appendToStream`
+   * does, each part's result flagged `alreadyStored` where the adapter can
+   * tell. Errors: WrongExpectedRevisionError (nothing of an atomic append was
+   * written), DuplicateEventIdError.
    */
   appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]>;
   /** `atomic` when `appendToStreams` is all or nothing (SQLite; KurrentDB 25.1+), else `sequential`. */

@@ -15,7 +15,10 @@
  *   append check applies: re-sending the same ids with the same expected revision
  *   returns the first write's result. With 'any' the server's check is best
  *   effort, and ids reused in a different batch or stream are not detected
- *   (this adapter never raises DuplicateEventIdError).
+ *   (this adapter never raises DuplicateEventIdError). The server's answer to
+ *   a retried write looks like a write's, so `alreadyStored` is set only when
+ *   the revision answered cannot be this write's, and left unknown otherwise
+ *   (the command handler then reads the command's events back).
  * - Revisions and positions are converted with BigInt(): depending on the code
  *   path (gRPC or the native bridge) the client hands back numbers or bigints.
  * - Multi-stream appends (a seat and its factor) are atomic from KurrentDB 25.1:
@@ -159,7 +162,11 @@ export class KurrentDbEventStore implements EventStore {
       position = last?.position ?? position;
     }
     if (position === undefined) throw new Error(`KurrentDB returned no position for ${streamId}`);
-    return { nextExpectedRevision, position };
+    return {
+      nextExpectedRevision,
+      position,
+      alreadyStored: retriedWrite(expectedRevision, events.length, nextExpectedRevision),
+    };
   }
 
   async appendToStreams(appends: readonly StreamAppend[]): Promise<AppendResult[]> {
@@ -213,6 +220,8 @@ export class KurrentDbEventStore implements EventStore {
     return Promise.all(
       appends.map(async (part) => {
         const last = await this.lastEvent(part.streamId);
+        // No `alreadyStored`: the server does not say whether it wrote the events, and the
+        // revision is read after the append (a later writer's events may be in it).
         return {
           nextExpectedRevision: last?.revision ?? -1n,
           position: part.events.length > 0 ? (last?.position ?? 0n) : 0n,
@@ -557,4 +566,25 @@ async function unsubscribe(subscription: AllStreamSubscription): Promise<void> {
   } catch {
     // The stream never opened or is already gone.
   }
+}
+
+/**
+ * Whether an append the server accepted was a retried write, as far as its
+ * answer tells: the server's own retry detection answers the first write's
+ * revision as if written now, so only a revision that this write cannot have
+ * left (the events are elsewhere in the stream) says so. Otherwise undefined:
+ * unknown (AppendResult.alreadyStored).
+ */
+function retriedWrite(
+  expectedRevision: ExpectedRevision,
+  count: number,
+  nextExpectedRevision: bigint,
+): true | undefined {
+  const base =
+    typeof expectedRevision === 'bigint'
+      ? expectedRevision
+      : expectedRevision === 'no_stream'
+        ? -1n
+        : undefined;
+  return base !== undefined && nextExpectedRevision !== base + BigInt(count) ? true : undefined;
 }

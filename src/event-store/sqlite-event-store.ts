@@ -428,12 +428,14 @@ export class SqliteEventStore implements EventStore {
       );
       position = BigInt(info.lastInsertRowid);
     }
-    return { nextExpectedRevision: revision, position };
+    if (events.length === 0) return { nextExpectedRevision: revision, position };
+    return { nextExpectedRevision: revision, position, alreadyStored: false };
   }
 
   /**
    * A retried append (the same event ids, same stream, same order) answers what
-   * the first one answered. Any other reuse of an event id is refused.
+   * the first one answered, flagged `alreadyStored`, without checking the
+   * expected revision. Any other reuse of an event id is refused.
    */
   private findEarlierAppend(
     streamId: string,
@@ -460,7 +462,7 @@ export class SqliteEventStore implements EventStore {
       throw new DuplicateEventIdError(reused.metadata.eventId);
     }
     const last = rows[rows.length - 1]!;
-    return { nextExpectedRevision: last.revision, position: last.position };
+    return { nextExpectedRevision: last.revision, position: last.position, alreadyStored: true };
   }
 
   readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

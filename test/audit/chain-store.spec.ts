@@ -7,6 +7,7 @@ import {
   UnhashableEventError,
 } from '../../src/event-store/chaining-event-store';
 import {
+  AppendResult,
   EventStore,
   ExpectedRevision,
   NewEvent,
@@ -196,12 +197,26 @@ function chainSpecs(name: string, open: () => Opened, decorated: boolean): void 
     });
 
     describe('recognises a retried batch after the stream moved on, whose hashes would now differ', () => {
+      /** The first append's result, said to be a retried write where the store can tell. */
+      const expectFirstResult = (
+        again: AppendResult | AppendResult[],
+        first: AppendResult | AppendResult[],
+      ) => {
+        const results = [again].flat();
+        const plain = (list: AppendResult[]) =>
+          list.map(({ nextExpectedRevision, position }) => ({ nextExpectedRevision, position }));
+        expect(plain(results)).toEqual(plain([first].flat()));
+        // SQLite can tell (also behind the decorator); KurrentDB's answer may not say.
+        const said = name.includes('SQLite') ? [true] : [true, undefined];
+        for (const result of results) expect(said).toContain(result.alreadyStored);
+      };
+
       it('sent again with its exact revision', async () => {
         const batch = [event('A'), event('B')];
         const first = await store.appendToStream(stream('r1'), batch, 'no_stream');
         await store.appendToStream(stream('r1'), [event('Later')], 1n);
         const again = await store.appendToStream(stream('r1'), retimed(batch), 'no_stream');
-        expect(again).toEqual(first);
+        expectFirstResult(again, first);
         const events = await store.readStream(stream('r1'));
         expect(events.map((e) => e.type)).toEqual(['A', 'B', 'Later']);
         expectChained(events);
@@ -213,7 +228,7 @@ function chainSpecs(name: string, open: () => Opened, decorated: boolean): void 
         const first = await store.appendToStream(stream('r2'), batch, 'any');
         await store.appendToStream(stream('r2'), [event('Later')], 'any');
         const again = await store.appendToStream(stream('r2'), retimed(batch), 'any');
-        expect(again).toEqual(first);
+        expectFirstResult(again, first);
         const events = await store.readStream(stream('r2'));
         expect(events.map((e) => e.type)).toEqual(['Before', 'A', 'B', 'Later']);
         expectChained(events);
@@ -263,7 +278,7 @@ function chainSpecs(name: string, open: () => Opened, decorated: boolean): void 
         const again = await store.appendToStreams(
           parts().map((p) => ({ ...p, events: retimed(p.events) })),
         );
-        expect(again).toEqual(first);
+        expectFirstResult(again, first);
         expectChained(await store.readStream(stream('r3-seat')));
         expectChained(await store.readStream(stream('r3-user')));
         expect(await store.readStream(stream('r3-user'))).toHaveLength(2);

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandEnvelope, CommandHandler } from '../../src/command-handling/command-handler';
 import { SqliteEventStore } from '../../src/event-store/sqlite-event-store';
-import { EventStore, RecordedEvent } from '../../src/event-store/event-store.port';
+import { EventStore, RecordedEvent, StreamAppend } from '../../src/event-store/event-store.port';
 import { Decider } from '../../src/shared/decider';
 import { DomainError } from '../../src/shared/domain-error';
 import { event as newEvent } from '../event-store/event-store.contract';
@@ -73,6 +73,122 @@ describe('CommandHandler', () => {
     expect(new Set(outcomes.map((outcome) => String(outcome.position)))).toEqual(
       new Set([String(events[0].position)]),
     );
+  });
+
+  /**
+   * The store with a hook run before each append is handed to it (`call` counts
+   * from 0): what another process does between a decision and its append.
+   * `unflagged`: its answers never say `alreadyStored`, as KurrentDB's.
+   */
+  function hooked(before: (call: number) => Promise<void>, unflagged = false): EventStore {
+    let calls = 0;
+    const appendToStreams = async (appends: readonly StreamAppend[]) => {
+      await before(calls++);
+      const results = await store.appendToStreams(appends);
+      return unflagged ? results.map(({ alreadyStored: _, ...result }) => result) : results;
+    };
+    return new Proxy(store, {
+      get: (target, property) => {
+        if (property === 'appendToStreams') return appendToStreams;
+        const value = target[property as keyof EventStore] as unknown;
+        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  describe.each([
+    ['says', false],
+    ['cannot tell', true],
+  ])('when the store %s that a write was retried', (_says, unflagged) => {
+    const tag = unflagged ? 'unflagged' : 'flagged';
+    it('a retried write answered with the events another writer stored caches no state it never committed', async () => {
+      // The store answers the first write's result for event ids it already holds, whatever
+      // revision the retry was decided at: the stored events were folded from another base.
+      const other = new CommandHandler(store, clock);
+      const handler = new CommandHandler(
+        hooked(async (call) => {
+          if (call === 1) {
+            await other.handle(`lost-${tag}`, counter, { amount: 10 }, envelope(`${tag}-lost-y`));
+            await other.handle(`lost-${tag}`, counter, { amount: 5 }, envelope(`${tag}-lost-x`));
+          }
+        }, unflagged),
+        clock,
+      );
+      await handler.handle(`lost-${tag}`, counter, { amount: 1 }, envelope(`${tag}-lost-w`));
+      const retried = await handler.handle(
+        `lost-${tag}`,
+        counter,
+        { amount: 5 },
+        envelope(`${tag}-lost-x`),
+      );
+      await handler.handle(`lost-${tag}`, counter, { amount: 1 }, envelope(`${tag}-lost-z`));
+      const stored = await store.readStream(`lost-${tag}`);
+      expect(stored.map((e) => e.data.total)).toEqual([1, 11, 16, 17]);
+      // Answered as what it is: the stored run, on the stored state.
+      expect(retried.alreadyApplied).toBe(true);
+      expect(retried.state).toBe(16);
+      expect(retried.events).toEqual([{ type: 'Added', data: { amount: 5, total: 16 } }]);
+      expect(retried.position).toBe(stored[2].position);
+    });
+
+    it('a retried write whose stored events differ from its own decision answers the stored ones', async () => {
+      // Two processes run one command from the same base, each deciding its own random secret:
+      // the one whose append is answered with the other's events must answer the stored secret.
+      type Sealed = { type: 'Sealed'; data: { secret: string } };
+      const sealing: Decider<{ secret: string }, Sealed, string | null> = {
+        eventTypes: ['Sealed'],
+        initialState: () => null,
+        decide: (command) => [{ type: 'Sealed', data: { secret: command.secret } }],
+        evolve: (_state, event) => event.data.secret,
+      };
+      const other = new CommandHandler(store, clock);
+      const handler = new CommandHandler(
+        hooked(async () => {
+          await other.handle(
+            `sealed-${tag}`,
+            sealing,
+            { secret: 'stored' },
+            envelope(`${tag}-seal-1`),
+          );
+        }, unflagged),
+        clock,
+      );
+      const outcome = await handler.handle(
+        `sealed-${tag}`,
+        sealing,
+        { secret: 'mine' },
+        envelope(`${tag}-seal-1`),
+      );
+      expect(outcome.alreadyApplied).toBe(true);
+      expect(outcome.events).toEqual([{ type: 'Sealed', data: { secret: 'stored' } }]);
+      expect(outcome.state).toBe('stored');
+      expect((await handler.load(`sealed-${tag}`, sealing)).state).toBe('stored');
+    });
+  });
+
+  it('a run of the same command that stored other events first is answered on the stream as it is now', async () => {
+    // The store refuses ids reused in another batch (DuplicateEventIdError): the other run
+    // decided one event, this one two. Its answer must not be this run's stale state.
+    const batches: typeof counter = {
+      ...counter,
+      decide: (command, total) =>
+        Array.from({ length: command.amount }, (_, index) => ({
+          type: 'Added' as const,
+          data: { amount: 1, total: total + index + 1 },
+        })),
+    };
+    const other = new CommandHandler(store, clock);
+    const handler = new CommandHandler(
+      hooked(async () => {
+        await other.handle('duplicate', batches, { amount: 1 }, envelope('dup-1'));
+      }),
+      clock,
+    );
+    const outcome = await handler.handle('duplicate', batches, { amount: 2 }, envelope('dup-1'));
+    expect(outcome.alreadyApplied).toBe(true);
+    expect(outcome.events).toEqual([{ type: 'Added', data: { amount: 1, total: 1 } }]);
+    expect(outcome.state).toBe(1);
+    expect((await store.readStream('duplicate')).map((e) => e.data.total)).toEqual([1]);
   });
 
   it('a fresh command id is not looked up: nothing can carry it yet', async () => {
