@@ -50,7 +50,6 @@ export interface LoginRouteDeps {
 
 type LoginRequest = AuthenticatedRequest & LimitedRequest & CommandRequest;
 
-
 /**
  * True for the one body shape a verification takes, `{ "code": "<6 digits>" }`,
  * which CodeBody's class-validator rules accept too. With valid ids, such a
