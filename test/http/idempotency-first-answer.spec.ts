@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { firstValueFrom, from, Observable } from 'rxjs';
 import { StoredResponse, IdempotencyInterceptor } from '../../src/http/idempotency';
 import type { IdempotencyTimings } from '../../src/http/idempotency-store.port';
-import { problemFromDomainError } from '../../src/http/problem';
+import { ProblemException, problemFromDomainError } from '../../src/http/problem';
 import { SqliteIdempotencyStore } from '../../src/http/sqlite-idempotency-store';
 import { DomainError } from '../../src/shared/domain-error';
 import { tempDir } from '../support/harness';
@@ -43,13 +43,13 @@ describe('Idempotency-Key: overlapping runs of one key all answer the kept first
   });
 
   /** One PUT with the same key, caller, path and body each time: the same scope and fingerprint. */
-  function contextOfRequest(): ExecutionContext {
+  function contextOfRequest(seats = 5): ExecutionContext {
     const request = {
       method: 'PUT',
       url: '/v1/firms/acme/mfa/licenses',
       headers: { 'idempotency-key': 'key-1' },
       params: { firmId: 'acme' },
-      body: { seats: 5 },
+      body: { seats },
       principal: { role: 'firm-admin', id: 'admin-1', firm: 'acme' },
     };
     const handler = function putLicenses() {};
@@ -71,6 +71,9 @@ describe('Idempotency-Key: overlapping runs of one key all answer the kept first
     } catch (error) {
       if (error instanceof StoredResponse) {
         return { status: error.record.status, body: error.record.body };
+      }
+      if (error instanceof ProblemException) {
+        return { status: error.problem.status, body: error.problem };
       }
       if (error instanceof DomainError) {
         const body = problemFromDomainError(error);
@@ -132,5 +135,28 @@ describe('Idempotency-Key: overlapping runs of one key all answer the kept first
     expect(second.status).toBe(firstOutcome === 'refuses' ? 200 : 409);
     expect(third).toEqual(second);
     expect(first).toEqual(second);
+  });
+
+  it('a run whose expired claim went to another request under the key answers its own outcome', async () => {
+    const run1 = heldRun();
+    const answer1 = answerOf(interceptor.intercept(contextOfRequest(5), run1.next));
+    await Promise.resolve();
+    now += CLAIM_TIMEOUT_MS;
+    const run2 = heldRun();
+    const answer2 = answerOf(interceptor.intercept(contextOfRequest(6), run2.next));
+    run2.settle({ value: { position: '8', seats: 6 } });
+    expect(await answer2).toEqual({ status: 200, body: { position: '8', seats: 6 } });
+
+    run1.settle({ error: refusal() });
+    // Not the other request's answer: this one was refused.
+    expect(await answer1).toEqual({ status: 409, body: problemFromDomainError(refusal()) });
+    const retry = await answerOf(
+      interceptor.intercept(contextOfRequest(5), {
+        handle: () => {
+          throw new Error('a retry of a key in use must not run the command');
+        },
+      }),
+    );
+    expect(retry.status).toBe(422);
   });
 });
