@@ -38,10 +38,17 @@ export interface IdempotencyStore {
    */
   claim(scope: string, fingerprint: string): Promise<IdempotencyClaim>;
   /**
-   * Keeps `record` as the scope's answer for `retentionMs`, unless an answer
-   * is already kept (the first answer wins, whoever's claim it came from).
+   * Keeps `record` as the scope's answer for `retentionMs`, unless a live
+   * answer is already kept (the first answer wins, whoever's claim it came
+   * from), atomically across instances.
+   *
+   * Resolves to the record the scope now keeps: `record` itself, or the first
+   * answer kept by another run of the same key (one whose claim was taken over
+   * after this run's claim expired, see `claimTimeoutMs`). The caller answers
+   * that record, not its own, so that every run and retry of a key gets the
+   * same answer (API.md, Commands: a retry returns the first answer).
    */
-  complete(scope: string, record: IdempotencyRecord): Promise<void>;
+  complete(scope: string, record: IdempotencyRecord): Promise<IdempotencyRecord>;
   /**
    * Frees a claim that produced no answer to keep (a validation error, an
    * unexpected failure), so that a retry runs at once. Does nothing when the

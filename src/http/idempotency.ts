@@ -135,22 +135,38 @@ export class IdempotencyInterceptor implements NestInterceptor {
         }
         request.commandId = deterministicId('command', scope);
         let settled = false;
-        const keep = async (record: Omit<IdempotencyRecord, 'fingerprint'>) => {
-          await this.store.complete(scope, { fingerprint, ...record });
+        /**
+         * Keeps this run's answer unless another run of the key kept one first (this run's claim
+         * expired while it ran and a retry took the key over). Resolves to the kept answer when
+         * it is not this run's: the client gets that one, as every retry will.
+         */
+        const keep = async (
+          record: Omit<IdempotencyRecord, 'fingerprint'>,
+        ): Promise<IdempotencyRecord | undefined> => {
+          const own = { fingerprint, ...record };
+          const kept = await this.store.complete(scope, own);
           settled = true;
+          // Kept for another request under the same key (a different body, after this claim
+          // expired): not this request's answer; a retry of this one is told 422.
+          if (kept.fingerprint !== fingerprint) return undefined;
+          return sameAnswer(kept, own) ? undefined : kept;
         };
         return next.handle().pipe(
           mergeMap(async (body) => {
-            await keep({ status, body, contentType: JSON_CONTENT_TYPE });
+            const first = await keep({ status, body, contentType: JSON_CONTENT_TYPE });
+            if (first) throw new StoredResponse(first);
             return body;
           }),
           catchError((error: unknown) => {
+            if (error instanceof StoredResponse) return throwError(() => error);
             // Refusals are answers too; a conflict on concurrency is not: retrying may succeed.
             if (error instanceof DomainError && error.code !== 'concurrency-conflict') {
               const body = problemFromDomainError(error);
               return from(
                 keep({ status: body.status, body, contentType: 'application/problem+json' }),
-              ).pipe(mergeMap(() => throwError(() => error)));
+              ).pipe(
+                mergeMap((first) => throwError(() => (first ? new StoredResponse(first) : error))),
+              );
             }
             return throwError(() => error);
           }),
@@ -165,6 +181,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
       }),
     );
   }
+}
+
+/** The same answer to the client: status, content type and body as JSON once stored. */
+function sameAnswer(kept: IdempotencyRecord, own: IdempotencyRecord): boolean {
+  return (
+    kept.status === own.status &&
+    kept.contentType === own.contentType &&
+    canonicalJson(kept.body) === canonicalJson(JSON.parse(JSON.stringify(own.body ?? null)))
+  );
 }
 
 function sha256(text: string): string {

@@ -94,43 +94,46 @@ export class MongoIdempotencyStore implements IdempotencyStore {
       const held = await this.scopes.findOne({ _id: scope });
       if (held && held.expiresAt.getTime() > now) {
         return held.answer
-          ? {
-              state: 'answered',
-              record: {
-                fingerprint: held.fingerprint,
-                status: held.answer.status,
-                contentType: held.answer.contentType,
-                body: JSON.parse(held.answer.body) as unknown,
-              },
-            }
+          ? { state: 'answered', record: recordOf(held) }
           : { state: 'in-progress', fingerprint: held.fingerprint };
       }
     }
     throw new Error(`Idempotency scope ${scope} could not be claimed after 3 attempts`);
   }
 
-  async complete(scope: string, record: IdempotencyRecord): Promise<void> {
-    try {
-      await this.scopes.updateOne(
-        { _id: scope, answer: null },
-        {
-          $set: {
-            fingerprint: record.fingerprint,
-            answer: {
-              status: record.status,
-              contentType: record.contentType,
-              body: JSON.stringify(record.body),
+  async complete(scope: string, record: IdempotencyRecord): Promise<IdempotencyRecord> {
+    const now = this.timings.now();
+    // A lost race is retried at most twice: the kept answer died between two reads.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        // A claim (this run's, or the one that took over its expired claim) or a dead answer
+        // gives way; a live answer does not match, and the upsert's insert then hits the unique
+        // `_id` (E11000).
+        const kept = await this.scopes.findOneAndUpdate(
+          { _id: scope, $or: [{ answer: null }, { expiresAt: { $lte: new Date(now) } }] },
+          {
+            $set: {
+              fingerprint: record.fingerprint,
+              claimId: null,
+              answer: {
+                status: record.status,
+                contentType: record.contentType,
+                body: JSON.stringify(record.body),
+              },
+              expiresAt: new Date(now + this.timings.retentionMs),
             },
-            expiresAt: new Date(this.timings.now() + this.timings.retentionMs),
           },
-          $setOnInsert: { claimId: null },
-        },
-        { upsert: true },
-      );
-    } catch (error) {
-      // An answer is kept already: the first one stays.
-      if (!isDuplicateKey(error)) throw error;
+          { upsert: true, returnDocument: 'after' },
+        );
+        if (kept) return recordOf(kept);
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+      }
+      // An answer is kept already: the first one stays, and is the one to answer.
+      const held = await this.scopes.findOne({ _id: scope });
+      if (held?.answer && held.expiresAt.getTime() > now) return recordOf(held);
     }
+    throw new Error(`Idempotency scope ${scope} could not be answered after 3 attempts`);
   }
 
   async release(scope: string, claimId: string): Promise<void> {
@@ -145,4 +148,15 @@ export class MongoIdempotencyStore implements IdempotencyStore {
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/** The kept answer of a scope document that holds one. */
+function recordOf(document: ScopeDocument): IdempotencyRecord {
+  if (!document.answer) throw new Error(`Idempotency scope ${document._id} holds no answer`);
+  return {
+    fingerprint: document.fingerprint,
+    status: document.answer.status,
+    contentType: document.answer.contentType,
+    body: JSON.parse(document.answer.body) as unknown,
+  };
 }

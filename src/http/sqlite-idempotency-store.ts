@@ -27,7 +27,10 @@ interface ScopeRow {
 export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly db: Database.Database;
   private readonly claimTransaction: (scope: string, fingerprint: string) => IdempotencyClaim;
-  private readonly completeStatement;
+  private readonly completeTransaction: (
+    scope: string,
+    record: IdempotencyRecord,
+  ) => IdempotencyRecord;
   private readonly releaseStatement;
   private readonly purgeStatement;
   private lastPurge = 0;
@@ -71,14 +74,35 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       // IMMEDIATE: the read and the write under one write lock, or two instances both claim.
       return run.immediate();
     };
-    this.completeStatement = this.db.prepare(
+    // A live answer stays; a claim (this run's, or the one that took over its expired claim)
+    // or a dead answer gives way.
+    const keep = this.db.prepare(
       `INSERT INTO idempotency_scopes (scope, fingerprint, claim_id, status, content_type, body, expires_at)
        VALUES (?, ?, NULL, ?, ?, ?, ?)
        ON CONFLICT (scope) DO UPDATE SET
-         fingerprint = excluded.fingerprint, status = excluded.status,
+         fingerprint = excluded.fingerprint, claim_id = NULL, status = excluded.status,
          content_type = excluded.content_type, body = excluded.body, expires_at = excluded.expires_at
-       WHERE idempotency_scopes.status IS NULL`,
+       WHERE idempotency_scopes.status IS NULL OR idempotency_scopes.expires_at <= ?`,
     );
+    this.completeTransaction = (scope, record) => {
+      const now = this.timings.now();
+      const run = this.db.transaction((): IdempotencyRecord => {
+        keep.run(
+          scope,
+          record.fingerprint,
+          record.status,
+          record.contentType,
+          JSON.stringify(record.body),
+          now + this.timings.retentionMs,
+          now,
+        );
+        const kept = select.get(scope);
+        if (!kept || kept.status === null) throw new Error(`No answer kept for scope ${scope}`);
+        return recordOf(kept);
+      });
+      // IMMEDIATE: what is read back is what the write left, not another instance's later write.
+      return run.immediate();
+    };
     this.releaseStatement = this.db.prepare(
       'DELETE FROM idempotency_scopes WHERE scope = ? AND claim_id = ? AND status IS NULL',
     );
@@ -90,16 +114,8 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     return Promise.resolve(this.claimTransaction(scope, fingerprint));
   }
 
-  complete(scope: string, record: IdempotencyRecord): Promise<void> {
-    this.completeStatement.run(
-      scope,
-      record.fingerprint,
-      record.status,
-      record.contentType,
-      JSON.stringify(record.body),
-      this.timings.now() + this.timings.retentionMs,
-    );
-    return Promise.resolve();
+  complete(scope: string, record: IdempotencyRecord): Promise<IdempotencyRecord> {
+    return Promise.resolve(this.completeTransaction(scope, record));
   }
 
   release(scope: string, claimId: string): Promise<void> {

@@ -94,15 +94,48 @@ export function idempotencyStoreContract(
       }
     });
 
-    it('the first answer is kept: a later complete changes nothing', async () => {
+    it('the first answer is kept: a later complete changes nothing and answers the first', async () => {
       const s = scope();
       await store.claim(s, 'fp-1');
-      await store.complete(s, answer({ body: { first: true } }));
-      await store.complete(s, answer({ body: { first: false }, status: 500 }));
+      expect(await store.complete(s, answer({ body: { first: true } }))).toEqual(
+        answer({ body: { first: true } }),
+      );
+      expect(await store.complete(s, answer({ body: { first: false }, status: 500 }))).toEqual(
+        answer({ body: { first: true } }),
+      );
       expect(await store.claim(s, 'fp-1')).toEqual({
         state: 'answered',
         record: answer({ body: { first: true } }),
       });
+    });
+
+    it('a run whose expired claim was taken over, answering last, is given the answer kept first', async () => {
+      const s = scope();
+      expect((await store.claim(s, 'fp-1')).state).toBe('claimed');
+      now += CLAIM_TIMEOUT_MS;
+      const other = await another();
+      expect((await other.claim(s, 'fp-1')).state).toBe('claimed');
+      const success = answer({ status: 200, body: { position: '7' } });
+      const refusal = answer({
+        status: 409,
+        body: { type: '/problems/license-exhausted', status: 409 },
+        contentType: 'application/problem+json',
+      });
+      expect(await other.complete(s, success)).toEqual(success);
+      expect(await store.complete(s, refusal)).toEqual(success);
+      expect(await store.claim(s, 'fp-1')).toEqual({ state: 'answered', record: success });
+    });
+
+    it('a run that answers first while its expired claim is held by another keeps its answer', async () => {
+      const s = scope();
+      await store.claim(s, 'fp-1');
+      now += CLAIM_TIMEOUT_MS;
+      const other = await another();
+      expect((await other.claim(s, 'fp-1')).state).toBe('claimed');
+      const refusal = answer({ status: 409, contentType: 'application/problem+json' });
+      expect(await store.complete(s, refusal)).toEqual(refusal);
+      expect(await other.complete(s, answer())).toEqual(refusal);
+      expect(await other.claim(s, 'fp-1')).toEqual({ state: 'answered', record: refusal });
     });
 
     it('release frees the scope for the next request; only the holder releases', async () => {
@@ -141,7 +174,10 @@ export function idempotencyStoreContract(
       expect((await store.claim(s, 'fp-1')).state).toBe('answered');
       now += 1;
       expect((await store.claim(s, 'fp-2')).state).toBe('claimed');
-      await store.complete(s, answer({ fingerprint: 'fp-2' }));
+      // A dead answer gives way to the new one, which complete answers.
+      expect(await store.complete(s, answer({ fingerprint: 'fp-2' }))).toEqual(
+        answer({ fingerprint: 'fp-2' }),
+      );
       expect(await store.claim(s, 'fp-1')).toEqual({
         state: 'answered',
         record: answer({ fingerprint: 'fp-2' }),
