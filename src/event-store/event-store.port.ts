@@ -163,7 +163,7 @@ export interface SubscribeOptions {
   /**
    * Called with events in log order; the next batch waits until the promise
    * settles. The events may be the very objects handed to the store's other
-   * subscriptions (SQLite shares a read among them, ADR 0022): read them, never
+   * subscriptions (SQLite shares a read among them, ADR 0021): read them, never
    * change them. The array is the subscriber's own.
    */
   onEvents: (events: RecordedEvent[]) => Promise<void>;

@@ -51,7 +51,7 @@ export function startWriterThread(file: string): Worker {
     // binds the rows it is sent and drops them. The rebuild's peak RSS, bounded at
     // 300 MB for 1,000,000 events, was 294-329 MB in six runs on a loaded machine,
     // 284-292 MB in three with this; 4 MB was no lower and cost that thread more
-    // scavenging (docs/decisions/0022-rebuild-memory-and-shared-live-reads.md).
+    // scavenging (docs/decisions/0021-rebuild-memory-and-shared-live-reads.md).
     resourceLimits: { maxYoungGenerationSizeMb: 8 },
     ...(fromSource
       ? { execArgv: ['--require', require.resolve('ts-node/register/transpile-only')] }
