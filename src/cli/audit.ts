@@ -10,12 +10,12 @@ import { verifyExportFile } from '../audit/offline-verification';
 import { verifyFirmChains } from '../audit/chain-verification';
 import { firmEvents } from '../audit/firm-events';
 import { stateAsOf } from '../audit/state-as-of';
-import { AppConfig, ConfigError, loadConfig } from '../config/config';
+import { AppConfig } from '../config/config';
 import type { EventStore } from '../event-store/event-store.port';
 import { SqliteEventStore } from '../event-store/sqlite-event-store';
 import { openReadModelStore } from '../read-model/open-read-model-store';
 import { isValidId } from '../shared/ids';
-import { runCli, UsageError } from './run-cli';
+import { cliConfiguration, runCli, UsageError } from './run-cli';
 
 const USAGE = `Auditors' commands (docs/audit.md). export, state and verify --firm read the
 configured stores (DATA_DIR, EVENTSTORE_URL, MONGODB_URL), whether the service runs or
@@ -116,7 +116,7 @@ async function exportCommand(firmId: string, values: Values): Promise<number> {
     const { field, message } = parsed.errors[0];
     throw new UsageError(`--${field === 'userId' ? 'user' : field} ${message}`);
   }
-  const config = configuration();
+  const config = cliConfiguration();
   const eventStore = await openEventStore(config);
   const bar = progressBar('events');
   try {
@@ -145,7 +145,7 @@ async function stateCommand(firmId: string, asOfText: string): Promise<number> {
     );
   }
   if (asOf > Date.now()) throw new UsageError('--as-of must not be in the future');
-  const config = configuration();
+  const config = cliConfiguration();
   const eventStore = await openEventStore(config);
   const readModels = await openReadModelStore(config);
   try {
@@ -190,7 +190,7 @@ async function verifyCommand(values: Values): Promise<number> {
 
 /** The stored history of one firm against its chains and anchors (ADR 0017): exit 0 ok, 1 broken. */
 async function verifyFirmCommand(firmId: string): Promise<number> {
-  const config = configuration();
+  const config = cliConfiguration();
   const eventStore = await openEventStore(config);
   try {
     const bar = progressBar('checked');
@@ -212,17 +212,6 @@ async function verifyFirmCommand(firmId: string): Promise<number> {
     return result.ok ? 0 : 1;
   } finally {
     await eventStore.close();
-  }
-}
-
-function configuration(): AppConfig {
-  try {
-    return loadConfig().config;
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      throw new UsageError(`configuration error: ${error.message.split('\n')[0]}`);
-    }
-    throw error;
   }
 }
 

@@ -1,3 +1,5 @@
+import { AppConfig, ConfigError, loadConfig } from '../config/config';
+
 /** A mistake in what the operator typed: one line on stderr, exit 2. */
 export class UsageError extends Error {}
 
@@ -26,4 +28,21 @@ export function runCli(name: string, main: (argv: readonly string[]) => Promise<
       process.exit(usage ? 2 : 1);
     },
   );
+}
+
+/**
+ * The service's configuration for a command-line tool, from the environment
+ * (docs/configuration.md).
+ * @throws UsageError naming the first wrong variable, so the tool says it in
+ *   one line and exits 2
+ */
+export function cliConfiguration(): AppConfig {
+  try {
+    return loadConfig().config;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new UsageError(`configuration error: ${error.message.split('\n')[0]}`);
+    }
+    throw error;
+  }
 }

@@ -1,9 +1,9 @@
 import jwt from 'jsonwebtoken';
 import { parseArgs } from 'node:util';
-import { AppConfig, ConfigError, loadConfig } from '../config/config';
+import { AppConfig } from '../config/config';
 import { TOKEN_ROLES, TokenRole } from '../http/auth';
 import { isValidId } from '../shared/ids';
-import { runCli, UsageError } from './run-cli';
+import { cliConfiguration, runCli, UsageError } from './run-cli';
 
 const USAGE = `Mints a development token signed with the configured HS256 secret (the one
 \`npm start\` generated under DATA_DIR, or MFA_JWT_SECRET).
@@ -82,7 +82,7 @@ async function main(argv: readonly string[]): Promise<number> {
     throw new UsageError('--ttl must be a whole number of seconds');
   }
 
-  const config = configuration();
+  const config = cliConfiguration();
   if (config.jwt.algorithm !== 'HS256') {
     throw new UsageError('tokens can only be minted here for HS256 (MFA_JWT_SECRET)');
   }
@@ -110,17 +110,6 @@ function baseUrl(config: AppConfig): string {
   const local = ['127.0.0.1', '0.0.0.0', '::', '::1'].includes(config.host);
   const host = local ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   return new URL(`http://${host}:${config.port}`).origin;
-}
-
-function configuration(): AppConfig {
-  try {
-    return loadConfig().config;
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      throw new UsageError(`configuration error: ${error.message.split('\n')[0]}`);
-    }
-    throw error;
-  }
 }
 
 runCli('token', main);
