@@ -161,8 +161,13 @@ curl -s -w '\n' -X POST $API/users/cm-1/mfa/totp/enrollment/$ENROLLMENT/confirm 
   -d "{\"code\":\"$(oathtool --totp -b $SECRET)\"}"
 # -> {"position":"…","factorId":"…"}
 
-# The mailer sends in the background: wait (at most 10 s) for the three files.
-for _ in $(seq 100); do [ "$(ls "$DATA_DIR/outbox" 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
+# The mailer sends in the background: wait (at most 10 s) until the three files
+# are written and recorded as sent (no email pending).
+for _ in $(seq 100); do
+  [ "$(ls "$DATA_DIR/outbox" 2>/dev/null | wc -l)" -ge 3 ] &&
+    curl -s $BASE/health | grep -q '"pending":0' && break
+  sleep 0.1
+done
 ls "$DATA_DIR/outbox"   # <Message-ID>.eml, one per email
 # -> …@localhost.eml
 # -> …@localhost.eml
