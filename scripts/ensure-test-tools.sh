@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite uses, installed only when missing:
-# oathtool is the independent TOTP oracle, chromium the real WebAuthn client.
+# oathtool is the independent TOTP oracle (and plays the authenticator app in
+# docs/walkthrough.sh, which also needs curl), chromium the real WebAuthn client.
 set -euo pipefail
-packages=(oathtool chromium)
+packages=(oathtool chromium curl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
