@@ -97,6 +97,12 @@ export async function createApp(
   setUpOpenApi(app, LOGIN_ROUTE_OPERATIONS);
   // The firm admin's page and the user's enrollment page (docs/web-pages.md).
   serveWebPages(fastify);
+  // The root, where a browser pointed at the service lands first: the API docs (HEAD as well).
+  fastify.route({
+    method: 'GET',
+    url: '/',
+    handler: (_request, reply) => reply.redirect('/docs', 302),
+  });
   await app.init();
   return app;
 }

@@ -52,6 +52,9 @@ export type Authentication = { principal: Principal } | { refusal: ProblemExcept
 /** Seconds of clock skew allowed between the token's issuer and this service (exp, nbf, iat). */
 export const CLOCK_TOLERANCE_SECONDS = 5;
 
+/** A compact JWS (RFC 7515 §7.1): three base64url parts, the signature possibly empty. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 /** How many verified tokens TokenVerifier keeps (the oldest out first). */
 const MAX_VERIFIED_TOKENS = 10_000;
 
@@ -102,9 +105,12 @@ export class TokenVerifier {
   }
 
   private principalOf(header: string | undefined): Principal {
-    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header ?? '');
-    if (!match) throw unauthorized('A bearer token is required.');
-    const token = match[1];
+    // RFC 6750 §2.1: `Bearer 1*SP token`, the scheme case-insensitive (RFC 9110 §11.1). No
+    // header, another scheme or no token: one is required. A token that is sent but is not
+    // JWT-shaped is invalid, as any token that fails a check below (RFC 6750 §3.1).
+    const token = /^Bearer(?: +(.*))?$/i.exec(header ?? '')?.[1];
+    if (!token) throw unauthorized('A bearer token is required.');
+    if (!JWT_SHAPE.test(token)) throw unauthorized('The token is not valid.');
     // jsonwebtoken's clock: whole seconds. Outside the window, the full check below answers.
     const clock = Math.floor(Date.now() / 1000);
     const known = this.verified.get(token);

@@ -50,26 +50,30 @@ export function renderEmail(
   } else {
     const usage = email.usage;
     if (!usage) throw new Error(`A ${email.notification} email without usage figures`);
-    const full = usage.threshold === 100;
-    subject = full
-      ? `MFA licenses of firm ${firmId}: all ${usage.licenseCount} in use`
-      : `MFA licenses of firm ${firmId}: ${usage.usagePercent}% in use`;
+    const { threshold, licenseCount, seatsInUse, usagePercent } = usage;
+    // The threshold crossed and the usage now can differ: one seat of one license crosses 80 %
+    // and 100 % at once, and each email names its own threshold with the same figures.
+    subject = `MFA license usage of firm ${firmId} reached ${threshold}%: ${seatsInUse} of ${licenseCount} in use`;
+    const inUse =
+      seatsInUse > licenseCount
+        ? `${seatsInUse} seats are in use for its ${licenseCount} MFA licenses`
+        : `${seatsInUse} of its ${licenseCount} MFA licenses are in use`;
     paragraphs = [
       greeting,
-      full
-        ? `Firm ${firmId} is using all of its MFA licenses (the 100% threshold was reached). ` +
-          'Users who are MFA-enabled but not yet enrolled can no longer enroll and will sign in ' +
-          'with a single factor until a license is free. To resume enrollments, increase the ' +
-          "firm's subscribed MFA licenses."
-        : `Firm ${firmId} has reached 80% of its MFA licenses. When all of them are in use, ` +
-          'users who are not yet enrolled will not be able to enroll. Consider increasing the ' +
-          "firm's subscribed MFA licenses.",
+      `The MFA license usage of firm ${firmId} reached the ${threshold}% threshold: ${inUse} (${usagePercent}%).`,
+      // DESIGN §3 "exhausted licenses": what all seats taken means for those not yet enrolled.
+      seatsInUse >= licenseCount
+        ? 'All MFA licenses are in use: users who are MFA-enabled but not yet enrolled cannot enroll, ' +
+          'and sign in with a single factor until a license is free. To resume enrollments, ' +
+          "increase the firm's subscribed MFA licenses."
+        : 'When all of them are in use, users who are MFA-enabled but not yet enrolled will not be ' +
+          "able to enroll. Consider increasing the firm's subscribed MFA licenses.",
       'You receive this email as a firm administrator or billing contact.',
     ];
     figures = [
       ['MFA license count', String(usage.licenseCount)],
       ['Seats in use (enrolled users)', String(usage.seatsInUse)],
-      ['Unutilized licenses', String(usage.unutilized)],
+      ['Unutilized MFA licenses', String(usage.unutilized)],
       ['Usage', `${usage.usagePercent}%`],
     ];
   }

@@ -224,6 +224,9 @@ const tokenFor = (role: TokenRole, options: { firm?: string } = {}) =>
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
+const REQUIRED = /^A bearer token is required\.$/;
+const INVALID = /^The token is not valid\.$/;
+
 /** Every way of presenting no valid credentials, each given the endpoint's first allowed role. */
 const invalidCredentials: Array<{
   name: string;
@@ -231,15 +234,21 @@ const invalidCredentials: Array<{
   /** Where the reason is specific, the answer should say it. */
   detail?: RegExp;
 }> = [
-  { name: 'no Authorization header', header: () => undefined },
-  { name: 'Basic credentials', header: () => 'Basic x' },
-  { name: '"Bearer" without a token', header: () => 'Bearer' },
-  { name: 'a token of two segments', header: () => 'Bearer a.b' },
-  { name: 'three segments that are not a JWT', header: () => 'Bearer a.b.c' },
+  // No bearer token at all: the caller is told to send one (RFC 6750 §3).
+  { name: 'no Authorization header', header: () => undefined, detail: REQUIRED },
+  { name: 'Basic credentials', header: () => 'Basic x', detail: REQUIRED },
+  { name: 'a scheme-less value', header: () => 'garbage', detail: REQUIRED },
+  { name: '"Bearer" without a token', header: () => 'Bearer', detail: REQUIRED },
+  // A bearer token that is sent but is no valid token: the caller is told it is invalid.
+  { name: 'a bearer token that is not a JWT', header: () => 'Bearer garbage', detail: INVALID },
+  { name: 'a bearer token with a space', header: () => 'Bearer not a token', detail: INVALID },
+  { name: 'a token of two segments', header: () => 'Bearer a.b', detail: INVALID },
+  { name: 'three segments that are not a JWT', header: () => 'Bearer a.b.c', detail: INVALID },
   {
     name: 'a token signed with another secret',
     header: (role) =>
       `Bearer ${token(role, { firm: FIRM, secret: 'another-secret-another-secret-0123456789' })}`,
+    detail: INVALID,
   },
   {
     name: 'an expired token',
@@ -262,6 +271,7 @@ const invalidCredentials: Array<{
       const claims = { role, firm: FIRM, sub: `test-${role}`, exp };
       return `Bearer ${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims)}.`;
     },
+    detail: INVALID,
   },
   {
     name: 'a token with an unknown role',
@@ -443,6 +453,15 @@ describe('authorization: public routes', () => {
     });
     expect(withJunk.status).toBe(401);
     expect(withJunk.body.type).toBe('/problems/unauthorized');
+    expect(withJunk.body.detail).toMatch(INVALID);
+    const garbage = await service.api.request('GET', '/health', {
+      headers: { authorization: 'Bearer garbage' },
+    });
+    expect(garbage.status).toBe(401);
+    expect(garbage.body).toMatchObject({
+      type: '/problems/unauthorized',
+      detail: 'The token is not valid.',
+    });
   });
 
   it.each(['/openapi.json', '/docs'])(

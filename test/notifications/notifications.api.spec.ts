@@ -130,7 +130,7 @@ describe('Notification emails, sent over SMTP (DESIGN §5)', () => {
       expect(mail.subject).toContain(FIRM);
       expect(mail.text).toMatch(/MFA license count: 10\b/);
       expect(mail.text).toMatch(/Seats in use \(enrolled users\): 8\b/);
-      expect(mail.text).toMatch(/Unutilized licenses: 2\b/);
+      expect(mail.text).toMatch(/Unutilized MFA licenses: 2\b/);
       expect(mail.text).toMatch(/Usage: 80%/);
       expect(mail.html).toContain('<td>80%</td>');
       expect(mail.parsed.from?.value).toEqual([
@@ -278,7 +278,7 @@ describe('Without SMTP_URL, emails land as .eml files in DATA_DIR/outbox', () =>
     }
     const full = mails.find((m) => m.headers.get('x-mfa-notification') === 'license-usage-100');
     expect(full?.text).toMatch(
-      /MFA license count: 1\b[\s\S]*Seats in use \(enrolled users\): 1\b[\s\S]*Unutilized licenses: 0\b[\s\S]*Usage: 100%/,
+      /MFA license count: 1\b[\s\S]*Seats in use \(enrolled users\): 1\b[\s\S]*Unutilized MFA licenses: 0\b[\s\S]*Usage: 100%/,
     );
     const health = await service.api.get('/health', operator);
     expect(health.body.mail).toMatchObject({ transport: 'outbox', pending: 0, retrying: 0 });
