@@ -19,6 +19,8 @@ import type { SubscriptionCommand } from './subscription.decider';
 
 const PLAN = /^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$/;
 const PLAN_MESSAGE = 'must be 1-64 characters of letters, digits, space . _ : -';
+const PLAN_DESCRIPTION =
+  'The plan, as the operators name it: 1–64 letters, digits, spaces, `. _ : -`.';
 export const MAX_LICENSES = 1_000_000;
 
 const SUBSCRIPTION_FIELDS: Record<string, JsonSchema> = {
@@ -45,7 +47,7 @@ const answers = ApiOkResponse({
 });
 
 export class RequestSubscriptionBody {
-  @ApiPropertyOptional({ example: 'standard' })
+  @ApiPropertyOptional({ pattern: PLAN.source, description: PLAN_DESCRIPTION, example: 'standard' })
   @IsOptional()
   @IsString()
   @Matches(PLAN, { message: PLAN_MESSAGE })
@@ -53,20 +55,20 @@ export class RequestSubscriptionBody {
 }
 
 export class ActivateSubscriptionBody {
-  @ApiProperty({ minimum: 1, maximum: MAX_LICENSES, example: 50 })
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_LICENSES, example: 50 })
   @IsInt()
   @Min(1)
   @Max(MAX_LICENSES)
   licenseCount!: number;
 
-  @ApiProperty({ example: 'standard' })
+  @ApiProperty({ pattern: PLAN.source, description: PLAN_DESCRIPTION, example: 'standard' })
   @IsString()
   @Matches(PLAN, { message: PLAN_MESSAGE })
   plan!: string;
 }
 
 export class ChangeLicensesBody {
-  @ApiProperty({ minimum: 1, maximum: MAX_LICENSES, example: 80 })
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_LICENSES, example: 80 })
   @IsInt()
   @Min(1)
   @Max(MAX_LICENSES)

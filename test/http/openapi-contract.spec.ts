@@ -202,7 +202,8 @@ describe('The OpenAPI description is the contract a host application codes again
     expect(bare).toEqual([]);
   });
 
-  it('types ids and free text as strings, never as objects', () => {
+  it('types ids and free text as strings, never as objects, and counts as integers', () => {
+    const COUNTS = /^(licenseCount|seatsInUse|unutilized|usagePercent|attemptsLeft|eventsChecked)$/;
     const wrong: string[] = [];
     const schemas: Array<[string, Schema]> = [
       ...Object.entries(document.components.schemas),
@@ -222,6 +223,9 @@ describe('The OpenAPI description is the contract a host application codes again
           /Id$|^(organization|name|email|label|plan|reason|code|search|cursor|minPosition|position)$/;
         if (stringField.test(field) && property.type !== 'string' && !property.$ref) {
           wrong.push(`${where}: ${JSON.stringify(property.type)}`);
+        }
+        if (COUNTS.test(field) && property.type !== 'integer' && !property.$ref) {
+          wrong.push(`${where}: ${JSON.stringify(property.type)}, not integer`);
         }
       }
     }

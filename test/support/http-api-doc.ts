@@ -91,7 +91,8 @@ function fieldRows(schema: Schema, prefix = ''): string[] {
           : '',
         property.maxLength !== undefined ? `at most ${property.maxLength} characters` : '',
       ].filter(Boolean);
-      const row = `| \`${field}\` | ${typeOf(property)} | ${required.has(name) ? 'yes' : 'no'} | ${cell(notes.join('; '))} |`;
+      const meaning = notes.map((note) => String(note).replace(/\.$/, '')).join('; ');
+      const row = `| \`${field}\` | ${typeOf(property)} | ${required.has(name) ? 'yes' : 'no'} | ${cell(meaning)} |`;
       const nested =
         property.type === 'object' && property.properties
           ? fieldRows(property, `${field}.`)
@@ -229,6 +230,8 @@ export function renderHttpApiDoc(document: OpenApiDocument): string {
           '',
         );
       }
+    } else if (schema.properties && Object.keys(schema.properties).length === 0) {
+      lines.push('`{}`: no fields (any field is refused).', '');
     } else if (schema.properties) {
       lines.push(
         '| field | type | required | meaning |',
