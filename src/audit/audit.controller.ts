@@ -1,6 +1,7 @@
 import { Controller, Get, Inject, Logger, Param, Query, Res } from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiOkResponse,
   ApiOperation,
   ApiProduces,
   ApiPropertyOptional,
@@ -23,6 +24,80 @@ import { firmEvents } from './firm-events';
 import { exportFirm } from './firm-export';
 import { FirmStateAsOf, stateAsOf } from './state-as-of';
 import { StateSnapshots } from './state-snapshots';
+import { apiSchema, COUNT, ISO_TIME, objectSchema, POSITION } from '../http/api-schemas';
+import { ENROLLED_USER, LICENSE_USAGE, ROLE_COUNTERS } from '../dashboards/dashboards.controller';
+
+/** One line of the export: an event, an event the store cannot read, or the trailer. */
+const EXPORT_LINE = apiSchema('AuditExportLine', {
+  description:
+    'The schema of each line of the NDJSON answer: an event, a corrupt event, or (last) the trailer.',
+  oneOf: [
+    objectSchema(
+      {
+        position: POSITION,
+        streamId: { type: 'string', example: 'user-firm-1/u-1' },
+        revision: { ...POSITION, description: 'The revision in its stream (decimal string).' },
+        type: { type: 'string', example: 'FactorConfirmed' },
+        data: { type: 'object', description: 'Key material replaced by `{ redacted }`.' },
+        metadata: {
+          type: 'object',
+          description: 'eventId, firmId, actor, correlationId, causationId, occurredAt, hash, …',
+        },
+      },
+      { description: 'An event.' },
+    ),
+    objectSchema(
+      {
+        position: POSITION,
+        streamId: { type: 'string' },
+        revision: POSITION,
+        type: { type: 'string' },
+        corrupt: { type: 'string', description: 'Why the store cannot read it.' },
+      },
+      { description: 'An event the store cannot read.' },
+    ),
+    objectSchema(
+      {
+        trailer: objectSchema(
+          {
+            firmId: { type: 'string' },
+            filters: { type: 'object' },
+            exportedAt: ISO_TIME,
+            asOfPosition: POSITION,
+            events: COUNT,
+            corrupt: COUNT,
+            firstPosition: { ...POSITION, nullable: true },
+            lastPosition: { ...POSITION, nullable: true },
+            digest: { type: 'string', description: 'SHA-256 (hex) over the lines before it.' },
+            heads: {
+              type: 'array',
+              items: objectSchema({
+                streamId: { type: 'string' },
+                revision: POSITION,
+                hash: { type: 'string' },
+              }),
+            },
+          },
+          { optional: ['firstPosition', 'lastPosition'] },
+        ),
+      },
+      { description: 'The last line.' },
+    ),
+  ],
+  example: {
+    position: '1',
+    streamId: 'subscription-firm-1',
+    revision: '0',
+    type: 'SubscriptionRequested',
+    data: { plan: 'standard', requestedAt: '2026-03-01T08:00:00.000Z' },
+    metadata: {
+      eventId: '86cea818-f2b0-55d1-8bba-5ffecf7aca23',
+      firmId: 'firm-1',
+      actor: { id: 'admin-1', role: 'superuser' },
+      occurredAt: '2026-03-01T08:00:00.000Z',
+    },
+  },
+});
 
 /** `?from=&to=&type=&userId=` of the export; checked further by parseExportFilters. */
 export class ExportQuery {
@@ -106,6 +181,10 @@ export class AuditController {
       'saved export against it, offline. Streamed: a bad filter is a 400 before any line; a ' +
       'failure while streaming ends the answer without its trailer.',
   })
+  @ApiOkResponse({
+    description: 'One JSON object a line, the trailer last.',
+    content: { 'application/x-ndjson': { schema: EXPORT_LINE } },
+  })
   async events(
     @Param('firmId', IdPipe) firmId: string,
     @Query() query: ExportQuery,
@@ -144,6 +223,28 @@ export class AuditController {
       'chains existed are reported as `unchainedBefore`, never as broken. Reading stops at the ' +
       'first break.',
   })
+  @ApiOkResponse({
+    description: 'The outcome of the check.',
+    schema: apiSchema(
+      'ChainVerification',
+      objectSchema(
+        {
+          ok: { type: 'boolean' },
+          eventsChecked: COUNT,
+          firstBrokenPosition: POSITION,
+          reason: { type: 'string', description: '`code: words`; the code is stable.' },
+          unchainedBefore: {
+            ...POSITION,
+            description: 'Events before this position predate the chains and were not checked.',
+          },
+        },
+        {
+          optional: ['firstBrokenPosition', 'reason', 'unchainedBefore'],
+          example: { ok: true, eventsChecked: 18 },
+        },
+      ),
+    ),
+  })
   verify(@Param('firmId', IdPipe) firmId: string): Promise<ChainVerification> {
     return verifyFirmChains(firmEvents(this.eventStore, firmId), firmId);
   }
@@ -158,6 +259,49 @@ export class AuditController {
       "The firm's events up to the first that occurred after `asOf` are folded through the live " +
       "read models' own projections and read with their own queries; `position` is the last " +
       'event folded.',
+  })
+  @ApiOkResponse({
+    description: "The firm's dashboards as they stood at `asOf`.",
+    schema: apiSchema(
+      'FirmStateAsOf',
+      objectSchema(
+        {
+          asOf: ISO_TIME,
+          position: { ...POSITION, description: 'The last event folded.' },
+          usage: LICENSE_USAGE,
+          counters: ROLE_COUNTERS,
+          enrolledUsers: { type: 'array', items: ENROLLED_USER },
+        },
+        {
+          example: {
+            asOf: '2026-03-02T12:00:00.000Z',
+            position: '14',
+            usage: {
+              status: 'active',
+              licenseCount: 50,
+              seatsInUse: 1,
+              unutilized: 49,
+              usagePercent: 2,
+            },
+            counters: {
+              enabled: {
+                caseManagers: 1,
+                vendorCaseManagers: 0,
+                corpUsers: 0,
+                foreignNationals: 0,
+              },
+              enrolled: {
+                caseManagers: 1,
+                vendorCaseManagers: 0,
+                corpUsers: 0,
+                foreignNationals: 0,
+              },
+            },
+            enrolledUsers: [],
+          },
+        },
+      ),
+    ),
   })
   async state(
     @Param('firmId', IdPipe) firmId: string,

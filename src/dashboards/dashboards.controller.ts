@@ -33,6 +33,7 @@ import { CLOCK, Clock } from '../shared/clock';
 import { INSTANT_MESSAGE, parseInstant } from '../shared/instant';
 import { validationProblem } from '../http/problem';
 import type { UsageHistory } from '../../projections/usage-history.projection';
+import { apiSchema, ID, ISO_TIME, nullable, objectSchema, pageOf } from '../http/api-schemas';
 
 const SEARCH = /^[^\p{Cc}\p{Cs}]*$/u;
 
@@ -55,7 +56,7 @@ export class EnrolledUsersQuery extends SearchQuery {
   @IsIn(USER_ROLES)
   role?: UserRole;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ type: String, pattern: ID_PATTERN.source, example: 'corp-1' })
   @IsOptional()
   @Matches(ID_PATTERN, { message: ID_MESSAGE })
   corporationId?: string;
@@ -112,12 +113,115 @@ export class UsageHistoryQuery extends ReadQuery {
   to?: string;
 }
 
-const ISO_TIME = { type: 'string', format: 'date-time' } as const;
 const COUNT = { type: 'integer', minimum: 0 } as const;
+
+/** GET mfa/usage; also `usage` of the audit's state as of a moment. */
+export const LICENSE_USAGE = apiSchema(
+  'LicenseUsage',
+  objectSchema(
+    {
+      status: { type: 'string', enum: ['none', 'requested', 'active', 'cancelled'] },
+      licenseCount: COUNT,
+      seatsInUse: { ...COUNT, description: 'Users holding a seat (a confirmed factor).' },
+      unutilized: { ...COUNT, description: 'licenseCount - seatsInUse, never below 0.' },
+      usagePercent: {
+        ...COUNT,
+        description: 'floor(100 * seatsInUse / licenseCount); 0 without licenses.',
+      },
+    },
+    {
+      example: {
+        status: 'active',
+        licenseCount: 50,
+        seatsInUse: 40,
+        unutilized: 10,
+        usagePercent: 80,
+      },
+    },
+  ),
+);
+
+const PER_ROLE = objectSchema({
+  caseManagers: COUNT,
+  vendorCaseManagers: COUNT,
+  corpUsers: COUNT,
+  foreignNationals: COUNT,
+});
+/** GET mfa/counters; also `counters` of the audit's state as of a moment. */
+export const ROLE_COUNTERS = apiSchema(
+  'RoleCounters',
+  objectSchema(
+    {
+      enabled: { ...PER_ROLE, description: 'Active users for whom MFA is enabled, per role.' },
+      enrolled: { ...PER_ROLE, description: 'Of those, the users holding a confirmed factor.' },
+    },
+    {
+      example: {
+        enabled: { caseManagers: 12, vendorCaseManagers: 3, corpUsers: 30, foreignNationals: 2 },
+        enrolled: { caseManagers: 10, vendorCaseManagers: 1, corpUsers: 25, foreignNationals: 0 },
+      },
+    },
+  ),
+);
+
+const ENROLLED_USER_EXAMPLE = {
+  userId: 'u-1',
+  name: 'Ada Lovelace',
+  email: 'ada@corp.example',
+  organization: 'Analytical Engines Ltd',
+  role: 'corp-user',
+  corporationId: 'corp-1',
+  factors: ['totp'],
+  enrolledAt: '2026-03-02T09:31:00.000Z',
+  enforced: true,
+};
+/** An item of GET mfa/enrolled-users; also of the audit's state as of a moment. */
+export const ENROLLED_USER = apiSchema(
+  'EnrolledUser',
+  objectSchema(
+    {
+      userId: ID,
+      name: { type: 'string' },
+      email: { type: 'string' },
+      organization: nullable({ type: 'string' }),
+      role: { type: 'string', enum: [...USER_ROLES] },
+      corporationId: nullable({ ...ID, description: 'Null for roles without a corporation.' }),
+      factors: { type: 'array', items: { type: 'string', enum: ['totp', 'webauthn'] } },
+      enrolledAt: ISO_TIME,
+      enforced: {
+        type: 'boolean',
+        description: 'MFA is enabled for the user now (false: enrolled, but not required).',
+      },
+    },
+    { example: ENROLLED_USER_EXAMPLE },
+  ),
+);
 
 /** The answer of GET mfa/usage/history (projections/usage-history.projection.ts `UsageHistory`). */
 const USAGE_HISTORY_SCHEMA = {
   type: 'object',
+  example: {
+    from: '2026-03-01T00:00:00.000Z',
+    to: '2026-03-02T10:00:00.000Z',
+    licenseCount: 50,
+    seatsInUse: 40,
+    points: [
+      {
+        at: '2026-03-01T00:00:00.000Z',
+        position: '0',
+        seatsInUse: 39,
+        licenseCount: 50,
+        usagePercent: 78,
+      },
+      {
+        at: '2026-03-02T09:31:00.000Z',
+        position: '14',
+        seatsInUse: 40,
+        licenseCount: 50,
+        usagePercent: 80,
+      },
+    ],
+  },
   required: ['from', 'to', 'licenseCount', 'seatsInUse', 'points'],
   properties: {
     from: ISO_TIME,
@@ -163,6 +267,10 @@ export class DashboardsController {
   @Get('mfa/usage')
   @Roles('superuser', 'operator')
   @ReadsProjections('license-usage')
+  @ApiOperation({
+    summary: 'License count, seats in use, unutilized seats and usage percent',
+  })
+  @ApiOkResponse({ description: "The firm's license usage.", schema: LICENSE_USAGE })
   usage(@Param('firmId', IdPipe) firmId: string, @Query() _query: ReadQuery) {
     return this.queryBus.execute(new GetLicenseUsage(firmId));
   }
@@ -182,7 +290,10 @@ export class DashboardsController {
       'window, it is cut into equal time buckets, each keeping its point of highest ' +
       'usagePercent (a crossing of 80 % or 100 % always shows), and the last point is kept.',
   })
-  @ApiOkResponse({ description: 'The usage over the window.', schema: USAGE_HISTORY_SCHEMA })
+  @ApiOkResponse({
+    description: 'The usage over the window.',
+    schema: apiSchema('UsageHistory', USAGE_HISTORY_SCHEMA),
+  })
   usageHistory(
     @Param('firmId', IdPipe) firmId: string,
     @Query() query: UsageHistoryQuery,
@@ -201,6 +312,10 @@ export class DashboardsController {
   @Get('mfa/counters')
   @Roles('superuser', 'operator')
   @ReadsProjections('role-counters')
+  @ApiOperation({
+    summary: 'MFA-enabled and enrolled users per role',
+  })
+  @ApiOkResponse({ description: 'Enabled and enrolled users per role.', schema: ROLE_COUNTERS })
   counters(@Param('firmId', IdPipe) firmId: string, @Query() _query: ReadQuery) {
     return this.queryBus.execute(new GetRoleCounters(firmId));
   }
@@ -209,6 +324,15 @@ export class DashboardsController {
   @Get('mfa/enrolled-users')
   @Roles('superuser', 'operator')
   @ReadsProjections('enrolled-users')
+  @ApiOperation({
+    summary: 'Users holding a confirmed factor',
+    description:
+      'Sorted by name (case-insensitive), then userId. `search` matches name or organization anywhere in the text.',
+  })
+  @ApiOkResponse({
+    description: 'A page of enrolled users.',
+    schema: apiSchema('EnrolledUsersPage', pageOf(ENROLLED_USER, [ENROLLED_USER_EXAMPLE])),
+  })
   async enrolledUsers(@Param('firmId', IdPipe) firmId: string, @Query() query: EnrolledUsersQuery) {
     const limit = pageSize(query.limit);
     const after = decodeCursor(query.cursor);
@@ -228,6 +352,28 @@ export class DashboardsController {
   @Get('corporations')
   @Roles('superuser')
   @ReadsProjections('corporations')
+  @ApiOperation({
+    summary: "The firm's corporations with their active corp users and foreign nationals",
+    description: 'For the enablement picker; `search` matches the name.',
+  })
+  @ApiOkResponse({
+    description: 'A page of corporations, sorted by name.',
+    schema: apiSchema(
+      'CorporationsPage',
+      pageOf(
+        objectSchema({
+          corporationId: ID,
+          name: {
+            type: 'string',
+            description: 'As registered; the id until the host registers a name.',
+          },
+          corpUsers: { ...COUNT, description: 'Active corp users of the corporation.' },
+          foreignNationals: { ...COUNT, description: 'Active foreign nationals.' },
+        }),
+        [{ corporationId: 'corp-1', name: 'Corp One', corpUsers: 30, foreignNationals: 2 }],
+      ),
+    ),
+  })
   async corporations(@Param('firmId', IdPipe) firmId: string, @Query() query: SearchQuery) {
     const limit = pageSize(query.limit);
     const after = decodeCursor(query.cursor);

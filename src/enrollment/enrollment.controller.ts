@@ -1,6 +1,8 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiOkResponse,
   ApiOperation,
   ApiProperty,
   ApiPropertyOptional,
@@ -22,10 +24,27 @@ import {
   VerifySecurityKeyRegistration,
 } from './security-key-enrollment.commands';
 import { ConfirmTotpEnrollment, StartTotpEnrollment } from './totp-enrollment.commands';
-import { RegistrationResponseBody } from '../verification/webauthn.dto';
+import {
+  REGISTRATION_OPTIONS_SCHEMA,
+  RegistrationResponseBody,
+} from '../verification/webauthn.dto';
+import { apiSchema, commandAnswer, ISO_TIME, nullable, objectSchema } from '../http/api-schemas';
+
+const FACTOR_ID = { type: 'string', example: '96f8ccbc-9282-54ef-bff7-b67492ef99d2' };
+const FACTOR_CONFIRMED = apiSchema(
+  'FactorConfirmed',
+  commandAnswer(
+    { factorId: FACTOR_ID },
+    { example: { position: '14', factorId: '96f8ccbc-9282-54ef-bff7-b67492ef99d2' } },
+  ),
+);
 
 export class LabelBody {
-  @ApiPropertyOptional({ maxLength: 100, description: 'How the user names the device or key.' })
+  @ApiPropertyOptional({
+    maxLength: 100,
+    description: 'How the user names the device or key.',
+    example: 'Work phone',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(100)
@@ -60,6 +79,33 @@ export class EnrollmentController {
     description:
       'Answers the otpauth URI and its QR code (SHA-1, 6 digits, 30 s), valid 10 minutes. 409 mfa-not-enabled, 409 license-exhausted. The answer holds the secret: it is never stored for Idempotency-Key replays; a retry with the same key answers the same enrollment again.',
   })
+  @ApiCreatedResponse({
+    description: 'The enrollment to confirm within 10 minutes.',
+    schema: apiSchema(
+      'TotpEnrollmentStarted',
+      commandAnswer(
+        {
+          enrollmentId: { type: 'string' },
+          otpauthUri: {
+            type: 'string',
+            description: 'Key URI: `otpauth://totp/<issuer>:<account>?secret=…&issuer=…`.',
+          },
+          qrCodeSvg: { type: 'string', description: 'The otpauth URI as a QR code (SVG).' },
+          expiresAt: ISO_TIME,
+        },
+        {
+          example: {
+            position: '12',
+            enrollmentId: '25347e1e-3816-505d-a99e-75430442b85d',
+            otpauthUri:
+              'otpauth://totp/MFA%20Service:ada%40corp.example?secret=UPRI5TNQ4BEOQIR4XLHJHN4A7OGIKP5R&issuer=MFA%20Service',
+            qrCodeSvg: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 49 49">…</svg>',
+            expiresAt: '2026-03-02T09:40:00.000Z',
+          },
+        },
+      ),
+    ),
+  })
   startTotp(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
@@ -79,6 +125,7 @@ export class EnrollmentController {
     summary: 'Confirm a TOTP enrollment with a code from the app',
     description: 'Takes a seat on the first factor. 400 invalid-code, 409 license-exhausted.',
   })
+  @ApiOkResponse({ description: 'The confirmed factor.', schema: FACTOR_CONFIRMED })
   confirmTotp(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
@@ -100,6 +147,10 @@ export class EnrollmentController {
     description:
       "PublicKeyCredentialCreationOptionsJSON with a fresh challenge (valid 10 minutes, usable once); the user's keys are excluded. Also carries position and enrollmentId.",
   })
+  @ApiOkResponse({
+    description: 'The options to pass to `navigator.credentials.create()`.',
+    schema: REGISTRATION_OPTIONS_SCHEMA,
+  })
   registrationOptions(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
@@ -120,6 +171,7 @@ export class EnrollmentController {
     description:
       'Takes a seat on the first factor. 409 license-exhausted, 409 challenge-not-pending; with WEBAUTHN_ATTESTATION=direct, 409 authenticator-not-allowed for a model off the allow-list.',
   })
+  @ApiOkResponse({ description: 'The confirmed security key.', schema: FACTOR_CONFIRMED })
   registrationVerify(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
@@ -144,6 +196,16 @@ export class EnrollmentController {
     description:
       'Every factor stops working at once, the seat is freed and the key that sealed the TOTP secrets is destroyed.',
   })
+  @ApiOkResponse({
+    description: 'The enrollment was reset.',
+    schema: apiSchema(
+      'EnrollmentReset',
+      commandAnswer(
+        { factorsRemoved: { type: 'integer', minimum: 0 } },
+        { example: { position: '20', factorsRemoved: 1 } },
+      ),
+    ),
+  })
   reset(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
@@ -158,6 +220,33 @@ export class EnrollmentController {
   @Get('factors')
   @Roles('user', 'host')
   @ApiOperation({ summary: "The user's confirmed factors" })
+  @ApiOkResponse({
+    description: "The user's confirmed factors, from the user's own stream.",
+    schema: {
+      type: 'array',
+      items: apiSchema(
+        'Factor',
+        objectSchema(
+          {
+            factorId: FACTOR_ID,
+            type: { type: 'string', enum: ['totp', 'webauthn'] },
+            label: nullable({ type: 'string' }),
+            createdAt: ISO_TIME,
+            lastUsedAt: nullable(ISO_TIME),
+          },
+          {
+            example: {
+              factorId: '96f8ccbc-9282-54ef-bff7-b67492ef99d2',
+              type: 'totp',
+              label: 'Work phone',
+              createdAt: '2026-03-02T09:31:00.000Z',
+              lastUsedAt: null,
+            },
+          },
+        ),
+      ),
+    },
+  })
   factors(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,

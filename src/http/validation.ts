@@ -103,9 +103,22 @@ export class IdPipe implements PipeTransform<string, string> {
 /** A log position as a query gives it: 1 to 20 digits (a bigint of the store's log). */
 export const LOG_POSITION_PATTERN = /^\d{1,20}$/;
 
+/**
+ * What `minPosition` does on a read answered from the event log itself (a
+ * resource's own stream) rather than from a read model: nothing to wait for.
+ * Reads from read models say otherwise (ReadsProjections, min-position.ts).
+ */
+export const STREAM_READ_MIN_POSITION =
+  'Accepted as on every read (digits, else 400), never waited on: this answer is read from ' +
+  'the event log itself, so it already includes every position a command has answered.';
+
 /** Every GET may name the log position it needs to see (read-your-writes). */
 export class ReadQuery {
-  @ApiPropertyOptional({ description: 'Wait until the read model has processed this position.' })
+  @ApiPropertyOptional({
+    description: STREAM_READ_MIN_POSITION,
+    pattern: LOG_POSITION_PATTERN.source,
+    example: '42',
+  })
   @IsOptional()
   @Matches(LOG_POSITION_PATTERN, { message: 'must be a log position (digits)' })
   minPosition?: string;

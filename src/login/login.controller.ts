@@ -1,10 +1,14 @@
 import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { CommandBus } from '@nestjs/cqrs';
 import type { CommandEnvelope } from '../command-handling/command-handler';
 import { IgnoresIdempotencyKey } from '../http/idempotency';
-import { AuthenticationResponseBody } from '../verification/webauthn.dto';
+import {
+  AUTHENTICATION_OPTIONS_SCHEMA,
+  AuthenticationResponseBody,
+  VERIFIED_SCHEMA,
+} from '../verification/webauthn.dto';
 import { Roles } from '../http/auth';
 import { RateLimited } from '../http/rate-limits';
 import { Envelope } from '../http/command-envelope';
@@ -32,6 +36,10 @@ export class LoginController {
     description:
       'PublicKeyCredentialRequestOptionsJSON with a fresh challenge, valid 5 minutes and usable once.',
   })
+  @ApiOkResponse({
+    description: 'The options to pass to `navigator.credentials.get()`.',
+    schema: AUTHENTICATION_OPTIONS_SCHEMA,
+  })
   authenticationOptions(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,
@@ -50,6 +58,7 @@ export class LoginController {
     description:
       'Checks origin, RP ID, the challenge (once) and the signature counter; a key registered to another user is refused. 401 { verified: false }.',
   })
+  @ApiOkResponse({ description: 'The login is verified.', schema: VERIFIED_SCHEMA })
   authenticationVerify(
     @Param('firmId', IdPipe) firmId: string,
     @Param('userId', IdPipe) userId: string,

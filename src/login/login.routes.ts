@@ -3,9 +3,17 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authorize, AuthenticatedRequest, TokenRole, TokenVerifier } from '../http/auth';
 import { envelopeOf, CommandRequest } from '../http/command-envelope';
 import { answerError } from '../http/problem.filter';
+import { PROBLEM_CONTENT_TYPE } from '../http/problem';
 import { countRequest, EdgeRateLimits, LimitedRequest } from '../http/rate-limits';
-import { IdPipe, LOG_POSITION_PATTERN, ReadQuery } from '../http/validation';
+import {
+  IdPipe,
+  LOG_POSITION_PATTERN,
+  ReadQuery,
+  STREAM_READ_MIN_POSITION,
+} from '../http/validation';
 import { isValidId } from '../shared/ids';
+import { apiSchema, objectSchema } from '../http/api-schemas';
+import { VERIFIED_SCHEMA } from '../verification/webauthn.dto';
 import {
   CodeBody,
   digitsOf,
@@ -178,6 +186,30 @@ export function installLoginRoutes(fastify: FastifyInstance, deps: LoginRouteDep
   });
 }
 
+const LOGIN_REQUIREMENT_SCHEMA = apiSchema(
+  'LoginRequirement',
+  objectSchema(
+    {
+      decision: {
+        type: 'string',
+        enum: ['verify', 'enroll', 'bypass', 'off'],
+        description:
+          '`verify`: ask for a factor; `enroll`: MFA is required and the user has none yet; ' +
+          '`bypass`: MFA applies but is not enforced now; `off`: no MFA for this user (also an ' +
+          'unknown or inactive user).',
+      },
+      methods: {
+        type: 'array',
+        items: { type: 'string', enum: ['totp', 'webauthn'] },
+        description: 'With `verify`, the factors the user holds; with `enroll`, those offered.',
+      },
+      reason: { type: 'string', description: 'Why, in words for the host application.' },
+      instructions: { type: 'string', description: 'With `enroll`: what to tell the user.' },
+    },
+    { optional: ['reason', 'instructions'], example: { decision: 'verify', methods: ['totp'] } },
+  ),
+);
+
 const idParameter = (name: string) => ({
   name,
   required: true,
@@ -203,14 +235,20 @@ export const LOGIN_ROUTE_OPERATIONS = {
           name: 'minPosition',
           required: false,
           in: 'query',
-          description: 'Wait until the read model has processed this position.',
-          schema: { type: 'string' },
+          description: STREAM_READ_MIN_POSITION,
+          schema: { type: 'string', pattern: LOG_POSITION_PATTERN.source },
         },
       ],
-      responses: { '200': { description: '' } },
+      responses: {
+        '200': {
+          description: 'What the user must do, from the user’s own stream.',
+          content: { 'application/json': { schema: LOGIN_REQUIREMENT_SCHEMA } },
+        },
+      },
       security: [{ bearer: [] }],
       summary: 'What the user must do at login: verify, enroll, bypass or off',
       tags: ['Login'],
+      'x-unknown-user': 'off',
       'x-roles': [...LOGIN_ROLES],
     },
   },
@@ -224,7 +262,33 @@ export const LOGIN_ROUTE_OPERATIONS = {
         required: true,
         content: { 'application/json': { schema: { $ref: '#/components/schemas/CodeBody' } } },
       },
-      responses: { '200': { description: '' } },
+      responses: {
+        '200': {
+          description: 'The code is accepted.',
+          content: { 'application/json': { schema: VERIFIED_SCHEMA } },
+        },
+        '423': {
+          description:
+            '`totp-locked`: failed codes in a row lock TOTP for a while (by default five failures, ' +
+            '15 minutes: `MFA_TOTP_LOCK_AFTER`, `MFA_TOTP_LOCK_MINUTES`); `lockedUntil`, ' +
+            '`retryAfterSeconds` and Retry-After say until when. `totp-blocked`: locked until a ' +
+            "firm admin resets the user's enrollment or the user logs in with a security key.",
+          content: {
+            [PROBLEM_CONTENT_TYPE]: {
+              schema: { $ref: '#/components/schemas/Problem' },
+              example: {
+                type: '/problems/totp-locked',
+                title: 'Locked',
+                status: 423,
+                detail:
+                  'Too many failed codes in a row: TOTP verification is locked until 2026-03-02T09:50:00.000Z.',
+                lockedUntil: '2026-03-02T09:50:00.000Z',
+                retryAfterSeconds: 900,
+              },
+            },
+          },
+        },
+      },
       security: [{ bearer: [] }],
       summary: 'Verify a TOTP code at login',
       tags: ['Login'],

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
@@ -8,6 +8,43 @@ import { Envelope } from '../http/command-envelope';
 import { ReadsProjections } from '../projection-engine/min-position';
 import { IdPipe } from '../http/validation';
 import { ListFailedEmails, RetryEmail } from './notifications.commands';
+import { USER_ROLES } from '../shared/roles';
+import {
+  apiSchema,
+  commandAnswer,
+  COUNT,
+  ID,
+  ISO_TIME,
+  objectSchema,
+  pageOf,
+} from '../http/api-schemas';
+
+const RECIPIENT = objectSchema({
+  userId: ID,
+  name: { type: 'string' },
+  email: { type: 'string' },
+  role: { type: 'string', enum: [...USER_ROLES] },
+});
+const RECIPIENT_EXAMPLE = {
+  userId: 'u-7',
+  name: 'Grace Hopper',
+  email: 'grace@firm.example',
+  role: 'case-manager',
+};
+const NOTIFICATION = {
+  type: 'string',
+  enum: ['license-usage-80', 'license-usage-100', 'enrollment-invitation'],
+};
+const FAILED_EMAIL_EXAMPLE = {
+  messageId: 'b8e3c7d0-5c1a-5e0e-9d51-2f1f0c8e7a11',
+  notification: 'license-usage-80',
+  recipient: RECIPIENT_EXAMPLE,
+  transport: 'smtp',
+  responseCode: 550,
+  response: '550 5.1.1 No such user',
+  attempts: 1,
+  failedAt: '2026-03-02T09:35:00.000Z',
+};
 
 export class RetryEmailBody {}
 
@@ -38,6 +75,25 @@ export class NotificationsController {
       "A failed email is not retried by itself: fix the address (the host's `PUT .../users/{userId}`), " +
       'then queue it again with `POST .../notifications/{messageId}/retry`.',
   })
+  @ApiOkResponse({
+    description: 'A page of failed emails, oldest first.',
+    schema: apiSchema(
+      'FailedEmailsPage',
+      pageOf(
+        objectSchema({
+          messageId: ID,
+          notification: NOTIFICATION,
+          recipient: RECIPIENT,
+          transport: { type: 'string', enum: ['smtp', 'outbox'] },
+          responseCode: { type: 'integer', description: "The mail server's reply code (5xx)." },
+          response: { type: 'string', description: "The server's reply text." },
+          attempts: COUNT,
+          failedAt: ISO_TIME,
+        }),
+        [FAILED_EMAIL_EXAMPLE],
+      ),
+    ),
+  })
   async failed(@Param('firmId', IdPipe) firmId: string, @Query() query: PageQuery) {
     const page = await this.queryBus.execute(
       new ListFailedEmails(firmId, {
@@ -62,6 +118,27 @@ export class NotificationsController {
       '`{ position, messageId, retryOf, recipient }`. 404 `email-not-found` for a message id this ' +
       'firm never queued; 409 `email-not-failed` when the email is pending, sent or already queued ' +
       'again; 409 `recipient-not-active` when the user is no longer active.',
+  })
+  @ApiOkResponse({
+    description: 'The email is queued again.',
+    schema: apiSchema(
+      'EmailRequeued',
+      commandAnswer(
+        {
+          messageId: { ...ID, description: 'The new Message-ID.' },
+          retryOf: { ...ID, description: 'The failed email this one retries.' },
+          recipient: RECIPIENT,
+        },
+        {
+          example: {
+            position: '31',
+            messageId: '0c6f2a4e-8d3b-5b7f-a1e2-4c9d8e7f6a5b',
+            retryOf: 'b8e3c7d0-5c1a-5e0e-9d51-2f1f0c8e7a11',
+            recipient: RECIPIENT_EXAMPLE,
+          },
+        },
+      ),
+    ),
   })
   retry(
     @Param('firmId', IdPipe) firmId: string,

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { EVENT_STORE, EventStore } from '../event-store/event-store.port';
 import { Mailer } from '../notifications/mailer';
@@ -7,6 +7,60 @@ import { ProjectionEngine } from '../projection-engine/projection-engine';
 import { Principal, Public } from '../http/auth';
 import { problem, ProblemException } from '../http/problem';
 import { seatRepairFailures } from '../../projections/seat-repairs.projection';
+import { apiSchema, COUNT, objectSchema, POSITION } from '../http/api-schemas';
+
+const CONSUMER = objectSchema(
+  {
+    name: { type: 'string' },
+    status: { type: 'string', description: 'e.g. `live`, `catching-up`, `retrying`.' },
+    position: POSITION,
+    lag: { ...POSITION, description: 'Events behind the head of the log (decimal string).' },
+    quarantined: COUNT,
+    skipped: COUNT,
+  },
+  { optional: ['quarantined', 'skipped'] },
+);
+const CONSUMER_EXAMPLE = {
+  name: 'license-usage',
+  status: 'live',
+  position: '42',
+  lag: '0',
+  quarantined: 0,
+  skipped: 0,
+};
+
+/** The public answer of GET /health (PublicHealth); an operator's adds details. */
+const HEALTH_SCHEMA = apiSchema(
+  'Health',
+  objectSchema(
+    {
+      status: { type: 'string', enum: ['ok', 'degraded'] },
+      uptimeSeconds: COUNT,
+      eventStore: objectSchema({ headPosition: POSITION }),
+      projections: { type: 'array', items: CONSUMER },
+      processManagers: { type: 'array', items: CONSUMER },
+      mail: objectSchema(
+        { pending: COUNT, retrying: COUNT, failed: COUNT },
+        { optional: ['failed'] },
+      ),
+      seatRepairs: objectSchema({ failed: COUNT }),
+    },
+    {
+      description:
+        'What anyone sees. With an operator token without a `firm` claim, the same fields and ' +
+        'more (quarantined and skipped events, last errors, the mail queue, seat repair failures).',
+      example: {
+        status: 'ok',
+        uptimeSeconds: 3600,
+        eventStore: { headPosition: '42' },
+        projections: [CONSUMER_EXAMPLE],
+        processManagers: [{ ...CONSUMER_EXAMPLE, name: 'seat-keeper' }],
+        mail: { pending: 0, retrying: 0, failed: 0 },
+        seatRepairs: { failed: 0 },
+      },
+    },
+  ),
+);
 
 /** Seat repair failures listed in the details (the count stops there too). */
 const MAX_LISTED = 100;
@@ -66,6 +120,10 @@ export class HealthController {
       '(name, status, position, lag) and counts, nothing that names a firm, a user or an ' +
       'address. With an `operator` token (without a `firm` claim): the details as well — ' +
       'failed events, last errors, the mail queue. A token that is sent must be valid (401).',
+  })
+  @ApiOkResponse({
+    description: 'The service is up; `status` says how well.',
+    schema: HEALTH_SCHEMA,
   })
   async health(@Req() request: FastifyRequest & { principal?: Principal }) {
     let headPosition: bigint;

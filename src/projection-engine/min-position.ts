@@ -8,7 +8,7 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { ApiQuery } from '@nestjs/swagger';
+import { ApiExtension, ApiQuery } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { Observable } from 'rxjs';
 import { ProjectionEngine } from './projection-engine';
@@ -28,11 +28,15 @@ export const ReadsProjections = (...projections: string[]) =>
   applyDecorators(
     SetMetadata(READ_MODELS, projections),
     UseInterceptors(MinPositionInterceptor),
+    // openapi.ts lists the 503 `read-model-behind` of these reads.
+    ApiExtension('x-read-models', projections),
     ApiQuery({
       name: 'minPosition',
       required: false,
       description:
-        'A log position a command answered: wait (up to 5 s) until this read model has applied it.',
+        'A log position a command answered: wait (up to 5 s) until this read model has applied ' +
+        'it, else 503 `read-model-behind` with Retry-After.',
+      example: '42',
       schema: { type: 'string', pattern: LOG_POSITION_PATTERN.source },
     }),
   );

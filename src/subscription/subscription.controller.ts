@@ -1,20 +1,53 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProperty,
+  ApiPropertyOptional,
+  ApiTags,
+} from '@nestjs/swagger';
 import { IsBoolean, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import type { CommandEnvelope } from '../command-handling/command-handler';
 import { Roles } from '../http/auth';
 import { Envelope } from '../http/command-envelope';
 import { EmptyBody, IdPipe, ReadQuery } from '../http/validation';
+import { apiSchema, commandAnswer, JsonSchema, nullable, objectSchema } from '../http/api-schemas';
 import { DecideSubscription, GetSubscription, SubscriptionView } from './subscription.commands';
 import type { SubscriptionCommand } from './subscription.decider';
 
 const PLAN = /^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$/;
 const PLAN_MESSAGE = 'must be 1-64 characters of letters, digits, space . _ : -';
+const PLAN_DESCRIPTION =
+  'The plan, as the operators name it: 1–64 letters, digits, spaces, `. _ : -`.';
 export const MAX_LICENSES = 1_000_000;
 
+const SUBSCRIPTION_FIELDS: Record<string, JsonSchema> = {
+  status: { type: 'string', enum: ['none', 'requested', 'active', 'cancelled'] },
+  plan: nullable({ type: 'string', description: 'Null while no plan was named.' }),
+  licenseCount: { type: 'integer', minimum: 0, description: 'Seats the firm bought.' },
+};
+const SUBSCRIPTION = apiSchema(
+  'Subscription',
+  objectSchema(SUBSCRIPTION_FIELDS, {
+    example: { status: 'active', plan: 'standard', licenseCount: 50 },
+  }),
+);
+const SUBSCRIPTION_ANSWER = apiSchema(
+  'SubscriptionAnswer',
+  commandAnswer(SUBSCRIPTION_FIELDS, {
+    description: 'The subscription after the command.',
+    example: { position: '2', status: 'active', plan: 'standard', licenseCount: 50 },
+  }),
+);
+const answers = ApiOkResponse({
+  description: 'The subscription after the command.',
+  schema: SUBSCRIPTION_ANSWER,
+});
+
 export class RequestSubscriptionBody {
-  @ApiPropertyOptional({ example: 'standard' })
+  @ApiPropertyOptional({ pattern: PLAN.source, description: PLAN_DESCRIPTION, example: 'standard' })
   @IsOptional()
   @IsString()
   @Matches(PLAN, { message: PLAN_MESSAGE })
@@ -22,26 +55,29 @@ export class RequestSubscriptionBody {
 }
 
 export class ActivateSubscriptionBody {
-  @ApiProperty({ minimum: 1, maximum: MAX_LICENSES, example: 50 })
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_LICENSES, example: 50 })
   @IsInt()
   @Min(1)
   @Max(MAX_LICENSES)
   licenseCount!: number;
 
-  @ApiProperty({ example: 'standard' })
+  @ApiProperty({ pattern: PLAN.source, description: PLAN_DESCRIPTION, example: 'standard' })
   @IsString()
   @Matches(PLAN, { message: PLAN_MESSAGE })
   plan!: string;
 }
 
 export class ChangeLicensesBody {
-  @ApiProperty({ minimum: 1, maximum: MAX_LICENSES, example: 80 })
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: MAX_LICENSES, example: 80 })
   @IsInt()
   @Min(1)
   @Max(MAX_LICENSES)
   licenseCount!: number;
 
-  @ApiPropertyOptional({ description: 'Lower the count below the seats in use anyway.' })
+  @ApiPropertyOptional({
+    description: 'Lower the count below the seats in use anyway.',
+    example: false,
+  })
   @IsOptional()
   @IsBoolean()
   force?: boolean;
@@ -59,6 +95,12 @@ export class SubscriptionController {
   @Post('subscription/request')
   @HttpCode(200)
   @Roles('superuser')
+  @ApiOperation({
+    summary: 'Request the MFA subscription',
+    description:
+      'The firm admin asks for MFA, optionally naming a plan. 409 subscription-already-active.',
+  })
+  @answers
   request(
     @Param('firmId', IdPipe) firmId: string,
     @Body() body: RequestSubscriptionBody,
@@ -70,6 +112,12 @@ export class SubscriptionController {
   @Post('subscription/activate')
   @HttpCode(200)
   @Roles('operator')
+  @ApiOperation({
+    summary: 'Activate the subscription with its license count',
+    description:
+      'MFA becomes available with `licenseCount` seats. 409 subscription-not-requested, 409 subscription-already-active.',
+  })
+  @answers
   activate(
     @Param('firmId', IdPipe) firmId: string,
     @Body() body: ActivateSubscriptionBody,
@@ -85,6 +133,12 @@ export class SubscriptionController {
   @Put('licenses')
   @HttpCode(200)
   @Roles('operator')
+  @ApiOperation({
+    summary: 'Change the license count',
+    description:
+      '409 license-below-usage when the count is below the seats in use and `force` is not set; 409 subscription-not-active.',
+  })
+  @answers
   changeLicenses(
     @Param('firmId', IdPipe) firmId: string,
     @Body() body: ChangeLicensesBody,
@@ -100,6 +154,11 @@ export class SubscriptionController {
   @Post('subscription/cancel')
   @HttpCode(200)
   @Roles('operator')
+  @ApiOperation({
+    summary: 'Cancel the subscription',
+    description: 'MFA is off for the firm and enrollments go dormant. 409 subscription-not-active.',
+  })
+  @answers
   cancel(
     @Param('firmId', IdPipe) firmId: string,
     @Body() _body: EmptyBody,
@@ -111,6 +170,11 @@ export class SubscriptionController {
   /** Read from the subscription's own stream, so it is always current. */
   @Get('subscription')
   @Roles('superuser', 'operator')
+  @ApiOperation({
+    summary: 'The subscription: status, plan and license count',
+    description: 'A firm never seen has status `none`.',
+  })
+  @ApiOkResponse({ description: 'The subscription, from its own stream.', schema: SUBSCRIPTION })
   get(
     @Param('firmId', IdPipe) firmId: string,
     @Query() _query: ReadQuery,

@@ -12,6 +12,7 @@ import {
   MaxLength,
   ValidateNested,
 } from 'class-validator';
+import { apiSchema, objectSchema, POSITION } from '../http/api-schemas';
 
 /*
  * The JSON a browser's WebAuthn ceremony produces (what @simplewebauthn/browser
@@ -31,11 +32,12 @@ const MAX_CREDENTIAL_ID = 1400;
  */
 function Base64Url(
   maxLength: number,
-  options: { optional?: boolean; nullable?: boolean; description?: string } = {},
+  options: { optional?: boolean; nullable?: boolean; description?: string; example?: string } = {},
 ): PropertyDecorator {
-  const { optional = false, nullable, description } = options;
+  const { optional = false, nullable, description, example = 'SGVsbG8sIFdlYkF1dGhu' } = options;
   const documented = {
     maxLength,
+    example,
     ...(nullable ? { nullable } : {}),
     ...(description ? { description } : {}),
   };
@@ -57,13 +59,13 @@ class AttestationResponseBody {
   @Base64Url(MAX_B64, { optional: true })
   authenticatorData?: string;
 
-  @ApiPropertyOptional({ type: [String] })
+  @ApiPropertyOptional({ type: [String], example: ['usb'] })
   @IsOptional()
   @IsArray()
   @IsIn(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb'], { each: true })
   transports?: string[];
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: -7 })
   @IsOptional()
   @IsInt()
   publicKeyAlgorithm?: number;
@@ -87,29 +89,39 @@ class AssertionResponseBody {
 }
 
 abstract class CredentialBody {
-  @Base64Url(MAX_CREDENTIAL_ID, { description: 'The credential id (base64url).' })
+  @Base64Url(MAX_CREDENTIAL_ID, {
+    description: 'The credential id (base64url).',
+    example: 'AbC1dEf2GhI3',
+  })
   id!: string;
 
-  @Base64Url(MAX_CREDENTIAL_ID)
+  @Base64Url(MAX_CREDENTIAL_ID, { example: 'AbC1dEf2GhI3' })
   rawId!: string;
 
-  @ApiProperty({ enum: ['public-key'] })
+  @ApiProperty({ enum: ['public-key'], example: 'public-key' })
   @IsIn(['public-key'])
   type!: 'public-key';
 
-  @ApiPropertyOptional({ enum: ['platform', 'cross-platform'] })
+  @ApiPropertyOptional({ enum: ['platform', 'cross-platform'], example: 'cross-platform' })
   @IsOptional()
   @IsIn(['platform', 'cross-platform'])
   authenticatorAttachment?: 'platform' | 'cross-platform';
 
-  @ApiProperty({ type: Object })
+  @ApiProperty({ type: Object, example: {} })
   @IsObject()
   clientExtensionResults!: Record<string, unknown>;
 }
 
 /** The browser's `RegistrationResponseJSON`. */
 export class RegistrationResponseBody extends CredentialBody {
-  @ApiProperty({ type: AttestationResponseBody })
+  @ApiProperty({
+    type: AttestationResponseBody,
+    example: {
+      clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIiwiY2hhbGxlbmdlIjoiLi4uIn0',
+      attestationObject: 'o2NmbXRkbm9uZWdhdHRTdG10oGhhdXRoRGF0YVjF',
+      transports: ['usb'],
+    },
+  })
   @IsObject()
   @ValidateNested()
   @Type(() => AttestationResponseBody)
@@ -118,9 +130,131 @@ export class RegistrationResponseBody extends CredentialBody {
 
 /** The browser's `AuthenticationResponseJSON`. */
 export class AuthenticationResponseBody extends CredentialBody {
-  @ApiProperty({ type: AssertionResponseBody })
+  @ApiProperty({
+    type: AssertionResponseBody,
+    example: {
+      clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uZ2V0IiwiY2hhbGxlbmdlIjoiLi4uIn0',
+      authenticatorData: 'SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MFAAAAAQ',
+      signature: 'MEUCIQDZ',
+      userHandle: 'OCh6ARlNnZzIc7hZapCCug',
+    },
+  })
   @IsObject()
   @ValidateNested()
   @Type(() => AssertionResponseBody)
   response!: AssertionResponseBody;
 }
+
+const CREDENTIAL_DESCRIPTOR = objectSchema(
+  {
+    id: { type: 'string', description: 'The credential id (base64url).' },
+    type: { type: 'string', enum: ['public-key'] },
+    transports: { type: 'array', items: { type: 'string' } },
+  },
+  { optional: ['transports'] },
+);
+
+/**
+ * The answer of POST .../webauthn/registration/options: the browser's
+ * `PublicKeyCredentialCreationOptionsJSON` (WebAuthn Level 3, 5.4) as
+ * @simplewebauthn/server makes it, plus `position` and `enrollmentId`.
+ */
+export const REGISTRATION_OPTIONS_SCHEMA = apiSchema(
+  'RegistrationOptions',
+  objectSchema(
+    {
+      challenge: { type: 'string', description: 'base64url; valid 10 minutes, usable once.' },
+      rp: objectSchema({ name: { type: 'string' }, id: { type: 'string' } }),
+      user: objectSchema({
+        id: { type: 'string', description: 'An opaque user handle (base64url), not the userId.' },
+        name: { type: 'string' },
+        displayName: { type: 'string' },
+      }),
+      pubKeyCredParams: {
+        type: 'array',
+        items: objectSchema({ alg: { type: 'integer' }, type: { type: 'string' } }),
+      },
+      timeout: { type: 'integer', description: 'Milliseconds.' },
+      attestation: { type: 'string', enum: ['none', 'indirect', 'direct', 'enterprise'] },
+      excludeCredentials: {
+        type: 'array',
+        description: "The user's registered keys, which the browser will not register again.",
+        items: CREDENTIAL_DESCRIPTOR,
+      },
+      authenticatorSelection: { type: 'object' },
+      extensions: { type: 'object' },
+      hints: { type: 'array', items: { type: 'string' } },
+      position: POSITION,
+      enrollmentId: { type: 'string' },
+    },
+    {
+      optional: ['timeout', 'attestation', 'authenticatorSelection', 'extensions', 'hints'],
+      example: {
+        challenge: '73tplklG97eWX2eCL2zUpLd6QsZRoYQWdBSuXj6mAl4',
+        rp: { name: 'MFA Service', id: 'localhost' },
+        user: {
+          id: 'OCh6ARlNnZzIc7hZapCCug',
+          name: 'ada@corp.example',
+          displayName: 'Ada Lovelace',
+        },
+        pubKeyCredParams: [
+          { alg: -7, type: 'public-key' },
+          { alg: -257, type: 'public-key' },
+        ],
+        timeout: 300000,
+        attestation: 'none',
+        excludeCredentials: [],
+        authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+        extensions: { credProps: true },
+        hints: [],
+        position: '18',
+        enrollmentId: 'd44eb7ef-899b-5087-bd77-5ae74c772a09',
+      },
+    },
+  ),
+);
+
+/**
+ * The answer of POST .../webauthn/authentication/options: the browser's
+ * `PublicKeyCredentialRequestOptionsJSON` (WebAuthn Level 3, 5.5), plus
+ * `position`.
+ */
+export const AUTHENTICATION_OPTIONS_SCHEMA = apiSchema(
+  'AuthenticationOptions',
+  objectSchema(
+    {
+      challenge: { type: 'string', description: 'base64url; valid 5 minutes, usable once.' },
+      rpId: { type: 'string' },
+      allowCredentials: {
+        type: 'array',
+        description: "The user's registered keys.",
+        items: CREDENTIAL_DESCRIPTOR,
+      },
+      timeout: { type: 'integer', description: 'Milliseconds.' },
+      userVerification: { type: 'string', enum: ['required', 'preferred', 'discouraged'] },
+      extensions: { type: 'object' },
+      hints: { type: 'array', items: { type: 'string' } },
+      position: POSITION,
+    },
+    {
+      optional: ['rpId', 'timeout', 'userVerification', 'extensions', 'hints'],
+      example: {
+        challenge: 'yBk2cJ3nq0eY2k7uQ6fS1vH9dA4rT8mW5pL0xZ3cV7s',
+        rpId: 'localhost',
+        allowCredentials: [{ id: 'AbC1dEf2GhI3', type: 'public-key', transports: ['usb'] }],
+        timeout: 300000,
+        userVerification: 'preferred',
+        position: '23',
+      },
+    },
+  ),
+);
+
+/** `{ verified: true, position }`: a login verification that succeeded. */
+export const VERIFIED_SCHEMA = apiSchema(
+  'Verified',
+  objectSchema(
+    { verified: { type: 'boolean', enum: [true] }, position: POSITION },
+    { example: { verified: true, position: '16' } },
+  ),
+);
