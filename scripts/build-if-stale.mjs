@@ -24,12 +24,14 @@
  * node_modules).
  *
  * Why a content hash and not modification times: "rebuild when a source is
- * newer than the last build" misses every change that arrives with an older
- * time, and those are common: `git checkout` or `git stash pop` of an older
- * file, `cp -p`, `tar x`, `rsync -t`, a clock set back, or a file saved while
- * a build was running (older than a stamp written when the build ended). A
- * hash of the inputs' paths and contents changes whenever what the compiler
- * reads changes, whatever the clock says, and costs about 20 ms here (2 MB).
+ * newer than the last build" misses every change that brings no newer file:
+ * a deleted or renamed source (`git rm`, `mv` keeps the time, switching to a
+ * branch without the file), an older version that arrives with its own time
+ * (`cp -p`, `tar x`, `rsync -a`, unzip), a clock set back or skewed between
+ * machines, and a file saved while a build ran (older than a stamp written
+ * when the build ended). A hash of the inputs' paths and contents changes
+ * whenever what the compiler reads changes, whatever the clocks say, and
+ * costs little: 0.1 to 0.25 s for 180 files (2 MB) on a busy 2-core machine.
  * The hash is taken before the build starts: a file saved during the build
  * leaves a stamp that no longer matches, and the next run builds again.
  *

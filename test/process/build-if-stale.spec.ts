@@ -109,7 +109,7 @@ describe('scripts/build-if-stale.mjs', () => {
       : 0;
   const built = (path: string) => readFileSync(join(project, 'dist', path), 'utf8');
   const edit = (path: string, text: string) => writeFileSync(join(project, path), text);
-  /** An mtime a year before now: what `git checkout` of an older file, `cp -p` or `tar x` leave. */
+  /** An mtime a year before now: what `cp -p`, `tar x` or `rsync -a` of an older version leave. */
   const backdate = (path: string) => {
     const yearAgo = new Date(Date.now() - 365 * 24 * 3600 * 1000);
     utimesSync(join(project, path), yearAgo, yearAgo);
@@ -153,7 +153,7 @@ describe('scripts/build-if-stale.mjs', () => {
     expect(await buildsBy()).toBe(1);
     expect(built('lib/word.js')).toBe("export const word = 'two';\n");
 
-    // `git checkout` of the older file: older content, older time. An
+    // The older version restored with its own time (cp -p, tar x): an
     // "inputs newer than the last build" rule would keep 'two'.
     edit('lib/word.ts', "export const word = 'one';\n");
     backdate('lib/word.ts');
