@@ -22,9 +22,13 @@ export function runCli(name: string, main: (argv: readonly string[]) => Promise<
         (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
       // stdout closed by its reader (`| head`): nothing more to say.
       if (code === 'EPIPE') process.exit(1);
-      process.stderr.write(
-        `${name}: ${message.split('\n')[0]}${usage ? ` (npm run ${name} -- --help)` : ''}\n`,
-      );
+      // parseArgs goes on about quoting a positional that starts with '-' after
+      // '--', which misleads behind `npm run x --`: the first sentence says it.
+      const said =
+        code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+          ? message.replace(/\. To specify a positional argument[\s\S]*$/, '')
+          : message.split('\n')[0];
+      process.stderr.write(`${name}: ${said}${usage ? ` (npm run ${name} -- --help)` : ''}\n`);
       process.exit(usage ? 2 : 1);
     },
   );
