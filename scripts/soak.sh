@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-test-tools.sh
 bash scripts/ensure-deps.sh
 # The guarantees soak runs the built service: build what is checked out.
-npx nest build
+node scripts/build-if-stale.mjs --force
 export SOAK_SECONDS="${SOAK_SECONDS:-600}"
 echo "== soak: each *.soak.ts within ${SOAK_SECONDS} s"
 npx jest --ci --runInBand --testMatch '**/*.soak.ts' "$@"

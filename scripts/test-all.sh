@@ -14,7 +14,7 @@ npx eslint . --max-warnings 0
 npm run -s lint:boundaries
 npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
 echo "== build"
-npx nest build
+node scripts/build-if-stale.mjs --force
 echo "== tests"
 mkdir -p .tmp
 status=0
