@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 
-FROM node:20-bookworm-slim AS base
+FROM node:24-bookworm-slim AS base
 WORKDIR /app
 # Only used if a native addon (better-sqlite3, the KurrentDB bridge) has no
 # prebuilt binary for this platform; none of it reaches the runtime image.
@@ -17,7 +17,7 @@ RUN npx nest build
 FROM base AS prod-deps
 RUN npm ci --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \
