@@ -41,6 +41,10 @@ describe('scripts/ensure-deps.sh', () => {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       npm_config_update_notifier: 'false',
+      // The fixture needs nothing from the registry, and the failing case must
+      // fail on the lock alone: on Node 24 here npm's fetch of the missing
+      // package met a TLS error and retried for 70 s before npm ci refused.
+      npm_config_offline: 'true',
     });
   const stamp = () => join(project, 'node_modules', '.installed-from-lock');
 
