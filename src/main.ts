@@ -93,7 +93,9 @@ async function main(): Promise<void> {
     `MFA service listening on ${url} (events: ${config.eventStoreUrl ? 'KurrentDB' : `SQLite in ${config.dataDir}`}); API docs at ${url}/docs`,
   );
   if (config.jwt.algorithm === 'HS256') {
-    logger.log('Mint a development token with: npm run token -- --role superuser --firm acme');
+    logger.log(
+      'Mint a development token (same DATA_DIR and PORT as this process) with: npm run token -- --role superuser --firm acme',
+    );
     // The link itself holds a token: printed by the command, never written to this log.
     logger.log(
       'Sign in to the firm admin page (open it on localhost) with the link that ' +
