@@ -190,6 +190,9 @@ function staleness({ force, outputs }) {
   return { reason, hash, stampPath };
 }
 
+/** The longest wait for another process's build, in milliseconds. */
+const MAX_WAIT_MS = 10 * 60_000;
+
 /** @param {number} pid */
 function isAlive(pid) {
   try {
@@ -213,6 +216,7 @@ async function withBuildLock(work) {
   const pidFile = join(lock, 'pid');
   mkdirSync(dirname(lock), { recursive: true });
   let announced = false;
+  const waitingSince = Date.now();
   for (;;) {
     try {
       mkdirSync(lock);
@@ -229,7 +233,10 @@ async function withBuildLock(work) {
     }
     // No pid yet: the holder is between its mkdir and its write; give it a moment.
     const ageMs = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-    if (Number.isNaN(holder) ? ageMs > 5_000 : !isAlive(holder)) {
+    // Our own pid in the file is a lock left by a killed run whose pid came
+    // back to us (containers number processes the same way each start).
+    const stale = Number.isNaN(holder) ? ageMs > 5_000 : holder === process.pid || !isAlive(holder);
+    if (stale) {
       rmSync(lock, { recursive: true, force: true });
       continue;
     }
@@ -237,12 +244,27 @@ async function withBuildLock(work) {
       say(`Waiting for the build that process ${holder || '?'} is running...`);
       announced = true;
     }
+    // A build takes under a minute; a holder alive for longer than this is a
+    // reused pid or a hung build: say which folder to remove instead of waiting forever.
+    if (Date.now() - waitingSince > MAX_WAIT_MS) {
+      throw new Error(
+        `waited ${MAX_WAIT_MS / 60_000} minutes for process ${holder || '?'} to finish building; ` +
+          `if no build is running, remove ${relative(ROOT, lock)} and try again`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   try {
     return work();
   } finally {
-    rmSync(lock, { recursive: true, force: true });
+    // Only our own lock: a waiter that wrongly judged us dead may hold it now.
+    let owner = Number.NaN;
+    try {
+      owner = Number.parseInt(readFileSync(pidFile, 'utf8'), 10);
+    } catch {
+      // Already gone.
+    }
+    if (owner === process.pid) rmSync(lock, { recursive: true, force: true });
   }
 }
 

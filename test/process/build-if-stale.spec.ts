@@ -277,4 +277,24 @@ describe('scripts/build-if-stale.mjs', () => {
     expect(await buildsBy()).toBe(1);
     expect(existsSync(join(project, '.tmp', 'build.lock'))).toBe(false);
   });
+
+  it('takes over a lock that names its own pid (a killed run whose pid came back, as in a container)', async () => {
+    mkdirSync(join(project, '.tmp', 'build.lock'), { recursive: true });
+    // exec keeps the shell's pid, so the lock names the very process that reads it.
+    const result = await run(
+      'bash',
+      [
+        '-c',
+        'echo $$ > "$2" && exec "$0" "$1"',
+        process.execPath,
+        script(),
+        join(project, '.tmp', 'build.lock', 'pid'),
+      ],
+      { PATH: process.env.PATH },
+    );
+    expect(result).toMatchObject({ code: 0, stdout: '' });
+    expect(result.stderr).not.toMatch(/Waiting/);
+    expect(builds()).toBe(1);
+    expect(existsSync(join(project, '.tmp', 'build.lock'))).toBe(false);
+  });
 });
