@@ -9,7 +9,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=node_modules/.installed-from-lock
+# better-sqlite3 is compiled for one Node ABI: a switch of Node version (20 to
+# 24) or a .ci/node24 run killed before it put the Node 20 build back leaves
+# a binary this Node cannot load, which nothing else would notice.
+addon_loads() {
+  [ ! -d node_modules/better-sqlite3 ] \
+    || node -e 'new (require("better-sqlite3"))(":memory:").close()' >/dev/null 2>&1
+}
 if [ -f "$stamp" ] && cmp -s package-lock.json "$stamp"; then
+  addon_loads && exit 0
+  exec 1>&2
+  echo "better-sqlite3 was built for another Node version than this one ($(node --version)):" \
+    "rebuilding it from source (about 2 minutes on 2 idle cores)."
+  npm rebuild better-sqlite3 || {
+    echo "npm rebuild better-sqlite3 failed. It needs g++, make and python3" \
+      "(Debian/Ubuntu: apt-get install -y g++ make python3)."
+    exit 1
+  }
+  addon_loads || { echo "better-sqlite3 still does not load on Node $(node --version)."; exit 1; }
   exit 0
 fi
 exec 1>&2

@@ -68,6 +68,41 @@ describe('scripts/ensure-deps.sh', () => {
     expect(readFileSync(stamp(), 'utf8')).toBe(lock('\n\n'));
   });
 
+  it('rebuilds better-sqlite3 when this Node cannot load it (a switch of Node version), then leaves it be', async () => {
+    // Installed from this lock, but the addon throws as a build for another Node ABI does.
+    const addon = join(project, 'node_modules', 'better-sqlite3');
+    mkdirSync(addon, { recursive: true });
+    copyFileSync(join(project, 'package-lock.json'), stamp());
+    writeFileSync(
+      join(addon, 'index.js'),
+      "throw new Error('compiled against a different Node.js version');\n",
+    );
+    // A stand-in npm that records its arguments and "rebuilds" a loadable addon.
+    const bin = join(project, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'npm'),
+      '#!/usr/bin/env bash\n' +
+        `echo "$*" >> ${JSON.stringify(join(project, 'npm.log'))}\n` +
+        `echo 'module.exports = class { close() {} };' > ${JSON.stringify(join(addon, 'index.js'))}\n`,
+      { mode: 0o755 },
+    );
+    const run1 = await run('bash', [join(project, 'scripts', 'ensure-deps.sh')], {
+      PATH: `${bin}:${process.env.PATH}`,
+      HOME: process.env.HOME,
+    });
+    expect(run1).toMatchObject({ code: 0, stdout: '' });
+    expect(run1.stderr).toMatch(/^better-sqlite3 was built for another Node version/);
+    expect(readFileSync(join(project, 'npm.log'), 'utf8')).toBe('rebuild better-sqlite3\n');
+    // Loadable now: nothing to do, nothing printed, npm not called again.
+    const run2 = await run('bash', [join(project, 'scripts', 'ensure-deps.sh')], {
+      PATH: `${bin}:${process.env.PATH}`,
+      HOME: process.env.HOME,
+    });
+    expect(run2).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(readFileSync(join(project, 'npm.log'), 'utf8')).toBe('rebuild better-sqlite3\n');
+  });
+
   it('a failed install exits non-zero with a hint on stderr, and leaves no stamp', async () => {
     // package.json asks for a package the lock does not hold: npm ci refuses.
     writeFileSync(
